@@ -1,0 +1,26 @@
+// Subcommands of the `tailor` executable. Each returns the process exit code:
+// 0 success, 2 bad input or usage (message on stderr), 1 internal error.
+#ifndef TAILOR_API_COMMANDS_H_
+#define TAILOR_API_COMMANDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace tailor {
+
+// Facts main() reads from the environment and passes down (no getenv below main).
+struct Environment {
+  uint64_t random_seed = 0;  // used when a command is given no --seed
+};
+
+int RunGenerate(const std::vector<std::string>& args, const Environment& env);
+
+// Maps a Status to an exit code (2 for bad input, 1 otherwise) after printing it to stderr.
+int ReportError(const absl::Status& status);
+
+}  // namespace tailor
+
+#endif  // TAILOR_API_COMMANDS_H_

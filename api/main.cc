@@ -1,0 +1,42 @@
+// The `tailor` executable: one binary, subcommands. Exceptions stop here.
+#include <exception>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "api/commands.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: tailor <command> [options]\n"
+    "commands:\n"
+    "  generate   continue a prompt: tailor generate --model PATH --prompt TEXT\n"
+    "run 'tailor <command> --help' for a command's options\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::ios::sync_with_stdio(true);
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  tailor::Environment env;
+  env.random_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  try {
+    if (command == "generate") return tailor::RunGenerate(args, env);
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::cerr << "tailor: unknown command '" << command << "'\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "tailor: internal error: " << e.what() << "\n";
+    return 1;
+  }
+}

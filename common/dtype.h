@@ -1,0 +1,77 @@
+// Element types of weights and KV storage, and exact scalar conversions to float.
+#ifndef TAILOR_COMMON_DTYPE_H_
+#define TAILOR_COMMON_DTYPE_H_
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tailor {
+
+enum class DType : uint8_t {
+  kF32,
+  kF16,
+  kBF16,
+  kQ8_0,  // GGUF blocks of 32: one f16 scale then 32 int8 (34 bytes), along the row
+};
+
+inline constexpr int kQ8_0BlockSize = 32;
+inline constexpr int kQ8_0BlockBytes = 34;
+
+std::string_view DTypeName(DType t);
+std::optional<DType> ParseDType(std::string_view name);  // "f32", "f16", "bf16", "q8_0"
+
+// Bytes taken by `n` elements of one row (n must be a multiple of 32 for Q8_0).
+int64_t RowBytes(DType t, int64_t n);
+
+inline float F16ToF32(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalize
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      mant &= 0x3ffu;
+      bits = sign | (exp << 23) | (mant << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Round-to-nearest-even float -> f16.
+uint16_t F32ToF16(float f);
+
+inline float BF16ToF32(uint16_t b) {
+  uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Round-to-nearest-even float -> bf16 (NaN stays NaN).
+inline uint16_t F32ToBF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+}  // namespace tailor
+
+#endif  // TAILOR_COMMON_DTYPE_H_

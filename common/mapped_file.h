@@ -1,0 +1,45 @@
+// Read-only memory mapping of a whole file. Immutable after Open; safe to share across threads.
+#ifndef TAILOR_COMMON_MAPPED_FILE_H_
+#define TAILOR_COMMON_MAPPED_FILE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace tailor {
+
+class MappedFile {
+ public:
+  // Maps `path` read-only. Errors name the path: NotFound, or InvalidArgument for a directory.
+  // An empty file maps to an empty span.
+  static absl::StatusOr<std::shared_ptr<const MappedFile>> Open(const std::filesystem::path& path);
+
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  std::span<const std::byte> bytes() const { return {data_, size_}; }
+  const std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  MappedFile(std::filesystem::path path, const std::byte* data, size_t size)
+      : path_(std::move(path)), data_(data), size_(size) {}
+
+  std::filesystem::path path_;
+  const std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Reads a whole (small) file into a string. Errors name the path.
+absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
+
+}  // namespace tailor
+
+#endif  // TAILOR_COMMON_MAPPED_FILE_H_

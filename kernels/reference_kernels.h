@@ -1,0 +1,40 @@
+// Slow, obviously-correct fp32 kernels (float64 accumulation): the reference every optimized
+// kernel and generated program is tested against. Pure functions over views; no allocation
+// except where a scratch size is unknowable to the caller (none today).
+#ifndef TAILOR_KERNELS_REFERENCE_KERNELS_H_
+#define TAILOR_KERNELS_REFERENCE_KERNELS_H_
+
+#include <cstdint>
+#include <span>
+
+#include "kernels/matrix_view.h"
+
+namespace tailor::ref {
+
+// out[0..w.cols) = row r of w converted to float (exact for F32/F16/BF16; d * q for Q8_0).
+void DequantizeRow(const MatrixView& w, int64_t r, float* out);
+
+// y[r] = sum_c w[r, c] * x[c] for r in [0, w.rows); x has w.cols floats. `scratch` holds
+// w.cols floats (one dequantized row).
+void MatVec(const MatrixView& w, const float* x, float* y, float* scratch);
+
+// out = x / sqrt(mean(x^2) + eps) * weight; n = weight.cols; `scratch` holds n floats.
+void RmsNorm(const float* x, const MatrixView& weight, float eps, float* out, float* scratch);
+
+// Rotates each of `n_heads` heads of `head_dim` floats in place for position `pos`.
+// interleaved: pairs (2i, 2i+1); otherwise pairs (i, i + head_dim/2). Frequencies
+// theta^(-2i/head_dim), angles computed in float64.
+void Rope(float* x, int32_t n_heads, int32_t head_dim, int32_t pos, double theta, bool interleaved);
+
+// out[i] = silu(gate[i]) * up[i].
+void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
+
+// Causal attention of one query head over `n_pos` cached positions.
+//   q: [head_dim]; keys/values: position p's head vector at keys + p * kv_stride.
+//   out: [head_dim]; scores: scratch of n_pos floats. Scale 1/sqrt(head_dim).
+void AttendOneHead(const float* q, const float* keys, const float* values, int64_t kv_stride,
+                   int32_t n_pos, int32_t head_dim, float* out, float* scores);
+
+}  // namespace tailor::ref
+
+#endif  // TAILOR_KERNELS_REFERENCE_KERNELS_H_
