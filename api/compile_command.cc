@@ -1,0 +1,133 @@
+// `tailor compile` (long options and qaic-compile's spellings) and `tailor inspect`.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "api/commands.h"
+#include "api/flags.h"
+#include "common/status_macros.h"
+#include "engine/compiler.h"
+#include "engine/package.h"
+#include "engine/spec_config.h"
+#include "models/model_loader.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tailor {
+namespace {
+
+const std::vector<FlagSpec>& CompileFlags() {
+  static const auto* specs = new std::vector<FlagSpec>{
+      {"model", true, {"m"}, "HF directory, .gguf file or llama2.c .bin"},
+      {"tokenizer", true, {}, "tokenizer to use instead of the model's"},
+      {"specializations", true, {"network-specialization-config"}, "specialization config (JSON)"},
+      {"out", true, {"aic-binary-dir"}, "package directory to write"},
+      {"dtype", true, {}, "weights: f32 (default), f16 or bf16"},
+      {"convert-to-fp16", false, {}, "same as --dtype f16"},
+      {"kv-dtype", true, {}, "KV cache element: f32 (default), f16 or bf16"},
+      {"kv-block", true, {}, "positions per KV block (default 16)"},
+      {"threads", true, {"aic-num-cores"}, "accepted for qaic-compile compatibility; -ols sets threads per specialization"},
+      {"target", true, {}, "generated (default) or native"},
+      {"aic-hw", false, {}, "same as --target generated"},
+      {"compile-only", false, {}, "estimate costs from bytes and FLOPs instead of timing"},
+      {"cost-table", true, {}, "JSON {\"b1_s1_c128\": seconds, ...} setting the costs"},
+  };
+  return *specs;
+}
+
+absl::StatusOr<DType> DTypeFlag(const ParsedFlags& f, const std::string& name) {
+  std::string v = f.Get(name).value_or("f32");
+  auto t = ParseDType(v);
+  if (!t || *t == DType::kQ8_0) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", v, "' (expected f32, f16 or bf16)"));
+  }
+  return *t;
+}
+
+absl::Status Compile(const std::vector<std::string>& args, const Environment& env) {
+  TAILOR_ASSIGN_OR_RETURN(ParsedFlags f, ParseFlags(CompileFlags(), args));
+  if (!f.positional().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", f.positional()[0], "'"));
+  }
+  for (const char* required : {"model", "specializations", "out"}) {
+    if (!f.Has(required)) {
+      return absl::InvalidArgumentError(absl::StrCat("compile needs --", required, "\nusage: tailor compile --model PATH --specializations FILE --out DIR [options]\n",
+                                                     FlagsHelp(CompileFlags())));
+    }
+  }
+  CompileOptions o;
+  o.out = *f.Get("out");
+  TAILOR_ASSIGN_OR_RETURN(o.weight_dtype, DTypeFlag(f, "dtype"));
+  if (f.Has("convert-to-fp16")) {
+    if (f.Has("dtype") && o.weight_dtype != DType::kF16) {
+      return absl::InvalidArgumentError("-convert-to-fp16 contradicts --dtype");
+    }
+    o.weight_dtype = DType::kF16;
+  }
+  TAILOR_ASSIGN_OR_RETURN(o.kv_dtype, DTypeFlag(f, "kv-dtype"));
+  TAILOR_ASSIGN_OR_RETURN(int64_t block, f.GetInt("kv-block", 16, 1, 4096));
+  o.kv_block = static_cast<int32_t>(block);
+  TAILOR_ASSIGN_OR_RETURN(int64_t threads, f.GetInt("threads", 1, 1, 1024));
+  (void)threads;
+  std::string target = f.Get("target").value_or("generated");
+  if (target != "generated" && target != "native") {
+    return absl::InvalidArgumentError(absl::StrCat("--target: '", target, "' (expected generated or native)"));
+  }
+  if (f.Has("aic-hw") && target == "native") return absl::InvalidArgumentError("-aic-hw contradicts --target native");
+  o.target = target == "native" ? Target::kNative : Target::kGenerated;
+  o.compile_only = f.Has("compile-only");
+  if (f.Has("cost-table")) o.cost_table = *f.Get("cost-table");
+  o.build.cxx = absl::StrSplit(env.cxx.empty() ? std::string("c++") : env.cxx, ' ', absl::SkipWhitespace());
+  o.progress = [](const std::string& line) { std::cerr << "compile: " << line << "\n"; };
+
+  LoadOptions lo;
+  if (f.Has("tokenizer")) lo.tokenizer = *f.Get("tokenizer");
+  TAILOR_ASSIGN_OR_RETURN(auto model, LoadModel(*f.Get("model"), lo));
+  TAILOR_ASSIGN_OR_RETURN(auto specs, LoadSpecConfig(*f.Get("specializations"), model->config.max_positions));
+  TAILOR_ASSIGN_OR_RETURN(auto tokenizer, Tokenizer::Load(model->tokenizer_path, model->config.vocab_size));
+  o.tokenizer_model = tokenizer->SerializedModel();
+  std::cerr << "compile: " << model->config.name << " (" << ModelFormatName(model->format) << "), "
+            << specs.size() << " specializations -> " << o.out.string() << "\n";
+  TAILOR_RETURN_IF_ERROR(CompilePackage(*model, specs, o));
+  std::cerr << "compile: done\n";
+  return absl::OkStatus();
+}
+
+absl::Status Inspect(const std::vector<std::string>& args) {
+  if (args.size() != 1) return absl::InvalidArgumentError("usage: tailor inspect DIR");
+  TAILOR_ASSIGN_OR_RETURN(auto pkg, OpenPackage(args[0]));
+  const LlamaConfig& c = pkg->config;
+  std::cout << absl::StrFormat(
+      "package %s\nmodel %s (%s): dim %d, %d layers, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
+      "max positions %d\nweights %s, %d bytes; kv %s, %d positions per block; target %s\n"
+      "built by tailor %s with %s\n\n",
+      args[0], c.name, pkg->source_format, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
+      c.vocab_size, c.max_positions, DTypeName(pkg->weight_dtype), pkg->weights.total_bytes,
+      DTypeName(pkg->kv_dtype), pkg->kv_block, pkg->target == Target::kGenerated ? "generated" : "native",
+      pkg->tailor_version, pkg->compiler);
+  std::cout << absl::StrFormat("%3s  %10s %7s %7s %4s %12s %12s %10s %12s  %s\n", "#", "batch_size", "seq_len",
+                               "ctx_len", "ols", "arena", "cost_ms", "cost", "tokens/s", "kernel");
+  for (size_t i = 0; i < pkg->specs.size(); ++i) {
+    const PackageSpec& s = pkg->specs[i];
+    const double tps = s.spec.shape.batch_size * s.spec.shape.seq_len / s.cost_seconds;
+    std::cout << absl::StrFormat("%3d  %10d %7d %7d %4d %12d %12.4f %10s %12.1f  %s\n", i, s.spec.shape.batch_size,
+                                 s.spec.shape.seq_len, s.spec.shape.ctx_len, s.spec.ols, s.arena_bytes,
+                                 s.cost_seconds * 1e3, s.cost_source, tps,
+                                 s.kernel_object.empty() ? "native" : s.kernel_object);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunCompile(const std::vector<std::string>& args, const Environment& env) {
+  absl::Status s = Compile(args, env);
+  return s.ok() ? 0 : ReportError(s);
+}
+
+int RunInspect(const std::vector<std::string>& args) {
+  absl::Status s = Inspect(args);
+  return s.ok() ? 0 : ReportError(s);
+}
+
+}  // namespace tailor

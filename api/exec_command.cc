@@ -1,0 +1,169 @@
+// `tailor exec --package DIR --json-input-file FILE [--output FILE]`: runs the inputs of the
+// file on the package, one step each. Rows are KV slots kept across inputs (retained state);
+// position -1 marks padding. Writes one JSON line per input: the specialization that ran and
+// the logits of each row's last valid position (null for a row with no valid token).
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "api/commands.h"
+#include "api/flags.h"
+#include "common/mapped_file.h"
+#include "common/status_macros.h"
+#include "engine/runtime.h"
+#include "nlohmann/json.hpp"
+
+namespace tailor {
+namespace {
+
+using json = nlohmann::json;
+
+absl::Status Exec(const std::vector<std::string>& args) {
+  static const std::vector<FlagSpec> kFlags = {
+      {"package", true, {}, "package directory"},
+      {"json-input-file", true, {}, "inputs: {\"inputs\": [{\"input_ids\": [[...]], \"position_ids\": [[...]]}]}"},
+      {"output", true, {}, "write results here instead of stdout"},
+      {"kv-cache-mb", true, {}, "KV pool size in MiB (default: enough for the largest specialization)"},
+      {"native", false, {}, "run on the native path even if generated kernels exist"},
+  };
+  TAILOR_ASSIGN_OR_RETURN(ParsedFlags f, ParseFlags(kFlags, args));
+  if (!f.Has("package") || !f.Has("json-input-file")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "usage: tailor exec --package DIR --json-input-file FILE [--output FILE]\n", FlagsHelp(kFlags)));
+  }
+  const std::string input_path = *f.Get("json-input-file");
+  TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(input_path));
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("inputs") || !doc["inputs"].is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat(input_path, ": expected {\"inputs\": [...]}"));
+  }
+  // Parse and check every input before running anything.
+  struct Input {
+    std::vector<std::vector<int32_t>> ids, pos;
+  };
+  std::vector<Input> inputs;
+  size_t slots = 0;
+  for (size_t i = 0; i < doc["inputs"].size(); ++i) {
+    const json& in = doc["inputs"][i];
+    const std::string where = absl::StrCat(input_path, ": inputs[", i, "]");
+    auto matrix = [&](const char* key, std::vector<std::vector<int32_t>>* out) -> absl::Status {
+      if (!in.is_object() || !in.contains(key) || !in[key].is_array()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " must be a list of rows"));
+      }
+      for (const auto& row : in[key]) {
+        if (!row.is_array()) return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " rows must be lists"));
+        std::vector<int32_t> r;
+        for (const auto& v : row) {
+          if (!v.is_number_integer()) {
+            return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " holds a non-integer"));
+          }
+          r.push_back(v.get<int32_t>());
+        }
+        out->push_back(std::move(r));
+      }
+      return absl::OkStatus();
+    };
+    Input input;
+    TAILOR_RETURN_IF_ERROR(matrix("input_ids", &input.ids));
+    TAILOR_RETURN_IF_ERROR(matrix("position_ids", &input.pos));
+    if (input.ids.size() != input.pos.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": input_ids has ", input.ids.size(),
+                                                     " rows but position_ids has ", input.pos.size()));
+    }
+    for (size_t r = 0; r < input.ids.size(); ++r) {
+      if (input.ids[r].size() != input.pos[r].size()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": row ", r, " has ", input.ids[r].size(),
+                                                       " ids but ", input.pos[r].size(), " positions"));
+      }
+    }
+    slots = std::max(slots, input.ids.size());
+    inputs.push_back(std::move(input));
+  }
+
+  RuntimeOptions ro;
+  ro.force_native = f.Has("native");
+  TAILOR_ASSIGN_OR_RETURN(ro.kv_cache_mb, f.GetInt("kv-cache-mb", 0, 0, 1 << 20));
+  ro.warn = [](const std::string& w) { std::cerr << "tailor: warning: " << w << "\n"; };
+  TAILOR_ASSIGN_OR_RETURN(auto rt, Runtime::Open(*f.Get("package"), ro));
+  int32_t max_ctx = 0;
+  for (const auto& s : rt->specializations()) max_ctx = std::max(max_ctx, s.shape.ctx_len);
+  const int32_t per_slot = (max_ctx + rt->kv_block_size() - 1) / rt->kv_block_size();
+  if (static_cast<int64_t>(per_slot) * slots > rt->num_kv_blocks()) {
+    return absl::InvalidArgumentError(absl::StrCat(slots, " rows need ", per_slot * slots,
+                                                   " KV blocks; the pool has ", rt->num_kv_blocks(),
+                                                   " (raise --kv-cache-mb)"));
+  }
+  std::vector<std::vector<BlockId>> tables(slots);
+  for (size_t r = 0; r < slots; ++r) {
+    for (int32_t b = 0; b < per_slot; ++b) tables[r].push_back(static_cast<BlockId>(r * per_slot + b));
+  }
+
+  std::ofstream file;
+  if (f.Has("output")) {
+    file.open(*f.Get("output"), std::ios::trunc);
+    if (!file) return absl::InvalidArgumentError(absl::StrCat(*f.Get("output"), ": cannot write"));
+  }
+  std::ostream& out = f.Has("output") ? file : std::cout;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Input& in = inputs[i];
+    // Valid tokens of each row: positions >= 0, consecutive.
+    std::vector<std::vector<int32_t>> tokens(in.ids.size());
+    std::vector<int32_t> start(in.ids.size(), 0);
+    std::vector<int32_t> plan_row(in.ids.size(), -1);
+    StepPlan plan;
+    StepShape shape;
+    for (size_t r = 0; r < in.ids.size(); ++r) {
+      int32_t expect = -1;
+      for (size_t t = 0; t < in.ids[r].size(); ++t) {
+        if (in.pos[r][t] < 0) continue;
+        if (expect >= 0 && in.pos[r][t] != expect) {
+          return absl::InvalidArgumentError(absl::StrCat(input_path, ": inputs[", i, "] row ", r,
+                                                         ": valid positions must be consecutive"));
+        }
+        if (expect < 0) start[r] = in.pos[r][t];
+        expect = in.pos[r][t] + 1;
+        tokens[r].push_back(in.ids[r][t]);
+      }
+      if (tokens[r].empty()) continue;
+      plan_row[r] = static_cast<int32_t>(plan.rows.size());
+      plan.rows.push_back(StepRow{static_cast<RequestId>(r), tokens[r], start[r], tables[r], 1});
+      shape.rows += 1;
+      shape.max_tokens_per_row = std::max<int32_t>(shape.max_tokens_per_row, tokens[r].size());
+      shape.max_end_pos = std::max<int32_t>(shape.max_end_pos, start[r] + tokens[r].size());
+    }
+    auto spec = SelectSpecialization(rt->specializations(), rt->costs(), shape);
+    if (!spec) {
+      std::string compiled;
+      for (const auto& s : rt->specializations()) {
+        absl::StrAppend(&compiled, compiled.empty() ? "" : ", ", "(batch_size ", s.shape.batch_size,
+                        ", seq_len ", s.shape.seq_len, ", ctx_len ", s.shape.ctx_len, ")");
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          input_path, ": inputs[", i, "] needs (rows ", shape.rows, ", tokens per row ", shape.max_tokens_per_row,
+          ", positions ", shape.max_end_pos, "); no specialization fits; compiled: ", compiled));
+    }
+    plan.spec_index = *spec;
+    TAILOR_ASSIGN_OR_RETURN(StepOutput result, rt->Execute(plan));
+    const SpecShape& s = rt->specializations()[*spec].shape;
+    json line = {{"input", i},
+                 {"specialization", {{"index", *spec}, {"batch_size", s.batch_size}, {"seq_len", s.seq_len},
+                                     {"ctx_len", s.ctx_len}}}};
+    json logits = json::array();
+    for (size_t r = 0; r < in.ids.size(); ++r) {
+      logits.push_back(plan_row[r] < 0 ? json(nullptr) : json(result.logits[plan_row[r]]));
+    }
+    line["logits"] = logits;
+    out << line.dump() << "\n";
+  }
+  out.flush();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunExec(const std::vector<std::string>& args) {
+  absl::Status s = Exec(args);
+  return s.ok() ? 0 : ReportError(s);
+}
+
+}  // namespace tailor

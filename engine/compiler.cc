@@ -1,0 +1,214 @@
+#include "engine/compiler.h"
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/checksum.h"
+#include "common/status_macros.h"
+#include "engine/ops.h"
+#include "engine/runtime.h"
+#include "kernels/reference_kernels.h"
+#include "nlohmann/json.hpp"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Writes weights.bin: each tensor converted to its package dtype, 64-byte aligned.
+class WeightWriter {
+ public:
+  explicit WeightWriter(const fs::path& path) : out_(path, std::ios::binary | std::ios::trunc) {}
+  bool ok() const { return static_cast<bool>(out_); }
+  int64_t size() const { return offset_; }
+
+  // Converts `src` to `dtype`; `row_map(r)` gives the source row of package row r.
+  TensorRef Write(const WeightView& src, DType dtype, const std::function<int64_t(int64_t)>& row_map) {
+    Pad();
+    TensorRef t{dtype, offset_, src.rows, src.cols};
+    std::vector<float> row(src.cols);
+    std::vector<char> bytes(RowBytes(dtype, src.cols));
+    for (int64_t r = 0; r < src.rows; ++r) {
+      ref::DequantizeRow(src, row_map ? row_map(r) : r, row.data());
+      for (int64_t c = 0; c < src.cols; ++c) {
+        if (dtype == DType::kF32) {
+          std::memcpy(bytes.data() + 4 * c, &row[c], 4);
+        } else {
+          uint16_t h = dtype == DType::kF16 ? F32ToF16(row[c]) : F32ToBF16(row[c]);
+          std::memcpy(bytes.data() + 2 * c, &h, 2);
+        }
+      }
+      out_.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      offset_ += static_cast<int64_t>(bytes.size());
+    }
+    return t;
+  }
+  void Pad() {
+    static const char zeros[64] = {};
+    const int64_t pad = (64 - offset_ % 64) % 64;
+    out_.write(zeros, pad);
+    offset_ += pad;
+  }
+
+ private:
+  std::ofstream out_;
+  int64_t offset_ = 0;
+};
+
+absl::StatusOr<WeightLayout> WriteWeights(const LlamaModel& model, DType dtype, const fs::path& path) {
+  const LlamaConfig& c = model.config;
+  WeightWriter w(path);
+  if (!w.ok()) return absl::InternalError(absl::StrCat(path.string(), ": cannot write"));
+  // Hugging Face q/k rows are ordered for rotate-half rope; packages use interleaved pairs.
+  const bool permute = c.rope_layout == RopeLayout::kHalf;
+  const int64_t hd = c.head_dim, half = c.head_dim / 2;
+  auto qk_map = [&](int64_t r) {
+    if (!permute) return r;
+    const int64_t head = r / hd, i = (r % hd) / 2, j = r % 2;
+    return head * hd + i + j * half;
+  };
+  WeightLayout L;
+  L.token_embedding = w.Write(model.weights.token_embedding, dtype, nullptr);
+  for (const LlamaLayerWeights& src : model.weights.layers) {
+    LayerTensors t;
+    t.attn_norm = w.Write(src.attn_norm, DType::kF32, nullptr);
+    t.wq = w.Write(src.wq, dtype, qk_map);
+    t.wk = w.Write(src.wk, dtype, qk_map);
+    t.wv = w.Write(src.wv, dtype, nullptr);
+    t.wo = w.Write(src.wo, dtype, nullptr);
+    t.ffn_norm = w.Write(src.ffn_norm, DType::kF32, nullptr);
+    t.w_gate = w.Write(src.w_gate, dtype, nullptr);
+    t.w_up = w.Write(src.w_up, dtype, nullptr);
+    t.w_down = w.Write(src.w_down, dtype, nullptr);
+    L.layers.push_back(t);
+  }
+  L.output_norm = w.Write(model.weights.output_norm, DType::kF32, nullptr);
+  L.output = c.tied_embeddings ? L.token_embedding : w.Write(model.weights.output, dtype, nullptr);
+  w.Pad();
+  L.total_bytes = w.size();
+  if (!w.ok()) return absl::InternalError(absl::StrCat(path.string(), ": write failed (disk full?)"));
+  return L;
+}
+
+absl::StatusOr<std::vector<double>> ReadCostTable(const fs::path& path,
+                                                  const std::vector<Specialization>& specs) {
+  TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path.string(), ": malformed cost table (expected {\"b1_s1_c128\": seconds, ...})"));
+  }
+  std::vector<double> out;
+  for (const auto& s : specs) {
+    const std::string name = s.Name();
+    if (!j.contains(name) || !j[name].is_number() || !(j[name].get<double>() > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(path.string(), ": no positive cost for specialization \"",
+                                                     name, "\""));
+    }
+    out.push_back(j[name].get<double>());
+  }
+  return out;
+}
+
+}  // namespace
+
+double EstimateStepSeconds(const Program& p, const LlamaConfig& c) {
+  constexpr double kBytesPerSecond = 10e9, kFlopsPerSecond = 50e9, kSecondsPerOp = 2e-6;
+  const SpecShape& s = p.spec.shape;
+  const double attention_flops = 4.0 * s.batch_size * s.seq_len * s.ctx_len * c.q_dim() * c.n_layers;
+  const double compute = (p.flops + attention_flops) / kFlopsPerSecond / std::max(1, p.spec.ols);
+  return std::max(p.weight_bytes_read / kBytesPerSecond, compute) + kSecondsPerOp * p.ops.size();
+}
+
+absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specialization>& specs,
+                            const CompileOptions& o) {
+  auto progress = [&](const std::string& line) {
+    if (o.progress) o.progress(line);
+  };
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec || !fs::is_directory(o.out)) {
+    return absl::InvalidArgumentError(absl::StrCat(o.out.string(), ": cannot create the package directory"));
+  }
+  Package pkg;
+  pkg.dir = o.out;
+  pkg.config = model.config;
+  pkg.config.rope_layout = RopeLayout::kInterleaved;
+  pkg.source_format = std::string(ModelFormatName(model.format));
+  pkg.chat_template = model.chat_template;
+  pkg.weight_dtype = o.weight_dtype;
+  pkg.kv_dtype = o.kv_dtype;
+  pkg.kv_block = o.kv_block;
+  pkg.target = o.target;
+  pkg.tailor_version = TAILOR_VERSION;
+  pkg.compiler = o.target == Target::kGenerated ? CompilerVersion(o.build) : "none";
+  pkg.cpu_features = o.target == Target::kGenerated ? HostCpuFeatures() : std::vector<std::string>{};
+
+  progress(absl::StrCat("writing weights (", DTypeName(o.weight_dtype), ")"));
+  TAILOR_ASSIGN_OR_RETURN(pkg.weights, WriteWeights(model, o.weight_dtype, o.out / "weights.bin"));
+  {
+    TAILOR_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(o.out / "weights.bin"));
+    pkg.weights_checksum = ChecksumHex(mapped->bytes());
+  }
+  {
+    std::ofstream tok(o.out / pkg.tokenizer_file, std::ios::binary | std::ios::trunc);
+    tok << o.tokenizer_model;
+    if (!tok) return absl::InternalError(absl::StrCat((o.out / pkg.tokenizer_file).string(), ": cannot write"));
+    pkg.tokenizer_checksum = ChecksumHex(std::as_bytes(std::span<const char>(o.tokenizer_model)));
+  }
+
+  const OpConstants k{model.config.n_heads, model.config.n_kv_heads, model.config.head_dim,
+                      model.config.n_layers, o.kv_block, o.kv_dtype, model.config.rms_eps};
+  const bool avx512 = CpuHasAvx512();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Program prog = LowerProgram(pkg.config, pkg.weights, specs[i], o.kv_block);
+    PackageSpec ps;
+    ps.spec = specs[i];
+    ps.arena_bytes = prog.arena_bytes;
+    ps.cost_seconds = EstimateStepSeconds(prog, pkg.config);
+    ps.cost_source = "estimated";
+    std::string how = "native path";
+    if (o.target == Target::kGenerated) {
+      TAILOR_ASSIGN_OR_RETURN(BuiltKernel built,
+                              BuildKernel(o.out, specs[i].Name() + absl::StrCat("_ols", specs[i].ols),
+                                          GenerateProgramSource(prog, k, avx512), o.build));
+      ps.kernel_source = built.source;
+      ps.kernel_object = built.object;
+      TAILOR_ASSIGN_OR_RETURN(auto obj, MappedFile::Open(o.out / built.object));
+      ps.kernel_checksum = ChecksumHex(obj->bytes());
+      how = built.cache_hit ? "generated kernels (cached object)" : "generated kernels";
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    progress(absl::StrFormat("[%d/%d] %s -ols=%d: %d ops, arena %d bytes, %s (%.1f s)", i + 1,
+                             specs.size(), specs[i].Name(), specs[i].ols, prog.ops.size(),
+                             prog.arena_bytes, how, secs));
+    pkg.specs.push_back(ps);
+  }
+
+  if (o.cost_table) {
+    TAILOR_ASSIGN_OR_RETURN(auto costs, ReadCostTable(*o.cost_table, specs));
+    for (size_t i = 0; i < specs.size(); ++i) {
+      pkg.specs[i].cost_seconds = costs[i];
+      pkg.specs[i].cost_source = "table";
+    }
+  }
+  TAILOR_RETURN_IF_ERROR(WriteManifest(pkg));
+  if (!o.cost_table && !o.compile_only) {
+    progress("timing each specialization (the cost table)");
+    TAILOR_ASSIGN_OR_RETURN(auto rt, Runtime::Open(o.out, RuntimeOptions{}));
+    TAILOR_ASSIGN_OR_RETURN(auto seconds, MeasureStepSeconds(*rt, 3));
+    for (size_t i = 0; i < specs.size(); ++i) {
+      pkg.specs[i].cost_seconds = seconds[i];
+      pkg.specs[i].cost_source = "measured";
+      progress(absl::StrFormat("  %s: %.3f ms per step", specs[i].Name(), seconds[i] * 1e3));
+    }
+    TAILOR_RETURN_IF_ERROR(WriteManifest(pkg));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tailor

@@ -1,0 +1,40 @@
+// `tailor compile`: one model and a specialization config -> a package (engine/package.h).
+#ifndef TAILOR_ENGINE_COMPILER_H_
+#define TAILOR_ENGINE_COMPILER_H_
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/codegen.h"
+#include "engine/executor.h"
+#include "engine/package.h"
+#include "models/llama_model.h"
+
+namespace tailor {
+
+struct CompileOptions {
+  std::filesystem::path out;
+  DType weight_dtype = DType::kF32;  // f32, f16 or bf16 for matrices (norms stay f32)
+  DType kv_dtype = DType::kF32;
+  int32_t kv_block = 16;
+  Target target = Target::kGenerated;
+  bool compile_only = false;  // estimate costs from bytes and FLOPs instead of timing
+  std::optional<std::filesystem::path> cost_table;  // JSON {"b1_s1_c128": seconds, ...}
+  BuildOptions build;
+  std::string tokenizer_model;  // serialized SentencePiece ModelProto, stored in the package
+  std::function<void(const std::string&)> progress;  // one line per step, for stderr
+};
+
+absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specialization>& specs,
+                            const CompileOptions& options);
+
+// Seconds per step estimated from the bytes a program reads and the FLOPs it does.
+double EstimateStepSeconds(const Program& program, const LlamaConfig& config);
+
+}  // namespace tailor
+
+#endif  // TAILOR_ENGINE_COMPILER_H_

@@ -1,0 +1,118 @@
+#include "engine/ops.h"
+
+namespace tailor {
+namespace {
+
+using kern::Avx512Isa;
+using kern::PortableIsa;
+
+template <class T>
+T* At(const kern::OpArgs& a, const Program& p, int32_t buffer) {
+  return reinterpret_cast<T*>(a.arena + p.buffers[buffer].offset);
+}
+
+template <class Isa, int kW>
+void MatMul(const Op& op, const Program& p, const kern::OpArgs& a, int b, int e) {
+  kern::MatMulOp<Isa, kW>(op.rows, op.k, At<const float>(a, p, op.in), a.weights + op.weight.offset,
+                          At<float>(a, p, op.out), op.n, b, e);
+}
+
+template <class Isa, int kW>
+void RmsNorm(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int b,
+             int e) {
+  kern::RmsNormOp<Isa, kW>(op.n, At<const float>(a, p, op.in), a.weights + op.weight.offset,
+                           k.rms_eps, At<float>(a, p, op.out), b, e);
+}
+
+template <class Isa, int kKv>
+void Attention(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int part,
+               int b, int e) {
+  kern::AttentionOp<Isa, kKv>(op.rows, k.n_heads, k.n_kv_heads, k.head_dim, k.kv_block,
+                              p.max_blocks, k.n_layers, op.layer, At<const float>(a, p, op.in),
+                              a.pos, a.row_of, a.tables, a.kv_pool, At<float>(a, p, op.out),
+                              a.scores + static_cast<int64_t>(part) * p.spec.shape.ctx_len, b, e);
+}
+
+template <int kKv>
+void KvWrite(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int b,
+             int e) {
+  kern::KvWriteOp<kKv>(k.n_kv_heads * k.head_dim, k.kv_block, p.max_blocks, k.n_layers, op.layer,
+                       At<const float>(a, p, op.in), At<const float>(a, p, op.in2), a.pos, a.row_of,
+                       a.tables, a.kv_pool, b, e);
+}
+
+template <class Isa>
+void Run(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int part,
+         int parts) {
+  int b, e;
+  kern::Partition(op.split, parts, part, &b, &e);
+  const int w = KernelType(op.weight.dtype);
+  const int kv = KernelType(k.kv_dtype);
+  switch (op.kind) {
+    case OpKind::kEmbed:
+      if (w == kern::kWF32) kern::EmbedOp<kern::kWF32>(op.n, a.tokens, a.pos, a.weights + op.weight.offset, At<float>(a, p, op.out), b, e);
+      if (w == kern::kWF16) kern::EmbedOp<kern::kWF16>(op.n, a.tokens, a.pos, a.weights + op.weight.offset, At<float>(a, p, op.out), b, e);
+      if (w == kern::kWBF16) kern::EmbedOp<kern::kWBF16>(op.n, a.tokens, a.pos, a.weights + op.weight.offset, At<float>(a, p, op.out), b, e);
+      return;
+    case OpKind::kRmsNorm:
+      if (w == kern::kWF32) RmsNorm<Isa, kern::kWF32>(op, p, k, a, b, e);
+      if (w == kern::kWF16) RmsNorm<Isa, kern::kWF16>(op, p, k, a, b, e);
+      if (w == kern::kWBF16) RmsNorm<Isa, kern::kWBF16>(op, p, k, a, b, e);
+      return;
+    case OpKind::kMatMul:
+      if (w == kern::kWF32) MatMul<Isa, kern::kWF32>(op, p, a, b, e);
+      if (w == kern::kWF16) MatMul<Isa, kern::kWF16>(op, p, a, b, e);
+      if (w == kern::kWBF16) MatMul<Isa, kern::kWBF16>(op, p, a, b, e);
+      return;
+    case OpKind::kRope:
+      kern::RopeOp(k.n_heads, k.n_kv_heads, k.head_dim, At<float>(a, p, op.in), At<float>(a, p, op.in2),
+                   a.pos, a.cos_sin, b, e);
+      return;
+    case OpKind::kKvWrite:
+      if (kv == kern::kWF32) KvWrite<kern::kWF32>(op, p, k, a, b, e);
+      if (kv == kern::kWF16) KvWrite<kern::kWF16>(op, p, k, a, b, e);
+      if (kv == kern::kWBF16) KvWrite<kern::kWBF16>(op, p, k, a, b, e);
+      return;
+    case OpKind::kAttention:
+      if (kv == kern::kWF32) Attention<Isa, kern::kWF32>(op, p, k, a, part, b, e);
+      if (kv == kern::kWF16) Attention<Isa, kern::kWF16>(op, p, k, a, part, b, e);
+      if (kv == kern::kWBF16) Attention<Isa, kern::kWBF16>(op, p, k, a, part, b, e);
+      return;
+    case OpKind::kAdd:
+      kern::AddOp(op.n, At<float>(a, p, op.in), At<const float>(a, p, op.in2), b, e);
+      return;
+    case OpKind::kSwiGlu:
+      kern::SwiGluOp(op.n, At<float>(a, p, op.in), At<const float>(a, p, op.in2), b, e);
+      return;
+    case OpKind::kGather:
+      kern::GatherOp(op.n, At<const float>(a, p, op.in), a.keep, At<float>(a, p, op.out), b, e);
+      return;
+  }
+}
+
+}  // namespace
+
+int KernelType(DType t) {
+  switch (t) {
+    case DType::kF16: return kern::kWF16;
+    case DType::kBF16: return kern::kWBF16;
+    default: return kern::kWF32;
+  }
+}
+
+bool CpuHasAvx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
+                 const kern::OpArgs& args, int part, int parts, bool avx512) {
+  if (avx512) {
+    Run<Avx512Isa>(op, program, k, args, part, parts);
+  } else {
+    Run<PortableIsa>(op, program, k, args, part, parts);
+  }
+}
+
+}  // namespace tailor

@@ -1,0 +1,341 @@
+#include "engine/package.h"
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/checksum.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace tailor {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+json TensorJson(const TensorRef& t) {
+  return json{{"dtype", std::string(DTypeName(t.dtype))}, {"offset", t.offset}, {"rows", t.rows}, {"cols", t.cols}};
+}
+
+// Reading: every accessor checks presence and type, and errors name the manifest field.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  absl::Status Error(const std::string& field, const std::string& what) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_, ": corrupt package manifest: field '", field, "' ", what));
+  }
+  template <typename T>
+  absl::StatusOr<T> Get(const json& j, const std::string& key, const std::string& path) const {
+    if (!j.is_object() || !j.contains(key)) return Error(path + key, "is missing");
+    const json& v = j[key];
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (!v.is_string()) return Error(path + key, "must be a string");
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (!v.is_boolean()) return Error(path + key, "must be a boolean");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!v.is_number_integer()) return Error(path + key, "must be an integer");
+    } else {
+      if (!v.is_number()) return Error(path + key, "must be a number");
+    }
+    return v.get<T>();
+  }
+  absl::StatusOr<DType> GetDType(const json& j, const std::string& key, const std::string& path) const {
+    TAILOR_ASSIGN_OR_RETURN(std::string s, Get<std::string>(j, key, path));
+    auto t = ParseDType(s);
+    if (!t || *t == DType::kQ8_0) return Error(path + key, "must be f32, f16 or bf16");
+    return *t;
+  }
+  absl::StatusOr<TensorRef> GetTensor(const json& j, const std::string& key, const std::string& path) const {
+    if (!j.contains(key)) return Error(path + key, "is missing");
+    const json& t = j[key];
+    const std::string p = path + key + ".";
+    TensorRef r;
+    TAILOR_ASSIGN_OR_RETURN(r.dtype, GetDType(t, "dtype", p));
+    TAILOR_ASSIGN_OR_RETURN(r.offset, Get<int64_t>(t, "offset", p));
+    TAILOR_ASSIGN_OR_RETURN(r.rows, Get<int64_t>(t, "rows", p));
+    TAILOR_ASSIGN_OR_RETURN(r.cols, Get<int64_t>(t, "cols", p));
+    if (r.offset < 0 || r.rows <= 0 || r.cols <= 0 || r.offset % 64 != 0) {
+      return Error(path + key, "has an invalid offset or shape");
+    }
+    return r;
+  }
+
+ private:
+  std::string file_;
+};
+
+absl::Status CheckTensor(const TensorRef& t, const std::string& name, int64_t rows, int64_t cols,
+                         int64_t file_size, const std::string& file) {
+  if (t.rows != rows || t.cols != cols) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": corrupt package manifest: tensor ", name,
+                                                   " is [", t.rows, ", ", t.cols, "], expected [",
+                                                   rows, ", ", cols, "]"));
+  }
+  if (t.offset + t.bytes() > file_size) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": tensor ", name,
+                                                   " lies beyond the end of weights.bin (",
+                                                   file_size, " bytes): the package is truncated"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<Specialization> Package::Specializations() const {
+  std::vector<Specialization> out;
+  for (const auto& s : specs) out.push_back(s.spec);
+  return out;
+}
+
+std::vector<std::string> HostCpuFeatures() {
+  std::vector<std::string> out;
+  __builtin_cpu_init();
+#define TAILOR_FEATURE(name) \
+  if (__builtin_cpu_supports(name)) out.push_back(name);
+  TAILOR_FEATURE("avx2")
+  TAILOR_FEATURE("fma")
+  TAILOR_FEATURE("f16c")
+  TAILOR_FEATURE("avx512f")
+  TAILOR_FEATURE("avx512dq")
+  TAILOR_FEATURE("avx512bw")
+  TAILOR_FEATURE("avx512vl")
+  TAILOR_FEATURE("avx512bf16")
+  TAILOR_FEATURE("avx512vnni")
+#undef TAILOR_FEATURE
+  return out;
+}
+
+absl::Status WriteManifest(const Package& p) {
+  const LlamaConfig& c = p.config;
+  json model = {{"name", c.name},         {"dim", c.dim},
+                {"n_layers", c.n_layers}, {"n_heads", c.n_heads},
+                {"n_kv_heads", c.n_kv_heads}, {"head_dim", c.head_dim},
+                {"ffn_dim", c.ffn_dim},   {"vocab_size", c.vocab_size},
+                {"max_positions", c.max_positions}, {"rms_eps", c.rms_eps},
+                {"rope_theta", c.rope_theta}, {"tied_embeddings", c.tied_embeddings},
+                {"source_format", p.source_format}};
+  json layers = json::array();
+  for (const LayerTensors& L : p.weights.layers) {
+    layers.push_back({{"attn_norm", TensorJson(L.attn_norm)}, {"wq", TensorJson(L.wq)},
+                      {"wk", TensorJson(L.wk)}, {"wv", TensorJson(L.wv)}, {"wo", TensorJson(L.wo)},
+                      {"ffn_norm", TensorJson(L.ffn_norm)}, {"w_gate", TensorJson(L.w_gate)},
+                      {"w_up", TensorJson(L.w_up)}, {"w_down", TensorJson(L.w_down)}});
+  }
+  json specs = json::array();
+  for (const PackageSpec& s : p.specs) {
+    json kernel = nullptr;
+    if (!s.kernel_object.empty()) {
+      kernel = {{"source", s.kernel_source}, {"object", s.kernel_object}, {"checksum", s.kernel_checksum}};
+    }
+    specs.push_back({{"batch_size", s.spec.shape.batch_size}, {"seq_len", s.spec.shape.seq_len},
+                     {"ctx_len", s.spec.shape.ctx_len}, {"compile_opts", absl::StrCat("-ols=", s.spec.ols)},
+                     {"arena_bytes", s.arena_bytes}, {"cost_seconds", s.cost_seconds},
+                     {"cost_source", s.cost_source}, {"kernel", kernel}});
+  }
+  json m = {
+      {"format", "tailor-package"},
+      {"version", kPackageVersion},
+      {"fingerprint", {{"tailor_version", p.tailor_version}, {"compiler", p.compiler},
+                       {"cpu_features", p.cpu_features},
+                       {"target", p.target == Target::kGenerated ? "generated" : "native"}}},
+      {"model", model},
+      {"generation", {{"bos_id", c.bos_id}, {"eos_ids", c.eos_ids}, {"add_bos", c.add_bos}}},
+      {"chat_template", p.chat_template},
+      {"tokenizer", {{"file", p.tokenizer_file}, {"checksum", p.tokenizer_checksum}}},
+      {"weights", {{"file", "weights.bin"}, {"dtype", std::string(DTypeName(p.weight_dtype))},
+                   {"bytes", p.weights.total_bytes}, {"checksum", p.weights_checksum},
+                   {"token_embedding", TensorJson(p.weights.token_embedding)},
+                   {"output_norm", TensorJson(p.weights.output_norm)},
+                   {"output", TensorJson(p.weights.output)}, {"layers", layers}}},
+      {"kv", {{"dtype", std::string(DTypeName(p.kv_dtype))}, {"block", p.kv_block}}},
+      {"specializations", specs}};
+  const fs::path tmp = p.dir / "manifest.json.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << m.dump(2) << "\n";
+    if (!out) return absl::InternalError(absl::StrCat(tmp.string(), ": cannot write"));
+  }
+  std::error_code ec;
+  fs::rename(tmp, p.dir / "manifest.json", ec);
+  if (ec) return absl::InternalError(absl::StrCat((p.dir / "manifest.json").string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
+  const fs::path manifest_path = dir / "manifest.json";
+  const std::string mf = manifest_path.string();
+  if (!fs::exists(manifest_path)) {
+    return absl::NotFoundError(absl::StrCat(dir.string(),
+                                            ": not a tailor package (no manifest.json); make one "
+                                            "with `tailor compile`"));
+  }
+  TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(manifest_path));
+  json m = json::parse(text, nullptr, false);
+  if (m.is_discarded() || !m.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(mf, ": corrupt package manifest (not valid JSON)"));
+  }
+  Reader r(mf);
+  TAILOR_ASSIGN_OR_RETURN(std::string format, r.Get<std::string>(m, "format", ""));
+  TAILOR_ASSIGN_OR_RETURN(int version, r.Get<int>(m, "version", ""));
+  if (format != "tailor-package") return r.Error("format", "is not \"tailor-package\"");
+  if (version != kPackageVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        mf, ": package version ", version, " is not supported by this tailor (it reads version ",
+        kPackageVersion, "); recompile the package with `tailor compile`"));
+  }
+  auto p = std::make_unique<Package>();
+  p->dir = dir;
+  const json& fp = m.value("fingerprint", json::object());
+  TAILOR_ASSIGN_OR_RETURN(p->tailor_version, r.Get<std::string>(fp, "tailor_version", "fingerprint."));
+  TAILOR_ASSIGN_OR_RETURN(p->compiler, r.Get<std::string>(fp, "compiler", "fingerprint."));
+  TAILOR_ASSIGN_OR_RETURN(std::string target, r.Get<std::string>(fp, "target", "fingerprint."));
+  p->target = target == "native" ? Target::kNative : Target::kGenerated;
+  if (fp.contains("cpu_features") && fp["cpu_features"].is_array()) {
+    for (const auto& f : fp["cpu_features"]) {
+      if (f.is_string()) p->cpu_features.push_back(f.get<std::string>());
+    }
+  }
+
+  const json& mo = m.value("model", json::object());
+  LlamaConfig& c = p->config;
+  TAILOR_ASSIGN_OR_RETURN(c.name, r.Get<std::string>(mo, "name", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.dim, r.Get<int32_t>(mo, "dim", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.n_layers, r.Get<int32_t>(mo, "n_layers", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.n_heads, r.Get<int32_t>(mo, "n_heads", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.n_kv_heads, r.Get<int32_t>(mo, "n_kv_heads", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.head_dim, r.Get<int32_t>(mo, "head_dim", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.ffn_dim, r.Get<int32_t>(mo, "ffn_dim", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.vocab_size, r.Get<int32_t>(mo, "vocab_size", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.max_positions, r.Get<int32_t>(mo, "max_positions", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.rms_eps, r.Get<float>(mo, "rms_eps", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.rope_theta, r.Get<float>(mo, "rope_theta", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.tied_embeddings, r.Get<bool>(mo, "tied_embeddings", "model."));
+  TAILOR_ASSIGN_OR_RETURN(p->source_format, r.Get<std::string>(mo, "source_format", "model."));
+  c.rope_layout = RopeLayout::kInterleaved;
+  if (c.dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
+      c.head_dim % 2 != 0 || c.n_heads % c.n_kv_heads != 0 || c.ffn_dim <= 0 || c.vocab_size <= 0 ||
+      c.max_positions <= 0) {
+    return r.Error("model", "has inconsistent dimensions");
+  }
+  const json& gen = m.value("generation", json::object());
+  TAILOR_ASSIGN_OR_RETURN(c.bos_id, r.Get<int32_t>(gen, "bos_id", "generation."));
+  TAILOR_ASSIGN_OR_RETURN(c.add_bos, r.Get<bool>(gen, "add_bos", "generation."));
+  if (!gen.contains("eos_ids") || !gen["eos_ids"].is_array()) return r.Error("generation.eos_ids", "must be a list");
+  c.eos_ids.clear();
+  for (const auto& e : gen["eos_ids"]) {
+    if (!e.is_number_integer()) return r.Error("generation.eos_ids", "must hold integers");
+    c.eos_ids.push_back(e.get<int32_t>());
+  }
+  if (m.contains("chat_template") && m["chat_template"].is_string()) {
+    p->chat_template = m["chat_template"].get<std::string>();
+  }
+
+  const json& kv = m.value("kv", json::object());
+  TAILOR_ASSIGN_OR_RETURN(p->kv_dtype, r.GetDType(kv, "dtype", "kv."));
+  TAILOR_ASSIGN_OR_RETURN(p->kv_block, r.Get<int32_t>(kv, "block", "kv."));
+  if (p->kv_block <= 0) return r.Error("kv.block", "must be positive");
+
+  const json& w = m.value("weights", json::object());
+  TAILOR_ASSIGN_OR_RETURN(p->weight_dtype, r.GetDType(w, "dtype", "weights."));
+  TAILOR_ASSIGN_OR_RETURN(p->weights.total_bytes, r.Get<int64_t>(w, "bytes", "weights."));
+  TAILOR_ASSIGN_OR_RETURN(p->weights_checksum, r.Get<std::string>(w, "checksum", "weights."));
+  TAILOR_ASSIGN_OR_RETURN(p->weights.token_embedding, r.GetTensor(w, "token_embedding", "weights."));
+  TAILOR_ASSIGN_OR_RETURN(p->weights.output_norm, r.GetTensor(w, "output_norm", "weights."));
+  TAILOR_ASSIGN_OR_RETURN(p->weights.output, r.GetTensor(w, "output", "weights."));
+  if (!w.contains("layers") || !w["layers"].is_array() ||
+      static_cast<int32_t>(w["layers"].size()) != c.n_layers) {
+    return r.Error("weights.layers", absl::StrCat("must list ", c.n_layers, " layers"));
+  }
+  for (size_t l = 0; l < w["layers"].size(); ++l) {
+    const json& L = w["layers"][l];
+    const std::string pre = absl::StrCat("weights.layers[", l, "].");
+    LayerTensors t;
+    TAILOR_ASSIGN_OR_RETURN(t.attn_norm, r.GetTensor(L, "attn_norm", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.wq, r.GetTensor(L, "wq", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.wk, r.GetTensor(L, "wk", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.wv, r.GetTensor(L, "wv", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.wo, r.GetTensor(L, "wo", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.ffn_norm, r.GetTensor(L, "ffn_norm", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.w_gate, r.GetTensor(L, "w_gate", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.w_up, r.GetTensor(L, "w_up", pre));
+    TAILOR_ASSIGN_OR_RETURN(t.w_down, r.GetTensor(L, "w_down", pre));
+    p->weights.layers.push_back(t);
+  }
+
+  // Weights: size, every tensor inside, checksum.
+  const fs::path wpath = dir / "weights.bin";
+  TAILOR_ASSIGN_OR_RETURN(p->weights_file, MappedFile::Open(wpath));
+  const int64_t wsize = static_cast<int64_t>(p->weights_file->size());
+  if (wsize != p->weights.total_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(wpath.string(), ": ", wsize, " bytes, the manifest says ",
+                                                   p->weights.total_bytes, ": the package is truncated or corrupt"));
+  }
+  const std::string ws = wpath.string();
+  const int64_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ffn_dim, V = c.vocab_size;
+  TAILOR_RETURN_IF_ERROR(CheckTensor(p->weights.token_embedding, "token_embedding", V, D, wsize, ws));
+  TAILOR_RETURN_IF_ERROR(CheckTensor(p->weights.output_norm, "output_norm", 1, D, wsize, ws));
+  TAILOR_RETURN_IF_ERROR(CheckTensor(p->weights.output, "output", V, D, wsize, ws));
+  for (const LayerTensors& L : p->weights.layers) {
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.attn_norm, "attn_norm", 1, D, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wq, "wq", Q, D, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wk, "wk", KV, D, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wv, "wv", KV, D, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wo, "wo", D, Q, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.ffn_norm, "ffn_norm", 1, D, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.w_gate, "w_gate", F, D, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.w_up, "w_up", F, D, wsize, ws));
+    TAILOR_RETURN_IF_ERROR(CheckTensor(L.w_down, "w_down", D, F, wsize, ws));
+  }
+  if (ChecksumHex(p->weights_file->bytes()) != p->weights_checksum) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ws, ": checksum mismatch: the package's weights are corrupt"));
+  }
+
+  const json& tok = m.value("tokenizer", json::object());
+  TAILOR_ASSIGN_OR_RETURN(p->tokenizer_file, r.Get<std::string>(tok, "file", "tokenizer."));
+  TAILOR_ASSIGN_OR_RETURN(p->tokenizer_checksum, r.Get<std::string>(tok, "checksum", "tokenizer."));
+  {
+    TAILOR_ASSIGN_OR_RETURN(auto tf, MappedFile::Open(dir / p->tokenizer_file));
+    if (ChecksumHex(tf->bytes()) != p->tokenizer_checksum) {
+      return absl::InvalidArgumentError(absl::StrCat((dir / p->tokenizer_file).string(),
+                                                     ": checksum mismatch: the tokenizer is corrupt"));
+    }
+  }
+
+  if (!m.contains("specializations") || !m["specializations"].is_array() || m["specializations"].empty()) {
+    return r.Error("specializations", "must be a non-empty list");
+  }
+  for (size_t i = 0; i < m["specializations"].size(); ++i) {
+    const json& s = m["specializations"][i];
+    const std::string pre = absl::StrCat("specializations[", i, "].");
+    PackageSpec ps;
+    TAILOR_ASSIGN_OR_RETURN(ps.spec.shape.batch_size, r.Get<int32_t>(s, "batch_size", pre));
+    TAILOR_ASSIGN_OR_RETURN(ps.spec.shape.seq_len, r.Get<int32_t>(s, "seq_len", pre));
+    TAILOR_ASSIGN_OR_RETURN(ps.spec.shape.ctx_len, r.Get<int32_t>(s, "ctx_len", pre));
+    TAILOR_ASSIGN_OR_RETURN(std::string opts, r.Get<std::string>(s, "compile_opts", pre));
+    if (opts.rfind("-ols=", 0) != 0) return r.Error(pre + "compile_opts", "must be -ols=N");
+    ps.spec.ols = std::atoi(opts.c_str() + 5);
+    TAILOR_ASSIGN_OR_RETURN(ps.arena_bytes, r.Get<int64_t>(s, "arena_bytes", pre));
+    TAILOR_ASSIGN_OR_RETURN(ps.cost_seconds, r.Get<double>(s, "cost_seconds", pre));
+    TAILOR_ASSIGN_OR_RETURN(ps.cost_source, r.Get<std::string>(s, "cost_source", pre));
+    const SpecShape& sh = ps.spec.shape;
+    if (sh.batch_size <= 0 || sh.seq_len <= 0 || sh.ctx_len < sh.seq_len || sh.ctx_len > c.max_positions ||
+        ps.spec.ols <= 0 || !(ps.cost_seconds > 0)) {
+      return r.Error(pre.substr(0, pre.size() - 1), "has an invalid shape, -ols or cost");
+    }
+    if (s.contains("kernel") && s["kernel"].is_object()) {
+      TAILOR_ASSIGN_OR_RETURN(ps.kernel_source, r.Get<std::string>(s["kernel"], "source", pre + "kernel."));
+      TAILOR_ASSIGN_OR_RETURN(ps.kernel_object, r.Get<std::string>(s["kernel"], "object", pre + "kernel."));
+      TAILOR_ASSIGN_OR_RETURN(ps.kernel_checksum, r.Get<std::string>(s["kernel"], "checksum", pre + "kernel."));
+    } else if (p->target == Target::kGenerated) {
+      return r.Error(pre + "kernel", "is missing for a package with generated kernels");
+    }
+    p->specs.push_back(ps);
+  }
+  return p;
+}
+
+}  // namespace tailor

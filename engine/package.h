@@ -1,0 +1,75 @@
+// A compiled package (the --out / -aic-binary-dir directory):
+//   manifest.json    versioned: model config, tokenizer, chat template, specializations with
+//                    their options, arena sizes, costs and kernel objects, checksums, fingerprint
+//   weights.bin      every weight once, 64-byte aligned, memory-mapped by the runtime
+//   tokenizer.model  the SentencePiece model (also for GGUF / llama2.c vocabularies)
+//   kernels/         generated sources and shared objects (--target generated)
+// A package contains native code: open only packages from a trusted source.
+#ifndef TAILOR_ENGINE_PACKAGE_H_
+#define TAILOR_ENGINE_PACKAGE_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/mapped_file.h"
+#include "engine/executor.h"
+#include "engine/program.h"
+#include "models/llama_model.h"
+
+namespace tailor {
+
+inline constexpr int kPackageVersion = 1;
+
+enum class Target { kGenerated, kNative };
+
+struct PackageSpec {
+  Specialization spec;
+  int64_t arena_bytes = 0;
+  double cost_seconds = 0;   // per step
+  std::string cost_source;   // "measured", "estimated" or "table"
+  std::string kernel_source;  // relative to the package; empty on the native target
+  std::string kernel_object;
+  std::string kernel_checksum;
+};
+
+struct Package {
+  std::filesystem::path dir;
+  LlamaConfig config;  // q/k rows stored for interleaved rope
+  std::string source_format;
+  std::string chat_template;
+  DType weight_dtype = DType::kF32;
+  DType kv_dtype = DType::kF32;
+  int32_t kv_block = 16;
+  Target target = Target::kGenerated;
+  WeightLayout weights;
+  std::string weights_checksum;
+  std::string tokenizer_file = "tokenizer.model";
+  std::string tokenizer_checksum;
+  std::vector<PackageSpec> specs;
+  // Fingerprint.
+  std::string tailor_version;
+  std::string compiler;
+  std::vector<std::string> cpu_features;  // features the generated code was built for
+
+  std::shared_ptr<const MappedFile> weights_file;  // set by OpenPackage
+
+  std::vector<Specialization> Specializations() const;
+};
+
+// Reads and checks a package: manifest syntax and version, weights size and checksum, tokenizer
+// checksum, kernel objects present. Errors name the file and what is wrong.
+absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const std::filesystem::path& dir);
+
+// Writes dir/manifest.json (atomically: a temporary file renamed).
+absl::Status WriteManifest(const Package& package);
+
+// CPU features of this machine that generated code may use ("avx512f", ...).
+std::vector<std::string> HostCpuFeatures();
+
+}  // namespace tailor
+
+#endif  // TAILOR_ENGINE_PACKAGE_H_

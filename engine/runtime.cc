@@ -1,0 +1,292 @@
+#include "engine/runtime.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/checksum.h"
+#include "common/status_macros.h"
+
+namespace tailor {
+namespace {
+
+void FreeAligned(std::byte* p) { std::free(p); }
+
+std::unique_ptr<std::byte[], void (*)(std::byte*)> AllocZeroed(int64_t bytes) {
+  const size_t size = static_cast<size_t>(std::max<int64_t>(64, (bytes + 63) / 64 * 64));
+  auto* p = static_cast<std::byte*>(std::aligned_alloc(64, size));
+  if (p != nullptr) std::memset(p, 0, size);
+  return {p, &FreeAligned};
+}
+
+std::string ShapeList(std::span<const Specialization> specs) {
+  std::vector<std::string> names;
+  for (const auto& s : specs) {
+    names.push_back(absl::StrCat("(batch_size ", s.shape.batch_size, ", seq_len ", s.shape.seq_len,
+                                 ", ctx_len ", s.shape.ctx_len, ")"));
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+}  // namespace
+
+std::string ProgramKey(const Program& p, const OpConstants& k) {
+  std::string text = absl::StrCat("v1 ", p.spec.Name(), " ols", p.spec.ols, " blk", k.kv_block, " kv",
+                                  static_cast<int>(k.kv_dtype), " h", k.n_heads, "/", k.n_kv_heads,
+                                  "/", k.head_dim, " l", k.n_layers, " eps", k.rms_eps);
+  for (const Op& op : p.ops) {
+    absl::StrAppend(&text, ";", static_cast<int>(op.kind), ",", op.layer, ",", op.rows, ",", op.k,
+                    ",", op.n, ",", op.weight.offset, ",", static_cast<int>(op.weight.dtype), ",",
+                    op.in, ",", op.in2, ",", op.out, ",", op.split);
+  }
+  for (const Buffer& b : p.buffers) absl::StrAppend(&text, ";", b.offset);
+  return ChecksumHex(std::as_bytes(std::span<const char>(text.data(), text.size())));
+}
+
+Runtime::~Runtime() {
+  pool_.reset();
+  for (void* h : dl_handles_) dlclose(h);
+}
+
+absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::path& dir,
+                                                       const RuntimeOptions& options) {
+  auto rt = std::unique_ptr<Runtime>(new Runtime());
+  TAILOR_ASSIGN_OR_RETURN(rt->package_, OpenPackage(dir));
+  const Package& pkg = *rt->package_;
+  const LlamaConfig& c = pkg.config;
+  rt->constants_ = OpConstants{c.n_heads, c.n_kv_heads, c.head_dim, c.n_layers, pkg.kv_block,
+                               pkg.kv_dtype, c.rms_eps};
+  rt->avx512_ = CpuHasAvx512();
+
+  int max_ols = 1, max_ctx = 1, max_rows = 1, max_batch = 1, max_table = 1;
+  int64_t max_arena = 0, max_blocks_needed = 1;
+  for (const PackageSpec& ps : pkg.specs) {
+    rt->specs_.push_back(ps.spec);
+    rt->costs_.seconds_per_step.push_back(ps.cost_seconds);
+    Program prog = LowerProgram(c, pkg.weights, ps.spec, pkg.kv_block);
+    if (prog.arena_bytes != ps.arena_bytes) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          (dir / "manifest.json").string(), ": specialization ", ps.spec.Name(), " has arena ",
+          ps.arena_bytes, " bytes but this tailor plans ", prog.arena_bytes,
+          ": the package was made by another version; recompile it"));
+    }
+    max_ols = std::max(max_ols, ps.spec.ols);
+    max_ctx = std::max(max_ctx, ps.spec.shape.ctx_len);
+    max_rows = std::max(max_rows, prog.token_rows);
+    max_batch = std::max(max_batch, ps.spec.shape.batch_size);
+    max_table = std::max(max_table, ps.spec.shape.batch_size * prog.max_blocks);
+    max_arena = std::max(max_arena, prog.arena_bytes);
+    max_blocks_needed = std::max<int64_t>(max_blocks_needed, int64_t{ps.spec.shape.batch_size} * prog.max_blocks);
+    rt->programs_.push_back(std::move(prog));
+  }
+
+  // Generated kernels, unless forced native or built for CPU features this machine lacks.
+  bool use_generated = pkg.target == Target::kGenerated && !options.force_native;
+  if (use_generated) {
+    std::vector<std::string> host = HostCpuFeatures(), missing;
+    for (const auto& f : pkg.cpu_features) {
+      if (std::find(host.begin(), host.end(), f) == host.end()) missing.push_back(f);
+    }
+    if (!missing.empty()) {
+      if (options.warn) {
+        options.warn(absl::StrCat("package ", dir.string(), " was built for CPU features this machine lacks (",
+                                  absl::StrJoin(missing, ", "), "); running it on the native path"));
+      }
+      use_generated = false;
+    }
+  }
+  if (use_generated) {
+    for (size_t i = 0; i < pkg.specs.size(); ++i) {
+      const PackageSpec& ps = pkg.specs[i];
+      const std::filesystem::path obj = dir / ps.kernel_object;
+      TAILOR_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(obj));
+      if (ChecksumHex(mapped->bytes()) != ps.kernel_checksum) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(obj.string(), ": checksum mismatch: the kernel object is corrupt"));
+      }
+      void* h = dlopen(std::filesystem::absolute(obj).c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (h == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(obj.string(), ": cannot load: ", dlerror()));
+      }
+      rt->dl_handles_.push_back(h);
+      auto* key = static_cast<const char*>(dlsym(h, "tailor_program_key"));
+      auto* num = static_cast<const int*>(dlsym(h, "tailor_num_ops"));
+      auto* ops = static_cast<const OpFn*>(dlsym(h, "tailor_ops"));
+      const Program& prog = rt->programs_[i];
+      if (key == nullptr || num == nullptr || ops == nullptr ||
+          std::string(key) != ProgramKey(prog, rt->constants_) ||
+          *num != static_cast<int>(prog.ops.size())) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            obj.string(), ": the kernel object does not match specialization ", ps.spec.Name(),
+            " (made by another version?); recompile the package"));
+      }
+      rt->generated_.emplace_back(ops, ops + *num);
+    }
+  }
+
+  // KV pool.
+  const int64_t kv_elem = pkg.kv_dtype == DType::kF32 ? 4 : 2;
+  rt->block_bytes_ = int64_t{c.n_layers} * 2 * pkg.kv_block * c.kv_dim() * kv_elem;
+  int64_t blocks = options.kv_cache_mb > 0 ? (options.kv_cache_mb << 20) / rt->block_bytes_ : max_blocks_needed;
+  if (blocks < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-mb ", options.kv_cache_mb,
+                                                   " holds no KV block (one block is ",
+                                                   rt->block_bytes_, " bytes)"));
+  }
+  blocks = std::min<int64_t>(blocks, INT32_MAX / 2);
+  rt->num_blocks_ = static_cast<int32_t>(blocks);
+  rt->kv_ = AllocZeroed(blocks * rt->block_bytes_);
+  rt->arena_ = AllocZeroed(max_arena);
+  if (!rt->kv_ || !rt->arena_) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", blocks * rt->block_bytes_,
+                                                     " bytes of KV cache and ", max_arena, " of arena"));
+  }
+
+  // Rope table in float64, stored as float: (cos, sin) of pos * theta^(-2i/head_dim).
+  const int half = c.head_dim / 2;
+  rt->cos_sin_.resize(static_cast<size_t>(max_ctx) * half * 2);
+  for (int p = 0; p < max_ctx; ++p) {
+    for (int i = 0; i < half; ++i) {
+      const double angle = p * std::pow(static_cast<double>(c.rope_theta), -2.0 * i / c.head_dim);
+      rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2] = static_cast<float>(std::cos(angle));
+      rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
+    }
+  }
+  rt->pool_ = std::make_unique<ThreadPool>(max_ols);
+  rt->scores_.resize(static_cast<size_t>(max_ols) * max_ctx);
+  rt->tokens_.resize(max_rows);
+  rt->pos_.resize(max_rows);
+  rt->row_of_.resize(max_rows);
+  rt->tables_.resize(max_table);
+  rt->keep_.resize(max_batch);
+  return rt;
+}
+
+absl::Status Runtime::Validate(const StepPlan& plan) const {
+  if (plan.spec_index < 0 || plan.spec_index >= static_cast<int32_t>(specs_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("specialization index ", plan.spec_index,
+                                                   " out of range (", specs_.size(), " compiled)"));
+  }
+  const SpecShape& s = specs_[plan.spec_index].shape;
+  const int32_t B = package_->kv_block;
+  auto no_fit = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, "; specialization ", plan.spec_index, " is (batch_size ", s.batch_size, ", seq_len ",
+        s.seq_len, ", ctx_len ", s.ctx_len, "); compiled: ", ShapeList(specs_)));
+  };
+  if (static_cast<int32_t>(plan.rows.size()) > s.batch_size) {
+    return no_fit(absl::StrCat("the step has ", plan.rows.size(), " rows"));
+  }
+  for (size_t r = 0; r < plan.rows.size(); ++r) {
+    const StepRow& row = plan.rows[r];
+    const int64_t n = static_cast<int64_t>(row.tokens.size());
+    if (n == 0 || n > s.seq_len) return no_fit(absl::StrCat("row ", r, " has ", n, " tokens"));
+    if (row.start_pos < 0 || row.start_pos + n > s.ctx_len) {
+      return no_fit(absl::StrCat("row ", r, " needs positions [", row.start_pos, ", ", row.start_pos + n, ")"));
+    }
+    if (row.logits_to_keep < 0 || row.logits_to_keep > 1) {
+      return absl::InvalidArgumentError(absl::StrCat("row ", r, ": logits_to_keep ", row.logits_to_keep,
+                                                     " (this runtime keeps 0 or 1 per row)"));
+    }
+    const int64_t needed = (row.start_pos + n + B - 1) / B;
+    if (static_cast<int64_t>(row.block_table.size()) < needed) {
+      return absl::InvalidArgumentError(absl::StrCat("row ", r, ": block table has ", row.block_table.size(),
+                                                     " blocks, positions up to ", row.start_pos + n,
+                                                     " need ", needed));
+    }
+    for (size_t i = 0; i < static_cast<size_t>(needed); ++i) {
+      if (row.block_table[i] < 0 || row.block_table[i] >= num_blocks_) {
+        return absl::InvalidArgumentError(absl::StrCat("row ", r, ": block id ", row.block_table[i],
+                                                       " outside the pool [0, ", num_blocks_, ")"));
+      }
+    }
+    for (int32_t t : row.tokens) {
+      if (t < 0 || t >= package_->config.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("row ", r, ": token id ", t, " outside the vocabulary [0, ",
+                                                       package_->config.vocab_size, ")"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
+  TAILOR_RETURN_IF_ERROR(Validate(plan));
+  const Program& prog = programs_[plan.spec_index];
+  const SpecShape& s = prog.spec.shape;
+  std::fill(tokens_.begin(), tokens_.begin() + prog.token_rows, 0);
+  std::fill(pos_.begin(), pos_.begin() + prog.token_rows, -1);
+  std::fill(tables_.begin(), tables_.begin() + int64_t{s.batch_size} * prog.max_blocks, 0);
+  std::fill(keep_.begin(), keep_.begin() + s.batch_size, -1);
+  for (int32_t m = 0; m < prog.token_rows; ++m) row_of_[m] = m / s.seq_len;
+  for (size_t r = 0; r < plan.rows.size(); ++r) {
+    const StepRow& row = plan.rows[r];
+    for (size_t i = 0; i < row.tokens.size(); ++i) {
+      tokens_[r * s.seq_len + i] = row.tokens[i];
+      pos_[r * s.seq_len + i] = row.start_pos + static_cast<int32_t>(i);
+    }
+    const size_t used = std::min<size_t>(row.block_table.size(), prog.max_blocks);
+    std::copy(row.block_table.begin(), row.block_table.begin() + used, tables_.begin() + r * prog.max_blocks);
+    if (row.logits_to_keep > 0) keep_[r] = static_cast<int32_t>(r * s.seq_len + row.tokens.size() - 1);
+  }
+  kern::OpArgs args{arena_.get(),   package_->weights_file->data(), kv_.get(), tokens_.data(),
+                    pos_.data(),    row_of_.data(), tables_.data(), keep_.data(),
+                    cos_sin_.data(), scores_.data()};
+  const bool gen = !generated_.empty();
+  for (size_t i = 0; i < prog.ops.size(); ++i) {
+    const Op& op = prog.ops[i];
+    const int parts = std::max(1, std::min(prog.spec.ols, op.split));
+    if (gen) {
+      OpFn fn = generated_[plan.spec_index][i];
+      pool_->Run(parts, [&](int part) { fn(&args, part, parts); });
+    } else {
+      pool_->Run(parts, [&](int part) { RunOpNative(op, prog, constants_, args, part, parts, avx512_); });
+    }
+  }
+  StepOutput out;
+  out.logits.resize(plan.rows.size());
+  const int32_t V = package_->config.vocab_size;
+  const float* logits = reinterpret_cast<const float*>(arena_.get() + prog.buffers[prog.logits_buffer].offset);
+  for (size_t r = 0; r < plan.rows.size(); ++r) {
+    if (plan.rows[r].logits_to_keep > 0) out.logits[r].assign(logits + r * V, logits + (r + 1) * V);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& rt, int repeats) {
+  std::vector<double> out;
+  const int32_t B = rt.kv_block_size();
+  for (size_t i = 0; i < rt.specializations().size(); ++i) {
+    const SpecShape& s = rt.specializations()[i].shape;
+    const int32_t blocks_per_row = (s.ctx_len + B - 1) / B;
+    if (int64_t{blocks_per_row} * s.batch_size > rt.num_kv_blocks()) {
+      return absl::ResourceExhaustedError(absl::StrCat("KV pool too small to time ", rt.specializations()[i].Name()));
+    }
+    std::vector<std::vector<BlockId>> tables(s.batch_size);
+    std::vector<int32_t> tokens(s.seq_len, 1);
+    StepPlan plan;
+    plan.spec_index = static_cast<int32_t>(i);
+    for (int32_t r = 0; r < s.batch_size; ++r) {
+      for (int32_t b = 0; b < blocks_per_row; ++b) tables[r].push_back(r * blocks_per_row + b);
+      plan.rows.push_back(StepRow{r, tokens, s.ctx_len - s.seq_len, tables[r], 1});
+    }
+    std::vector<double> times;
+    for (int rep = 0; rep <= repeats; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      TAILOR_RETURN_IF_ERROR(rt.Execute(plan).status());
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (rep > 0) times.push_back(dt);  // the first run warms caches
+    }
+    std::sort(times.begin(), times.end());
+    out.push_back(std::max(times[times.size() / 2], 1e-9));
+  }
+  return out;
+}
+
+}  // namespace tailor

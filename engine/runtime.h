@@ -1,0 +1,84 @@
+// The runtime: opens a package, owns the paged KV pool and the activation arena, and runs one
+// specialization's program per step, on generated kernels (dlopen) or on the native path.
+// Execute() is not thread-safe: one step loop owns a Runtime. Everything else is immutable.
+#ifndef TAILOR_ENGINE_RUNTIME_H_
+#define TAILOR_ENGINE_RUNTIME_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/executor.h"
+#include "engine/ops.h"
+#include "engine/package.h"
+#include "engine/program.h"
+#include "engine/thread_pool.h"
+
+namespace tailor {
+
+struct RuntimeOptions {
+  // Size of the KV block pool in MiB; 0: enough for the largest specialization's full batch.
+  int64_t kv_cache_mb = 0;
+  // Run the native path even where generated kernels exist (the reference for generated code).
+  bool force_native = false;
+  // Receives warnings (e.g. a package built for CPU features this machine lacks).
+  std::function<void(const std::string&)> warn;
+};
+
+class Runtime final : public Executor {
+ public:
+  static absl::StatusOr<std::unique_ptr<Runtime>> Open(const std::filesystem::path& dir,
+                                                       const RuntimeOptions& options);
+  ~Runtime() override;
+
+  std::span<const Specialization> specializations() const override { return specs_; }
+  const CostTable& costs() const override { return costs_; }
+  int32_t vocab_size() const override { return package_->config.vocab_size; }
+  int32_t kv_block_size() const override { return package_->kv_block; }
+  int32_t num_kv_blocks() const override { return num_blocks_; }
+  absl::StatusOr<StepOutput> Execute(const StepPlan& plan) override;
+
+  const Package& package() const { return *package_; }
+  const Program& program(int32_t spec) const { return programs_[spec]; }
+  bool uses_generated_kernels() const { return !generated_.empty(); }
+  int64_t kv_block_bytes() const { return block_bytes_; }
+
+ private:
+  using OpFn = void (*)(const kern::OpArgs*, int, int);
+
+  Runtime() = default;
+  absl::Status Validate(const StepPlan& plan) const;
+
+  std::unique_ptr<Package> package_;
+  std::vector<Specialization> specs_;
+  CostTable costs_;
+  std::vector<Program> programs_;
+  std::vector<std::vector<OpFn>> generated_;  // per spec; empty on the native path
+  std::vector<void*> dl_handles_;
+  OpConstants constants_;
+  bool avx512_ = false;
+  std::unique_ptr<ThreadPool> pool_;
+  int32_t num_blocks_ = 0;
+  int64_t block_bytes_ = 0;
+  std::unique_ptr<std::byte[], void (*)(std::byte*)> kv_{nullptr, nullptr};
+  std::unique_ptr<std::byte[], void (*)(std::byte*)> arena_{nullptr, nullptr};
+  std::vector<float> cos_sin_;  // [max ctx_len, head_dim / 2, 2]
+  std::vector<float> scores_;   // [threads, max ctx_len]
+  // Step inputs, sized for the largest specialization.
+  std::vector<int32_t> tokens_, pos_, row_of_, tables_, keep_;
+};
+
+// Key that ties generated code to the program it was generated for.
+std::string ProgramKey(const Program& program, const OpConstants& constants);
+
+// Runs each specialization on a full batch at its largest positions and returns the median
+// seconds per step over `repeats` runs (after one warm-up). Uses blocks [0, needed).
+absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& runtime, int repeats);
+
+}  // namespace tailor
+
+#endif  // TAILOR_ENGINE_RUNTIME_H_

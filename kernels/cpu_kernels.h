@@ -1,0 +1,488 @@
+// CPU kernels of specialization programs, shared by the native path (runtime shapes) and by
+// generated code (every shape a compile-time constant): both instantiate the same templates, so
+// they compute the same operations in the same order.
+//
+// Shapes are passed as "extents": either an int (native) or std::integral_constant (generated).
+// Every kernel computes a partition [part_begin, part_end) of one output dimension (-ols), never
+// of a summed dimension.
+//
+// Batch invariance: each output element is computed by the same sequence of operations whatever
+// the number of rows, the tile that holds it, the partition or the padding. Dot products use 16
+// fused multiply-add lanes over k (missing lanes are zero) and one fixed reduction tree; softmax
+// and activations use scalar libm calls. The AVX-512 and the portable variants of a kernel give
+// bitwise-identical results (same lanes, same fused multiply-adds, same tree).
+//
+// This header is self-contained (standard library and compiler intrinsics only): the compiler
+// copies it into packages beside the generated sources that include it.
+#ifndef TAILOR_KERNELS_CPU_KERNELS_H_
+#define TAILOR_KERNELS_CPU_KERNELS_H_
+
+// GCC 12 reports its own _mm512_undefined_* intrinsics as uninitialized; not our code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+// Entry points of the AVX-512 variant carry the target attribute; helpers are also inlined.
+#define TAILOR_AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c")))
+#define TAILOR_AVX512_INLINE \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c"), always_inline)) inline
+
+namespace tailor::kern {
+
+// Element types of weights and KV blocks (values match tailor::DType for the first three).
+enum WeightType : int { kWF32 = 0, kWF16 = 1, kWBF16 = 2 };
+
+template <int kV>
+using Const = std::integral_constant<int, kV>;
+
+inline float HalfToFloat(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {
+      exp = 113;
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline uint16_t FloatToHalf(float f) {  // round to nearest even
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u, abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (abs < 0x38800000u) {
+    if (abs < 0x33000000u) return static_cast<uint16_t>(sign);
+    uint32_t e = abs >> 23, mant = (abs & 0x7fffffu) | 0x800000u, shift = 126 - e;
+    uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1u), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1u))) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+  uint32_t half = (abs - 0x38000000u) >> 13, rem = abs & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;
+  return static_cast<uint16_t>(sign | half);
+}
+
+inline float BF16ToFloat(uint16_t b) {
+  uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline uint16_t FloatToBF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+template <int kType>
+inline float LoadScalar(const void* base, int64_t i) {
+  if constexpr (kType == kWF32) {
+    return static_cast<const float*>(base)[i];
+  } else {
+    uint16_t h = static_cast<const uint16_t*>(base)[i];
+    return kType == kWF16 ? HalfToFloat(h) : BF16ToFloat(h);
+  }
+}
+
+template <int kType>
+inline void StoreScalar(void* base, int64_t i, float v) {
+  if constexpr (kType == kWF32) {
+    static_cast<float*>(base)[i] = v;
+  } else {
+    static_cast<uint16_t*>(base)[i] = kType == kWF16 ? FloatToHalf(v) : FloatToBF16(v);
+  }
+}
+
+// The fixed reduction tree of 16 lanes: (l, l+8), then (l, l+4), (l, l+2), (l, l+1).
+inline float ReduceLanes(const float* a) {
+  float t8[8], t4[4], t2[2];
+  for (int l = 0; l < 8; ++l) t8[l] = a[l] + a[l + 8];
+  for (int l = 0; l < 4; ++l) t4[l] = t8[l] + t8[l + 4];
+  for (int l = 0; l < 2; ++l) t2[l] = t4[l] + t4[l + 2];
+  return t2[0] + t2[1];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable variant: 16 emulated lanes with std::fma.
+namespace portable {
+
+// y[m, n] = dot(x[m, :k], w[n, :k]) for m in [0, rows), n in [n_begin, n_end).
+// x: [rows, k] floats with row stride ldx; w: [*, k] of kType; y row stride ldy.
+template <int kType, class R, class K>
+void MatMul(R rows, K k, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy,
+            int n_begin, int n_end) {
+  for (int n = n_begin; n < n_end; ++n) {
+    const int64_t w_off = static_cast<int64_t>(n) * k;
+    for (int m = 0; m < static_cast<int>(rows); ++m) {
+      const float* xr = x + m * ldx;
+      float acc[16] = {};
+      for (int c = 0; c < static_cast<int>(k); c += 16) {
+        for (int l = 0; l < 16; ++l) {
+          float a = c + l < static_cast<int>(k) ? LoadScalar<kType>(w, w_off + c + l) : 0.0f;
+          float b = c + l < static_cast<int>(k) ? xr[c + l] : 0.0f;
+          acc[l] = std::fma(a, b, acc[l]);
+        }
+      }
+      y[m * ldy + n] = ReduceLanes(acc);
+    }
+  }
+}
+
+// Sum of squares of x[0, n) in 16 lanes, reduced with the fixed tree.
+template <class N>
+float SumSquares(N n, const float* x) {
+  float acc[16] = {};
+  for (int c = 0; c < static_cast<int>(n); c += 16) {
+    for (int l = 0; l < 16; ++l) {
+      float v = c + l < static_cast<int>(n) ? x[c + l] : 0.0f;
+      acc[l] = std::fma(v, v, acc[l]);
+    }
+  }
+  return ReduceLanes(acc);
+}
+
+// Dot product of two float vectors in 16 lanes (attention scores).
+template <int kType, class N>
+float Dot(N n, const float* a, const void* b, int64_t b_off) {
+  float acc[16] = {};
+  for (int c = 0; c < static_cast<int>(n); c += 16) {
+    for (int l = 0; l < 16; ++l) {
+      float va = c + l < static_cast<int>(n) ? a[c + l] : 0.0f;
+      float vb = c + l < static_cast<int>(n) ? LoadScalar<kType>(b, b_off + c + l) : 0.0f;
+      acc[l] = std::fma(va, vb, acc[l]);
+    }
+  }
+  return ReduceLanes(acc);
+}
+
+}  // namespace portable
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 variant: the same lanes and tree with real vectors.
+namespace avx512 {
+
+template <int kType>
+TAILOR_AVX512_INLINE __m512 LoadW(const void* base, int64_t i, int count) {
+  const __mmask16 mask = count >= 16 ? static_cast<__mmask16>(0xffff)
+                                     : static_cast<__mmask16>((1u << count) - 1u);
+  if constexpr (kType == kWF32) {
+    return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(base) + i);
+  } else {
+    __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(base) + i);
+    if constexpr (kType == kWF16) {
+      return _mm512_cvtph_ps(h);
+    } else {
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+  }
+}
+
+TAILOR_AVX512_INLINE float Reduce(__m512 a) {
+  __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+  __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+  __m128 t1 = _mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1));
+  return _mm_cvtss_f32(t1);
+}
+
+// Tiles of kTm rows x kTn weight rows, kTm * kTn accumulators.
+template <int kType, int kTm, int kTn, class K>
+TAILOR_AVX512_INLINE void Tile(K k, const float* x, int64_t ldx, const void* w, float* y,
+                                      int64_t ldy, int m0, int n0) {
+  __m512 acc[kTm][kTn];
+  for (int i = 0; i < kTm; ++i)
+    for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int c = 0; c < static_cast<int>(k); c += 16) {
+    const int count = static_cast<int>(k) - c;
+    const __mmask16 mask = count >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << count) - 1u);
+    __m512 wv[kTn];
+    for (int j = 0; j < kTn; ++j) wv[j] = LoadW<kType>(w, static_cast<int64_t>(n0 + j) * k + c, count);
+    for (int i = 0; i < kTm; ++i) {
+      __m512 xv = _mm512_maskz_loadu_ps(mask, x + (m0 + i) * ldx + c);
+      for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < kTm; ++i)
+    for (int j = 0; j < kTn; ++j) y[(m0 + i) * ldy + n0 + j] = Reduce(acc[i][j]);
+}
+
+template <int kType, class R, class K>
+TAILOR_AVX512_TARGET void MatMul(R rows, K k, const float* x, int64_t ldx, const void* w,
+                                        float* y, int64_t ldy, int n_begin, int n_end) {
+  const int m_count = static_cast<int>(rows);
+  int n = n_begin;
+  for (; n + 4 <= n_end; n += 4) {
+    int m = 0;
+    for (; m + 4 <= m_count; m += 4) Tile<kType, 4, 4>(k, x, ldx, w, y, ldy, m, n);
+    for (; m < m_count; ++m) Tile<kType, 1, 4>(k, x, ldx, w, y, ldy, m, n);
+  }
+  for (; n < n_end; ++n) {
+    int m = 0;
+    for (; m + 4 <= m_count; m += 4) Tile<kType, 4, 1>(k, x, ldx, w, y, ldy, m, n);
+    for (; m < m_count; ++m) Tile<kType, 1, 1>(k, x, ldx, w, y, ldy, m, n);
+  }
+}
+
+template <class N>
+TAILOR_AVX512_TARGET float SumSquares(N n, const float* x) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int c = 0; c < static_cast<int>(n); c += 16) {
+    __m512 v = LoadW<kWF32>(x, c, static_cast<int>(n) - c);
+    acc = _mm512_fmadd_ps(v, v, acc);
+  }
+  return Reduce(acc);
+}
+
+template <int kType, class N>
+TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int c = 0; c < static_cast<int>(n); c += 16) {
+    const int count = static_cast<int>(n) - c;
+    acc = _mm512_fmadd_ps(LoadW<kWF32>(a, c, count), LoadW<kType>(b, b_off + c, count), acc);
+  }
+  return Reduce(acc);
+}
+
+}  // namespace avx512
+
+// Pointers one step of a program runs over. Filled by the runtime; read-only for the ops except
+// arena (activations), kv_pool (KV writes) and scores (per-partition scratch).
+struct OpArgs {
+  std::byte* arena;             // activation arena of the program (its memory plan)
+  const std::byte* weights;     // the package's weights file, mapped
+  void* kv_pool;                // paged KV blocks (see KvWriteOp)
+  const int32_t* tokens;        // [batch * seq_len]
+  const int32_t* pos;           // [batch * seq_len], -1 for padding
+  const int32_t* row_of;        // [batch * seq_len]: batch row of each token row
+  const int32_t* tables;        // [batch, max_blocks] block ids
+  const int32_t* keep;          // [batch]: token row whose logits are kept, -1 for none
+  const float* cos_sin;         // rope table [max_positions, head_dim / 2, 2]
+  float* scores;                // [n_parts, ctx_len] attention scratch
+};
+
+// Splits [0, total) into `parts` contiguous ranges; returns range `part`.
+inline void Partition(int total, int parts, int part, int* begin, int* end) {
+  const int base = total / parts, extra = total % parts;
+  *begin = part * base + (part < extra ? part : extra);
+  *end = *begin + base + (part < extra ? 1 : 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations of a program. `Isa` is portable:: or avx512:: through a tag.
+struct PortableIsa {};
+struct Avx512Isa {};
+
+template <class Isa, int kType, class R, class K>
+inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n_total, int n_begin,
+                     int n_end) {
+  if constexpr (std::is_same_v<Isa, Avx512Isa>) {
+    avx512::MatMul<kType>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
+  } else {
+    portable::MatMul<kType>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
+  }
+}
+
+template <class Isa, class N>
+inline float SumSquaresOp(N n, const float* x) {
+  if constexpr (std::is_same_v<Isa, Avx512Isa>) {
+    return avx512::SumSquares(n, x);
+  } else {
+    return portable::SumSquares(n, x);
+  }
+}
+
+template <class Isa, int kType, class N>
+inline float DotOp(N n, const float* a, const void* b, int64_t b_off) {
+  if constexpr (std::is_same_v<Isa, Avx512Isa>) {
+    return avx512::Dot<kType>(n, a, b, b_off);
+  } else {
+    return portable::Dot<kType>(n, a, b, b_off);
+  }
+}
+
+// out[m, d] = embedding[token[m], d] for rows [row_begin, row_end); padding rows (pos < 0) get 0.
+template <int kType, class D>
+inline void EmbedOp(D dim, const int32_t* tokens, const int32_t* pos, const void* table, float* out,
+                    int row_begin, int row_end) {
+  for (int m = row_begin; m < row_end; ++m) {
+    float* o = out + static_cast<int64_t>(m) * dim;
+    if (pos[m] < 0) {
+      for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = 0.0f;
+      continue;
+    }
+    const int64_t base = static_cast<int64_t>(tokens[m]) * dim;
+    for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = LoadScalar<kType>(table, base + d);
+  }
+}
+
+// out[m] = x[m] * (1 / sqrt(mean(x[m]^2) + eps)) * weight, rows [row_begin, row_end).
+template <class Isa, int kType, class D>
+inline void RmsNormOp(D dim, const float* x, const void* weight, float eps, float* out,
+                      int row_begin, int row_end) {
+  for (int m = row_begin; m < row_end; ++m) {
+    const float* xr = x + static_cast<int64_t>(m) * dim;
+    float* o = out + static_cast<int64_t>(m) * dim;
+    const float ss = SumSquaresOp<Isa>(dim, xr);
+    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(static_cast<int>(dim)) + eps);
+    for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = xr[d] * inv * LoadScalar<kType>(weight, d);
+  }
+}
+
+// Rotates q [rows, n_heads * head_dim] and k [rows, n_kv_heads * head_dim] in place on
+// interleaved pairs; cos_sin: [max_positions, head_dim / 2, 2] (cos, sin) floats.
+template <class HQ, class HK, class HD>
+inline void RopeOp(HQ n_heads, HK n_kv_heads, HD head_dim, float* q, float* k, const int32_t* pos,
+                   const float* cos_sin, int row_begin, int row_end) {
+  const int half = static_cast<int>(head_dim) / 2;
+  for (int m = row_begin; m < row_end; ++m) {
+    if (pos[m] < 0) continue;
+    const float* cs = cos_sin + static_cast<int64_t>(pos[m]) * half * 2;
+    for (int which = 0; which < 2; ++which) {
+      const int heads = which == 0 ? static_cast<int>(n_heads) : static_cast<int>(n_kv_heads);
+      float* row = (which == 0 ? q : k) + static_cast<int64_t>(m) * heads * head_dim;
+      for (int h = 0; h < heads; ++h) {
+        float* v = row + h * static_cast<int>(head_dim);
+        for (int i = 0; i < half; ++i) {
+          const float c = cs[2 * i], s = cs[2 * i + 1];
+          const float x0 = v[2 * i], x1 = v[2 * i + 1];
+          v[2 * i] = x0 * c - x1 * s;
+          v[2 * i + 1] = x0 * s + x1 * c;
+        }
+      }
+    }
+  }
+}
+
+// Paged KV: block b holds, per layer, K then V as [block_size, kv_dim] of kKv type.
+//   element (block b, layer l, kv 0/1, slot s, d) at
+//   ((b * n_layers + l) * 2 + kv) * block_size * kv_dim + s * kv_dim + d.
+// row_of[m]: which batch row token m belongs to; tables: [batch, max_blocks] block ids.
+template <int kKv, class KD, class BS, class MB, class NL>
+inline void KvWriteOp(KD kv_dim, BS block_size, MB max_blocks, NL n_layers, int layer,
+                      const float* k, const float* v, const int32_t* pos, const int32_t* row_of,
+                      const int32_t* tables, void* pool, int row_begin, int row_end) {
+  for (int m = row_begin; m < row_end; ++m) {
+    if (pos[m] < 0) continue;
+    const int32_t block = tables[row_of[m] * static_cast<int>(max_blocks) + pos[m] / static_cast<int>(block_size)];
+    const int slot = pos[m] % static_cast<int>(block_size);
+    const int64_t base = ((static_cast<int64_t>(block) * n_layers + layer) * 2) * block_size * kv_dim +
+                         static_cast<int64_t>(slot) * kv_dim;
+    const int64_t v_base = base + static_cast<int64_t>(block_size) * kv_dim;
+    for (int d = 0; d < static_cast<int>(kv_dim); ++d) {
+      StoreScalar<kKv>(pool, base + d, k[static_cast<int64_t>(m) * kv_dim + d]);
+      StoreScalar<kKv>(pool, v_base + d, v[static_cast<int64_t>(m) * kv_dim + d]);
+    }
+  }
+}
+
+// Causal attention over paged KV for heads [head_begin, head_end), every token row m with
+// pos[m] >= 0 attending positions [0, pos[m]] of its batch row. Cost grows with the positions
+// used, not with ctx_len. scores: scratch of (max position + 1) floats per calling thread.
+template <class Isa, int kKv, class HQ, class HK, class HD, class BS, class MB, class NL>
+inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS block_size,
+                        MB max_blocks, NL n_layers, int layer, const float* q, const int32_t* pos,
+                        const int32_t* row_of, const int32_t* tables, const void* pool, float* out,
+                        float* scores, int head_begin, int head_end) {
+  const int group = static_cast<int>(n_heads) / static_cast<int>(n_kv_heads);
+  const int kv_dim = static_cast<int>(n_kv_heads) * static_cast<int>(head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(static_cast<int>(head_dim)));
+  const int64_t layer_stride = static_cast<int64_t>(block_size) * kv_dim;
+  for (int m = 0; m < rows; ++m) {
+    for (int h = head_begin; h < head_end; ++h) {
+      float* o = out + (static_cast<int64_t>(m) * n_heads + h) * head_dim;
+      if (pos[m] < 0) {
+        for (int d = 0; d < static_cast<int>(head_dim); ++d) o[d] = 0.0f;
+        continue;
+      }
+      const float* qh = q + (static_cast<int64_t>(m) * n_heads + h) * head_dim;
+      const int kvh = h / group;
+      const int32_t* table = tables + row_of[m] * static_cast<int>(max_blocks);
+      const int n_pos = pos[m] + 1;
+      float max_score = -INFINITY;
+      for (int p = 0; p < n_pos; ++p) {
+        const int64_t kb = ((static_cast<int64_t>(table[p / static_cast<int>(block_size)]) * n_layers + layer) * 2) *
+                               layer_stride +
+                           static_cast<int64_t>(p % static_cast<int>(block_size)) * kv_dim + kvh * static_cast<int>(head_dim);
+        scores[p] = DotOp<Isa, kKv>(head_dim, qh, pool, kb) * scale;
+        max_score = scores[p] > max_score ? scores[p] : max_score;
+      }
+      float sum = 0.0f;
+      for (int p = 0; p < n_pos; ++p) {
+        scores[p] = std::exp(scores[p] - max_score);
+        sum += scores[p];
+      }
+      const float inv = 1.0f / sum;
+      for (int d = 0; d < static_cast<int>(head_dim); ++d) o[d] = 0.0f;
+      for (int p = 0; p < n_pos; ++p) {
+        const int64_t vb = ((static_cast<int64_t>(table[p / static_cast<int>(block_size)]) * n_layers + layer) * 2 + 1) *
+                               layer_stride +
+                           static_cast<int64_t>(p % static_cast<int>(block_size)) * kv_dim + kvh * static_cast<int>(head_dim);
+        const float w = scores[p] * inv;
+        for (int d = 0; d < static_cast<int>(head_dim); ++d) {
+          o[d] = std::fma(w, LoadScalar<kKv>(pool, vb + d), o[d]);
+        }
+      }
+    }
+  }
+}
+
+// x[m] += y[m] for rows [row_begin, row_end).
+template <class D>
+inline void AddOp(D dim, float* x, const float* y, int row_begin, int row_end) {
+  for (int64_t i = static_cast<int64_t>(row_begin) * dim; i < static_cast<int64_t>(row_end) * dim; ++i) {
+    x[i] += y[i];
+  }
+}
+
+// g[m] = silu(g[m]) * u[m] for rows [row_begin, row_end).
+template <class F>
+inline void SwiGluOp(F ffn, float* g, const float* u, int row_begin, int row_end) {
+  for (int64_t i = static_cast<int64_t>(row_begin) * ffn; i < static_cast<int64_t>(row_end) * ffn; ++i) {
+    g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  }
+}
+
+// out[r] = x[index[r]] (index < 0: zeros) for rows [row_begin, row_end).
+template <class D>
+inline void GatherOp(D dim, const float* x, const int32_t* index, float* out, int row_begin,
+                     int row_end) {
+  for (int r = row_begin; r < row_end; ++r) {
+    float* o = out + static_cast<int64_t>(r) * dim;
+    if (index[r] < 0) {
+      for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = 0.0f;
+    } else {
+      std::memcpy(o, x + static_cast<int64_t>(index[r]) * dim, sizeof(float) * static_cast<int>(dim));
+    }
+  }
+}
+
+}  // namespace tailor::kern
+
+#pragma GCC diagnostic pop
+
+#endif  // TAILOR_KERNELS_CPU_KERNELS_H_

@@ -1,0 +1,327 @@
+// Packages end to end on the engine: generated kernels agree with the native path, programs agree
+// with the reference forward pass, a row's logits are bitwise the same whatever else runs beside
+// it, selection follows the cost table, and a damaged package is refused clearly.
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include "engine/runtime.h"
+#include "engine/sequence_runner.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "models/reference_forward.h"
+#include "nlohmann/json.hpp"
+#include "tests/package_fixture.h"
+#include "tests/test_util.h"
+
+namespace tailor {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing_util::TestPackage;
+
+const std::string kShared = TAILOR_SHARED_DIR;
+constexpr char kStoriesSpecs[] = R"({"specializations": [
+    {"batch_size": "1", "seq_len": "1", "ctx_len": "64"},
+    {"batch_size": "1", "seq_len": "1", "ctx_len": "512"},
+    {"batch_size": "3", "seq_len": "1", "ctx_len": "512", "compile_opts": "-ols=2"},
+    {"batch_size": "1", "seq_len": "8", "ctx_len": "512"},
+    {"batch_size": "2", "seq_len": "4", "ctx_len": "64", "compile_opts": "-ols=3"}]})";
+
+CompileOptions Options(Target target, DType weights, DType kv, bool measure) {
+  CompileOptions o;
+  o.target = target;
+  o.weight_dtype = weights;
+  o.kv_dtype = kv;
+  o.compile_only = !measure;
+  return o;
+}
+
+fs::path Stories() {
+  return TestPackage("stories", "stories260K/stories260K.bin", kStoriesSpecs,
+                     Options(Target::kGenerated, DType::kF32, DType::kF32, false));
+}
+fs::path StoriesNative() {
+  return TestPackage("stories_native", "stories260K/stories260K.bin", kStoriesSpecs,
+                     Options(Target::kNative, DType::kF32, DType::kF32, false));
+}
+fs::path TinyLlama() {
+  return TestPackage("tiny_llama", "tiny-llama-gqa-bf16-sharded", R"({"specializations": [
+      {"batch_size": "1", "seq_len": "1", "ctx_len": "64"},
+      {"batch_size": "2", "seq_len": "4", "ctx_len": "64", "compile_opts": "-ols=2"}]})",
+                     Options(Target::kGenerated, DType::kBF16, DType::kF16, false));
+}
+fs::path TinyMistral() {
+  return TestPackage("tiny_mistral", "tiny-mistral-f16", R"({"specializations": [
+      {"batch_size": "1", "seq_len": "1", "ctx_len": "32"},
+      {"batch_size": "2", "seq_len": "8", "ctx_len": "64", "compile_opts": "-ols=2"}]})",
+                     Options(Target::kGenerated, DType::kF16, DType::kF32, true));
+}
+
+std::unique_ptr<Runtime> Open(const fs::path& dir, bool native = false) {
+  RuntimeOptions o;
+  o.force_native = native;
+  o.kv_cache_mb = 16;
+  auto rt = Runtime::Open(dir, o);
+  EXPECT_TRUE(rt.ok()) << rt.status();
+  return rt.ok() ? std::move(rt).value() : nullptr;
+}
+
+// A random plan filling `spec`: rows with 1..seq_len tokens at random positions, own blocks.
+struct RandomPlan {
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<std::vector<BlockId>> tables;
+  StepPlan plan;
+};
+RandomPlan MakeRandomPlan(const Runtime& rt, int32_t spec, std::mt19937& rng) {
+  const SpecShape& s = rt.specializations()[spec].shape;
+  const int32_t B = rt.kv_block_size(), per_row = (s.ctx_len + B - 1) / B;
+  RandomPlan p;
+  p.plan.spec_index = spec;
+  const int32_t rows = 1 + static_cast<int32_t>(rng() % s.batch_size);
+  p.tokens.resize(rows);
+  p.tables.resize(rows);
+  for (int32_t r = 0; r < rows; ++r) {
+    const int32_t n = 1 + static_cast<int32_t>(rng() % s.seq_len);
+    for (int32_t i = 0; i < n; ++i) p.tokens[r].push_back(static_cast<int32_t>(rng() % rt.vocab_size()));
+    for (int32_t b = 0; b < per_row; ++b) p.tables[r].push_back(r * per_row + b);
+  }
+  for (int32_t r = 0; r < rows; ++r) {
+    const int32_t n = static_cast<int32_t>(p.tokens[r].size());
+    const int32_t start = static_cast<int32_t>(rng() % (s.ctx_len - n + 1));
+    p.plan.rows.push_back(StepRow{r, p.tokens[r], start, p.tables[r], 1});
+  }
+  return p;
+}
+
+TEST(EnginePackage, GeneratedMatchesNative) {
+  for (const fs::path& dir : {Stories(), TinyLlama(), TinyMistral()}) {
+    auto gen = Open(dir), nat = Open(dir, /*native=*/true);
+    ASSERT_TRUE(gen && nat);
+    ASSERT_TRUE(gen->uses_generated_kernels()) << dir;
+    ASSERT_FALSE(nat->uses_generated_kernels());
+    std::mt19937 rng(11);
+    for (int32_t spec = 0; spec < static_cast<int32_t>(gen->specializations().size()); ++spec) {
+      for (int trial = 0; trial < 3; ++trial) {
+        RandomPlan p = MakeRandomPlan(*gen, spec, rng);
+        auto a = gen->Execute(p.plan);
+        auto b = nat->Execute(p.plan);
+        ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+        for (size_t r = 0; r < p.plan.rows.size(); ++r) {
+          float max_b = 0, max_diff = 0;
+          for (size_t i = 0; i < b->logits[r].size(); ++i) {
+            max_b = std::max(max_b, std::fabs(b->logits[r][i]));
+            max_diff = std::max(max_diff, std::fabs(a->logits[r][i] - b->logits[r][i]));
+          }
+          EXPECT_LE(max_diff, 1e-5f * std::max(1.0f, max_b)) << dir << " spec " << spec;
+        }
+      }
+    }
+  }
+}
+
+// The logits after feeding `prompt` through a package (SequenceRunner) and through the reference.
+void ExpectMatchesReference(const fs::path& dir, const std::string& model_rel, float tolerance) {
+  auto rt = Open(dir);
+  ASSERT_NE(rt, nullptr);
+  LoadOptions lo;
+  if (model_rel.ends_with(".bin")) lo.tokenizer = kShared + "/models/stories260K/tok512.model";
+  auto model = LoadModel(kShared + "/models/" + model_rel, lo);
+  ASSERT_TRUE(model.ok());
+  std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298};
+  SequenceRunner runner(*rt);
+  ReferenceForward ref(**model);
+  ReferenceKvCache cache((*model)->config);
+  // Prompt in chunks, then a few decode steps: compare after each.
+  std::vector<std::vector<int32_t>> feeds = {prompt, {315}, {421}, {395}};
+  for (const auto& f : feeds) {
+    auto got = runner.Feed(f);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ReferenceRow row{&cache, f};
+    auto want = ref.Run({&row, 1});
+    ASSERT_TRUE(want.ok());
+    const float* w = want->at(0).data() + (f.size() - 1) * rt->vocab_size();
+    for (int32_t i = 0; i < rt->vocab_size(); ++i) ASSERT_NEAR((*got)[i], w[i], tolerance) << dir << " " << i;
+  }
+}
+
+TEST(EnginePackage, MatchesReferenceForward) {
+  ExpectMatchesReference(Stories(), "stories260K/stories260K.bin", 1e-4f);
+  ExpectMatchesReference(StoriesNative(), "stories260K/stories260K.bin", 1e-4f);
+  ExpectMatchesReference(TinyMistral(), "tiny-mistral-f16", 1e-4f);     // f16 weights kept exactly
+  ExpectMatchesReference(TinyLlama(), "tiny-llama-gqa-bf16-sharded", 2e-2f);  // f16 KV cache
+}
+
+// Feeds `seq` to a fresh slot in steps of `chunk` tokens on `spec`, with random companion rows
+// filling the rest of the batch; returns the logits after every step.
+std::vector<std::vector<float>> FeedWithCompanions(Runtime& rt, int32_t spec, const std::vector<int32_t>& seq,
+                                                   int32_t chunk, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const SpecShape& s = rt.specializations()[spec].shape;
+  const int32_t B = rt.kv_block_size(), per_row = (512 + B - 1) / B;
+  std::vector<BlockId> mine;
+  for (int32_t b = 0; b < per_row; ++b) mine.push_back(7 * per_row + b);  // any free blocks
+  std::vector<std::vector<float>> out;
+  for (size_t done = 0; done < seq.size(); done += chunk) {
+    const int32_t n = std::min<int32_t>(chunk, static_cast<int32_t>(seq.size() - done));
+    std::span<const int32_t> part(seq.data() + done, n);
+    RandomPlan companions = MakeRandomPlan(rt, spec, rng);
+    StepPlan plan;
+    plan.spec_index = spec;
+    // Our row at a random place among at most batch_size - 1 companions.
+    size_t keep = std::min<size_t>(companions.plan.rows.size(), s.batch_size - 1);
+    companions.plan.rows.resize(keep);
+    const size_t at = rng() % (keep + 1);
+    plan.rows = companions.plan.rows;
+    plan.rows.insert(plan.rows.begin() + at, StepRow{99, part, static_cast<int32_t>(done), mine, 1});
+    auto r = rt.Execute(plan);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return out;
+    out.push_back(r->logits[at]);
+  }
+  return out;
+}
+
+TEST(EnginePackage, BatchInvariance) {
+  auto gen = Open(Stories()), nat = Open(Stories(), true), native_target = Open(StoriesNative());
+  ASSERT_TRUE(gen && nat && native_target);
+  const std::vector<int32_t> seq = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
+  // Token by token alone on b1_s1_c512: the baseline.
+  const auto base = FeedWithCompanions(*gen, 1, seq, 1, 1);
+  ASSERT_EQ(base.size(), seq.size());
+  for (Runtime* rt : {gen.get(), nat.get(), native_target.get()}) {
+    // Decode steps beside other rows (-ols=2), every token's logits bitwise equal.
+    EXPECT_EQ(FeedWithCompanions(*rt, 2, seq, 1, 2), base);
+    EXPECT_EQ(FeedWithCompanions(*rt, 1, seq, 1, 3), base);
+    // Prompt chunks of 8 (the second chunk padded) and of 4 beside another row (-ols=3, ctx 64).
+    auto chunked = FeedWithCompanions(*rt, 3, seq, 8, 4);
+    ASSERT_EQ(chunked.size(), 2u);
+    EXPECT_EQ(chunked[0], base[7]);
+    EXPECT_EQ(chunked[1], base[11]);
+    auto fours = FeedWithCompanions(*rt, 4, seq, 4, 5);
+    ASSERT_EQ(fours.size(), 3u);
+    EXPECT_EQ(fours[2], base[11]);
+  }
+}
+
+TEST(EnginePackage, SelectionFollowsCostsAndRefusesWhatDoesNotFit) {
+  auto rt = Open(Stories());
+  ASSERT_NE(rt, nullptr);
+  std::vector<Specialization> specs(rt->specializations().begin(), rt->specializations().end());
+  CostTable costs{{1.0, 2.0, 3.0, 4.0, 5.0}};
+  EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 10}), 0);   // cheapest covering
+  EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 100}), 1);  // ctx 64 too small
+  EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{2, 1, 100}), 2);
+  EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{2, 3, 60}), 4);
+  costs.seconds_per_step = {9.0, 9.0, 1.0, 9.0, 9.0};
+  EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 10}), 2);  // bigger but cheaper
+  EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{4, 1, 10}), std::nullopt);
+  // The runtime refuses a plan beyond its specialization, listing every compiled shape.
+  std::vector<int32_t> tokens(5, 1);
+  std::vector<BlockId> table(32);
+  for (int i = 0; i < 32; ++i) table[i] = i;
+  StepPlan plan{0, {StepRow{0, tokens, 0, table, 1}}};
+  auto r = rt->Execute(plan);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()),
+              AllOf(HasSubstr("row 0 has 5 tokens"), HasSubstr("(batch_size 1, seq_len 1, ctx_len 64)"),
+                    HasSubstr("(batch_size 2, seq_len 4, ctx_len 64)")));
+}
+
+class DamagedPackage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::copy(Stories(), tmp_.path() / "pkg", fs::copy_options::recursive);
+    dir_ = tmp_.path() / "pkg";
+    for (auto& e : fs::recursive_directory_iterator(dir_)) {
+      fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
+    }
+  }
+  absl::Status OpenStatus() { return Runtime::Open(dir_, RuntimeOptions{}).status(); }
+  void EditManifest(const std::function<void(nlohmann::json&)>& edit) {
+    auto j = nlohmann::json::parse(testing_util::ReadAll(dir_ / "manifest.json"));
+    edit(j);
+    testing_util::WriteAll(dir_ / "manifest.json", j.dump());
+  }
+  testing_util::TempDir tmp_;
+  fs::path dir_;
+};
+
+TEST_F(DamagedPackage, RoundTrip) {
+  auto pkg = OpenPackage(dir_);
+  ASSERT_TRUE(pkg.ok()) << pkg.status();
+  EXPECT_EQ((*pkg)->specs.size(), 5u);
+  EXPECT_EQ((*pkg)->specs[2].spec.ols, 2);
+  EXPECT_EQ((*pkg)->config.dim, 64);
+  EXPECT_EQ((*pkg)->config.eos_ids, (std::vector<int32_t>{2, 1}));
+  EXPECT_EQ((*pkg)->specs[0].cost_source, "estimated");
+  ASSERT_TRUE(WriteManifest(**pkg).ok());
+  auto again = OpenPackage(dir_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(testing_util::ReadAll(dir_ / "manifest.json").size() > 0, true);
+  EXPECT_EQ((*again)->weights_checksum, (*pkg)->weights_checksum);
+}
+
+TEST_F(DamagedPackage, CorruptWeights) {
+  std::string w = testing_util::ReadAll(dir_ / "weights.bin");
+  w[w.size() / 2] ^= 0x40;
+  testing_util::WriteAll(dir_ / "weights.bin", w);
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("weights.bin"), HasSubstr("checksum")));
+}
+
+TEST_F(DamagedPackage, TruncatedWeights) {
+  std::string w = testing_util::ReadAll(dir_ / "weights.bin");
+  testing_util::WriteAll(dir_ / "weights.bin", w.substr(0, w.size() - 100));
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("weights.bin"), HasSubstr("truncated")));
+}
+
+TEST_F(DamagedPackage, VersionMismatchAndGarbage) {
+  EditManifest([](auto& j) { j["version"] = 99; });
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("version 99"), HasSubstr("recompile")));
+  testing_util::WriteAll(dir_ / "manifest.json", "{\"format\": \"tailor-pack");
+  EXPECT_THAT(std::string(OpenStatus().message()), HasSubstr("corrupt package manifest"));
+  fs::remove(dir_ / "manifest.json");
+  EXPECT_THAT(std::string(OpenStatus().message()), HasSubstr("not a tailor package"));
+}
+
+TEST_F(DamagedPackage, CorruptKernelObject) {
+  auto pkg = OpenPackage(dir_);
+  ASSERT_TRUE(pkg.ok());
+  const fs::path obj = dir_ / (*pkg)->specs[0].kernel_object;
+  std::string o = testing_util::ReadAll(obj);
+  testing_util::WriteAll(obj, o.substr(0, o.size() / 2));
+  EXPECT_THAT(std::string(OpenStatus().message()), HasSubstr("kernel object is corrupt"));
+}
+
+TEST_F(DamagedPackage, MissingCpuFeatureFallsBackToNative) {
+  EditManifest([](auto& j) { j["fingerprint"]["cpu_features"].push_back("avx9000"); });
+  std::string warning;
+  RuntimeOptions o;
+  o.warn = [&](const std::string& w) { warning = w; };
+  auto rt = Runtime::Open(dir_, o);
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  EXPECT_FALSE((*rt)->uses_generated_kernels());
+  EXPECT_THAT(warning, AllOf(HasSubstr("avx9000"), HasSubstr("native path")));
+}
+
+TEST(EnginePackage, RecompilingReusesIdenticalKernels) {
+  testing_util::TempDir tmp;
+  auto model = LoadModel(kShared + "/models/tiny-mistral-f16");
+  ASSERT_TRUE(model.ok());
+  auto specs = ParseSpecConfig(R"({"specializations": [{"batch_size": "1", "seq_len": "1", "ctx_len": "16"}]})",
+                               "s", 256);
+  ASSERT_TRUE(specs.ok());
+  CompileOptions o = Options(Target::kGenerated, DType::kF32, DType::kF32, false);
+  o.out = tmp.path();
+  std::vector<std::string> lines;
+  o.progress = [&](const std::string& l) { lines.push_back(l); };
+  ASSERT_TRUE(CompilePackage(**model, *specs, o).ok());
+  EXPECT_THAT(lines.back(), Not(HasSubstr("cached")));
+  ASSERT_TRUE(CompilePackage(**model, *specs, o).ok());
+  EXPECT_THAT(lines.back(), HasSubstr("cached object"));
+  EXPECT_TRUE(fs::exists(tmp.path() / "kernels" / "b1_s1_c16_ols1.cc"));
+}
+
+}  // namespace
+}  // namespace tailor

@@ -1,0 +1,127 @@
+// The program kernels against the float64 reference kernels, and their invariances: the
+// AVX-512 and portable variants agree bitwise; a row's result does not depend on the other rows,
+// on the tile that computed it, or on the -ols partition.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "common/dtype.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu_kernels.h"
+#include "kernels/reference_kernels.h"
+
+namespace tailor {
+namespace {
+
+using kern::Avx512Isa;
+using kern::PortableIsa;
+
+bool HasAvx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"); }
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Weights of `type` holding (a rounding of) `f`; returns bytes and the exact floats they hold.
+std::vector<std::byte> Encode(const std::vector<float>& f, int type, std::vector<float>* exact) {
+  std::vector<std::byte> out(f.size() * (type == kern::kWF32 ? 4 : 2));
+  exact->resize(f.size());
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (type == kern::kWF32) {
+      std::memcpy(out.data() + 4 * i, &f[i], 4);
+      (*exact)[i] = f[i];
+    } else {
+      uint16_t h = type == kern::kWF16 ? F32ToF16(f[i]) : F32ToBF16(f[i]);
+      std::memcpy(out.data() + 2 * i, &h, 2);
+      (*exact)[i] = type == kern::kWF16 ? F16ToF32(h) : BF16ToF32(h);
+    }
+  }
+  return out;
+}
+
+template <class Isa, int kType>
+void CheckMatMul(int rows, int k, int n) {
+  auto x = Random(static_cast<size_t>(rows) * k, 1);
+  std::vector<float> exact;
+  auto w = Encode(Random(static_cast<size_t>(n) * k, 2), kType, &exact);
+  std::vector<float> y(static_cast<size_t>(rows) * n, NAN);
+  kern::MatMulOp<Isa, kType>(rows, k, x.data(), w.data(), y.data(), n, 0, n);
+  // Against the reference.
+  MatrixView wv{DType::kF32, n, k, reinterpret_cast<const std::byte*>(exact.data())};
+  std::vector<float> ref(n), scratch(k);
+  for (int m = 0; m < rows; ++m) {
+    ref::MatVec(wv, x.data() + static_cast<size_t>(m) * k, ref.data(), scratch.data());
+    for (int j = 0; j < n; ++j) {
+      ASSERT_NEAR(y[m * n + j], ref[j], 1e-4 * std::sqrt(static_cast<float>(k))) << m << "," << j;
+    }
+  }
+  // Batch and partition invariance: each row alone, split in 3 partitions, is bitwise equal.
+  for (int m = 0; m < rows; ++m) {
+    std::vector<float> one(n, NAN);
+    for (int part = 0; part < 3; ++part) {
+      int b, e;
+      kern::Partition(n, 3, part, &b, &e);
+      kern::MatMulOp<Isa, kType>(1, k, x.data() + static_cast<size_t>(m) * k, w.data(), one.data(), n, b, e);
+    }
+    for (int j = 0; j < n; ++j) ASSERT_EQ(one[j], y[m * n + j]) << m << "," << j;
+  }
+  // Compile-time extents give the same bits.
+  if (k == 37 && n == 9) {
+    std::vector<float> fixed(static_cast<size_t>(rows) * n, NAN);
+    kern::MatMulOp<Isa, kType>(rows, kern::Const<37>{}, x.data(), w.data(), fixed.data(), n, 0, n);
+    for (size_t i = 0; i < fixed.size(); ++i) ASSERT_EQ(fixed[i], y[i]);
+  }
+}
+
+TEST(CpuKernels, MatMulPortable) {
+  for (int rows : {1, 3, 4, 9}) {
+    for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}}) {
+      CheckMatMul<PortableIsa, kern::kWF32>(rows, k, n);
+      CheckMatMul<PortableIsa, kern::kWF16>(rows, k, n);
+      CheckMatMul<PortableIsa, kern::kWBF16>(rows, k, n);
+    }
+  }
+}
+
+TEST(CpuKernels, MatMulAvx512MatchesPortableBitwise) {
+  if (!HasAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int rows : {1, 3, 4, 9}) {
+    for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}}) {
+      CheckMatMul<Avx512Isa, kern::kWF32>(rows, k, n);
+      CheckMatMul<Avx512Isa, kern::kWBF16>(rows, k, n);
+      auto x = Random(static_cast<size_t>(rows) * k, 3);
+      std::vector<float> exact;
+      auto w = Encode(Random(static_cast<size_t>(n) * k, 4), kern::kWF16, &exact);
+      std::vector<float> a(static_cast<size_t>(rows) * n), b(a.size());
+      kern::MatMulOp<Avx512Isa, kern::kWF16>(rows, k, x.data(), w.data(), a.data(), n, 0, n);
+      kern::MatMulOp<PortableIsa, kern::kWF16>(rows, k, x.data(), w.data(), b.data(), n, 0, n);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
+    }
+  }
+}
+
+TEST(CpuKernels, RmsNormMatchesReference) {
+  const int dim = 70;
+  auto x = Random(2 * dim, 5);
+  auto w = Random(dim, 6);
+  std::vector<float> out(2 * dim), ref_out(dim), scratch(dim);
+  kern::RmsNormOp<PortableIsa, kern::kWF32>(dim, x.data(), w.data(), 1e-5f, out.data(), 0, 2);
+  MatrixView wv{DType::kF32, 1, dim, reinterpret_cast<const std::byte*>(w.data())};
+  for (int m = 0; m < 2; ++m) {
+    ref::RmsNorm(x.data() + m * dim, wv, 1e-5f, ref_out.data(), scratch.data());
+    for (int d = 0; d < dim; ++d) EXPECT_NEAR(out[m * dim + d], ref_out[d], 1e-5);
+  }
+  if (HasAvx512()) {
+    std::vector<float> out2(2 * dim);
+    kern::RmsNormOp<Avx512Isa, kern::kWF32>(dim, x.data(), w.data(), 1e-5f, out2.data(), 0, 2);
+    EXPECT_EQ(out, out2);
+  }
+}
+
+}  // namespace
+}  // namespace tailor
