@@ -1,0 +1,128 @@
+// Benchmark of a compiled package against the machine's own ceilings, measured in the same run.
+//   build/package_bench --package DIR [--steps N] [--json FILE]
+// Per specialization: tokens/s; for decode (seq_len 1) achieved GB/s and the fraction of the
+// bandwidth bound; for prefill achieved GFLOP/s and the fraction of the fp32 FMA peak; and the
+// speed of generated kernels relative to the native path.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/machine_ceilings.h"
+#include "engine/runtime.h"
+#include "nlohmann/json.hpp"
+
+namespace tailor::bench {
+namespace {
+
+struct Row {
+  std::string name;
+  int ols = 1;
+  double gen_tokens_per_s = 0, native_tokens_per_s = 0;
+  double bytes_per_step = 0, flops_per_step = 0, gen_seconds = 0;
+};
+
+double TimeSteps(Runtime& rt, const StepPlan& plan, int steps) {
+  if (!rt.Execute(plan).ok()) return -1;  // warm-up
+  std::vector<double> times;
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = rt.Execute(plan);
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (!r.ok()) return -1;
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+int Main(int argc, char** argv) {
+  std::string package, json_path;
+  int steps = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--package") package = argv[i + 1];
+    if (a == "--steps") steps = std::max(1, std::atoi(argv[i + 1]));
+    if (a == "--json") json_path = argv[i + 1];
+  }
+  if (package.empty()) {
+    std::fprintf(stderr, "usage: package_bench --package DIR [--steps N] [--json FILE]\n");
+    return 2;
+  }
+  RuntimeOptions gen_options, native_options;
+  native_options.force_native = true;
+  auto gen = Runtime::Open(package, gen_options);
+  auto nat = Runtime::Open(package, native_options);
+  if (!gen.ok() || !nat.ok()) {
+    std::fprintf(stderr, "package_bench: %s\n", std::string((gen.ok() ? nat : gen).status().message()).c_str());
+    return 2;
+  }
+  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const Ceilings ceil = MeasureCeilings(threads);
+  const Package& pkg = (*gen)->package();
+  const LlamaConfig& c = pkg.config;
+  const double kv_elem = pkg.kv_dtype == DType::kF32 ? 4 : 2;
+
+  std::vector<Row> rows;
+  for (size_t i = 0; i < (*gen)->specializations().size(); ++i) {
+    const Specialization& spec = (*gen)->specializations()[i];
+    const SpecShape& s = spec.shape;
+    const int32_t B = (*gen)->kv_block_size(), per_row = (s.ctx_len + B - 1) / B;
+    // Full batch, each row ending half-way into its context: a typical step.
+    const int32_t start = std::max(0, s.ctx_len / 2 - s.seq_len);
+    std::vector<std::vector<BlockId>> tables(s.batch_size);
+    std::vector<int32_t> tokens(s.seq_len, 1);
+    StepPlan plan;
+    plan.spec_index = static_cast<int32_t>(i);
+    for (int32_t r = 0; r < s.batch_size; ++r) {
+      for (int32_t b = 0; b < per_row; ++b) tables[r].push_back(r * per_row + b);
+      plan.rows.push_back(StepRow{r, tokens, start, tables[r], 1});
+    }
+    Row row;
+    row.name = spec.Name();
+    row.ols = spec.ols;
+    const Program& prog = (*gen)->program(static_cast<int32_t>(i));
+    const double positions = start + s.seq_len;
+    row.bytes_per_step = prog.weight_bytes_read + s.batch_size * positions * c.kv_dim() * 2.0 * c.n_layers * kv_elem;
+    row.flops_per_step = prog.flops + 4.0 * s.batch_size * s.seq_len * positions * c.q_dim() * c.n_layers;
+    const double tg = TimeSteps(**gen, plan, steps), tn = TimeSteps(**nat, plan, steps);
+    if (tg <= 0 || tn <= 0) {
+      std::fprintf(stderr, "package_bench: %s failed to run\n", row.name.c_str());
+      return 1;
+    }
+    row.gen_seconds = tg;
+    row.gen_tokens_per_s = s.batch_size * s.seq_len / tg;
+    row.native_tokens_per_s = s.batch_size * s.seq_len / tn;
+    rows.push_back(row);
+  }
+
+  std::printf("machine: %d threads, read bandwidth %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n", ceil.threads,
+              ceil.read_gb_per_s, ceil.fma_gflop_per_s);
+  std::printf("package: %s (%s weights, %s KV)\n\n", package.c_str(), DTypeName(pkg.weight_dtype),
+              DTypeName(pkg.kv_dtype));
+  std::printf("%-16s %4s %12s %10s %9s %10s %9s %10s\n", "specialization", "ols", "tokens/s", "GB/s", "of_bw",
+              "GFLOP/s", "of_peak", "gen/native");
+  nlohmann::json j = {{"machine", {{"threads", ceil.threads}, {"read_gb_per_s", ceil.read_gb_per_s},
+                                   {"fma_gflop_per_s", ceil.fma_gflop_per_s}}},
+                      {"package", package}, {"specializations", nlohmann::json::array()}};
+  for (const Row& r : rows) {
+    const double gbs = r.bytes_per_step / r.gen_seconds / 1e9, gfs = r.flops_per_step / r.gen_seconds / 1e9;
+    std::printf("%-16s %4d %12.1f %10.2f %8.1f%% %10.2f %8.1f%% %10.2f\n", r.name.c_str(), r.ols,
+                r.gen_tokens_per_s, gbs, 100 * gbs / ceil.read_gb_per_s, gfs, 100 * gfs / ceil.fma_gflop_per_s,
+                r.gen_tokens_per_s / r.native_tokens_per_s);
+    j["specializations"].push_back({{"name", r.name}, {"ols", r.ols}, {"tokens_per_s", r.gen_tokens_per_s},
+                                    {"native_tokens_per_s", r.native_tokens_per_s}, {"gb_per_s", gbs},
+                                    {"fraction_of_bandwidth", gbs / ceil.read_gb_per_s}, {"gflop_per_s", gfs},
+                                    {"fraction_of_fma_peak", gfs / ceil.fma_gflop_per_s},
+                                    {"generated_over_native", r.gen_tokens_per_s / r.native_tokens_per_s}});
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << j.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace tailor::bench
+
+int main(int argc, char** argv) { return tailor::bench::Main(argc, argv); }
