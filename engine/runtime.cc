@@ -158,7 +158,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
       rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
     }
   }
-  rt->pool_ = std::make_unique<ThreadPool>(max_ols);
+  rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * max_ctx);
   rt->tokens_.resize(max_rows);
   rt->pos_.resize(max_rows);
