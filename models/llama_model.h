@@ -19,7 +19,7 @@ namespace tailor {
 
 // Where the weights came from; decides conventions such as the rope layout and stop tokens.
 enum class ModelFormat { kHuggingFace, kGguf, kLlama2c };
-std::string_view ModelFormatName(ModelFormat f);
+const char* ModelFormatName(ModelFormat f);
 
 // Rotary embedding layout of q/k rows within a head.
 //   kInterleaved: rotates pairs (2i, 2i+1)          (llama2.c, GGUF/ggml "normal" rope)

@@ -9,7 +9,7 @@
 
 namespace tailor {
 
-std::string_view ModelFormatName(ModelFormat f) {
+const char* ModelFormatName(ModelFormat f) {
   switch (f) {
     case ModelFormat::kHuggingFace: return "huggingface";
     case ModelFormat::kGguf: return "gguf";
