@@ -20,7 +20,7 @@ enum class DType : uint8_t {
 inline constexpr int kQ8_0BlockSize = 32;
 inline constexpr int kQ8_0BlockBytes = 34;
 
-std::string_view DTypeName(DType t);
+const char* DTypeName(DType t);
 std::optional<DType> ParseDType(std::string_view name);  // "f32", "f16", "bf16", "q8_0"
 
 // Bytes taken by `n` elements of one row (n must be a multiple of 32 for Q8_0).
