@@ -1,0 +1,152 @@
+// The synchronous heart of the engine core: requests, continuous batching, KV-cache bookkeeping,
+// preemption and sampling, one round at a time. EngineCore (engine_core.h) runs it on a thread;
+// tests may drive it directly and deterministically.
+//
+// A round (Step()):
+//  1. every running sequence gets KV blocks for its next token, oldest (by submission) first;
+//     when the pool runs out, the newest running sequence is preempted by recompute: its blocks
+//     are freed and it goes back to the waiting queue with prompt + generated tokens, keeping its
+//     sampler (and Rng state), so it resumes later with identical output;
+//  2. if nothing was preempted, waiting requests are admitted strictly in submission order
+//     (never skipping the head: no starvation) while fewer than max_running run and the pool
+//     holds blocks for their first token after the cached prefix;
+//  3. PlanRound (step_planner.h) splits the work into steps and picks each step's specialization;
+//     prefill chunks are capped by the blocks left;
+//  4. the steps run on the executor; rows that end their known tokens are sampled, and the
+//     tokens are reported through the requests' callbacks (queued: see DeliverEvents()).
+//
+// Not thread-safe: one thread owns a Scheduler (and its Executor), except ValidateRequest().
+#ifndef TAILOR_SCHEDULER_SCHEDULER_H_
+#define TAILOR_SCHEDULER_SCHEDULER_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "engine/executor.h"
+#include "scheduler/kv_cache_manager.h"
+#include "scheduler/request.h"
+#include "scheduler/sampler.h"
+#include "scheduler/step_planner.h"
+
+namespace tailor {
+
+struct SchedulerOptions {
+  SchedulePolicy policy = SchedulePolicy::kCostModel;
+  // Most sequences running at once; 0: the largest batch_size among the specializations.
+  int32_t max_running = 0;
+  bool enable_prefix_caching = true;
+  std::vector<int32_t> eos_token_ids;  // the model's end-of-sequence ids
+  uint64_t seed = 0;  // requests without a seed use a seed derived from this and their id
+  KvCacheManager::BlockHashFn block_hash;  // empty: built-in (tests inject collisions)
+};
+
+// The limits a request is checked against, from the executor (immutable).
+struct RequestLimits {
+  int32_t max_ctx_len = 0;  // largest ctx_len among the specializations
+  int32_t vocab_size = 0;
+  int32_t kv_block_size = 1;
+  int32_t num_kv_blocks = 0;
+};
+RequestLimits LimitsOf(const Executor& executor);
+
+// InvalidArgument, naming the parameter and both numbers, for a request that can never run:
+// an empty prompt, token ids outside the vocabulary, bad sampling options, prompt + max_tokens
+// beyond the largest ctx_len, or more KV blocks than the whole pool.
+absl::Status ValidateRequest(const RequestLimits& limits, std::span<const int32_t> prompt,
+                             const SamplingOptions& options);
+
+struct SchedulerStats {
+  KvCacheStats kv;
+  int32_t num_running = 0;
+  int32_t num_waiting = 0;
+  int64_t num_rounds = 0;
+  int64_t num_steps = 0;
+  int64_t num_preemptions = 0;
+  int64_t num_finished = 0;
+  int64_t prompt_tokens_computed = 0;     // KV written at prompt positions (recompute included)
+  int64_t generated_tokens_computed = 0;  // KV written at generated positions (recompute included)
+  int64_t useful_tokens = 0;              // the sum of the two
+  int64_t generated_tokens = 0;           // tokens sampled and reported
+  int64_t slot_tokens = 0;     // sum over steps of batch_size * seq_len (padded work)
+  double busy_seconds = 0.0;   // sum of the cost table's seconds of the steps run
+  std::vector<int64_t> steps_per_spec;  // indexed like the executor's specializations
+};
+
+class Scheduler {
+ public:
+  // `executor` must outlive the Scheduler.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(Executor& executor, SchedulerOptions options);
+
+  const RequestLimits& limits() const { return limits_; }
+
+  // Queues a request under a fresh, caller-chosen `id`. Validates it (ValidateRequest).
+  absl::Status Add(RequestId id, std::vector<int32_t> prompt, SamplingOptions options, TokenCallback callback);
+  // Ends a live request with `reason` (one last event, no token) and frees its blocks.
+  // False if `id` is not live.
+  bool Cancel(RequestId id, FinishReason reason = FinishReason::kCancelled);
+  void CancelAll(FinishReason reason);
+
+  bool HasWork() const { return !running_.empty() || !waiting_.empty(); }
+  // Runs one round. An executor error fails the requests of that step (kError) and is returned
+  // after the round completes.
+  absl::Status Step();
+  // Calls the callbacks of the events queued since the last call, in order. Separate from
+  // Step() so that an owner can publish state (e.g. statistics) before clients hear of it.
+  void DeliverEvents();
+
+  SchedulerStats stats() const;
+  const KvCacheManager& kv_cache() const { return kv_; }
+
+ private:
+  struct Sequence {
+    RequestId id = 0;
+    uint64_t order = 0;  // submission order: lower = older
+    std::vector<int32_t> tokens;  // prompt + generated
+    int32_t prompt_len = 0;
+    int32_t num_computed = 0;  // leading tokens whose KV is written
+    int32_t num_cached_prompt_tokens = -1;  // at first admission
+    bool running = false;
+    std::unique_ptr<RequestSampler> sampler;
+    std::shared_ptr<const TokenCallback> callback;
+    int32_t num_generated() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
+    int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - num_computed; }
+  };
+  struct PendingEvent {
+    std::shared_ptr<const TokenCallback> callback;
+    TokenEvent event;
+  };
+
+  Scheduler(Executor& executor, SchedulerOptions options, RequestLimits limits);
+
+  void InsertByOrder(std::vector<Sequence*>& list, Sequence* seq);
+  void Preempt(Sequence* seq);
+  // Removes `seq` (finished), frees its blocks, and queues its last event.
+  void Finish(Sequence* seq, TokenEvent event);
+  void Admit();
+  absl::Status RunStep(const PlannedStep& step, std::span<Sequence* const> prefill,
+                       std::span<Sequence* const> decode);
+
+  Executor& executor_;
+  const SchedulerOptions options_;
+  const RequestLimits limits_;
+  int32_t max_running_ = 1;
+  int32_t max_seq_len_ = 1;
+  KvCacheManager kv_;
+  absl::flat_hash_map<RequestId, std::unique_ptr<Sequence>> seqs_;
+  std::vector<Sequence*> running_;  // by submission order
+  std::vector<Sequence*> waiting_;  // by submission order (preempted ones go back in place)
+  uint64_t next_order_ = 0;
+  bool preempted_this_round_ = false;
+  std::vector<PendingEvent> events_;
+  std::vector<float> logits_;  // scratch row
+  SchedulerStats stats_;
+};
+
+}  // namespace tailor
+
+#endif  // TAILOR_SCHEDULER_SCHEDULER_H_
