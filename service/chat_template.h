@@ -1,0 +1,98 @@
+// Built-in chat templates: render an OpenAI-style message list into the prompt a chat model was
+// trained on, as a sequence of text pieces and BOS/EOS markers.
+//
+// Token convention (the one thing callers must follow exactly):
+//   - A rendered prompt is a list of pieces. A kBos/kEos piece is the model's BOS/EOS token id;
+//     templates never write "<s>" or "</s>" as text. Every rendered prompt starts with kBos, so the
+//     caller must NOT prepend another BOS (unlike raw completions prompts, where the engine adds it).
+//   - Each kText piece is encoded on its own with the tokenizer's ordinary settings (SentencePiece
+//     adds its dummy-prefix space at the start of each piece) and without adding BOS/EOS. This is
+//     how the reference implementations tokenize Llama-2 (Meta's generation.py: one encode() per
+//     [INST] turn, between BOS and EOS) and Mistral (mistral-common), so those two match exactly.
+//   - Text may contain markers such as "<|im_start|>" or "<|user|>"; a tokenizer whose vocabulary
+//     has them as added/special tokens should map the exact string to that token, else they are
+//     plain text.
+// Templates and the functions here are immutable/pure and safe to use from any thread.
+#ifndef TAILOR_SERVICE_CHAT_TEMPLATE_H_
+#define TAILOR_SERVICE_CHAT_TEMPLATE_H_
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace tailor::service {
+
+enum class ChatRole { kSystem, kUser, kAssistant };
+
+const char* ChatRoleName(ChatRole role);  // "system", "user", "assistant"
+
+struct ChatMessage {
+  ChatRole role = ChatRole::kUser;
+  std::string content;  // UTF-8
+  bool operator==(const ChatMessage&) const = default;
+};
+
+struct PromptPiece {
+  enum class Kind { kText, kBos, kEos };
+  Kind kind = Kind::kText;
+  std::string text;  // only for kText; never empty there
+  bool operator==(const PromptPiece&) const = default;
+};
+
+struct RenderedChat {
+  std::vector<PromptPiece> pieces;  // starts with kBos; adjacent text is merged into one piece
+  // For logs and tests: text with BOS written as "<s>" and EOS as "</s>".
+  std::string DebugString() const;
+};
+
+enum class ChatTemplateKind { kPlain, kLlama2, kMistral, kZephyr, kChatml };
+
+// The names accepted by --chat-template, in this order: llama-2, mistral, zephyr, chatml, plain.
+std::vector<std::string> ChatTemplateNames();
+const char* ChatTemplateName(ChatTemplateKind kind);
+
+// The family of a Hugging Face jinja `chat_template` (tokenizer_config.json), recognised by its
+// markers: "<|im_start|>" -> chatml; "<<SYS>>" -> llama-2; "[INST]" -> mistral; "<|user|>" and
+// "<|assistant|>" without "<|end|>" (Phi-3) -> zephyr. Anything else, or empty, -> plain.
+ChatTemplateKind DetectChatTemplate(absl::string_view hf_chat_template);
+
+class ChatTemplate {
+ public:
+  explicit ChatTemplate(ChatTemplateKind kind) : kind_(kind) {}
+
+  // --chat-template NAME (also accepts "llama2"). InvalidArgument listing the valid names.
+  static absl::StatusOr<ChatTemplate> ByName(absl::string_view name);
+  static ChatTemplate Detect(absl::string_view hf_chat_template) {
+    return ChatTemplate(DetectChatTemplate(hf_chat_template));
+  }
+
+  ChatTemplateKind kind() const { return kind_; }
+  const char* name() const { return ChatTemplateName(kind_); }
+
+  // Renders `messages` followed by the assistant generation prompt. InvalidArgument naming the
+  // offending index as "messages[i]" for an empty list, or (llama-2, mistral) a system message
+  // that is not first, roles that do not alternate user/assistant after the optional system
+  // message, or a last message that is not from the user.
+  //
+  //   llama-2:  <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] ...
+  //             (each turn's content is strip()ped, as Meta's template does)
+  //   mistral:  <s>[INST] {system}\n\n{user} [/INST] {assistant}</s>[INST] {user} [/INST]
+  //   zephyr:   <s><|system|>\n{system}</s>\n<|user|>\n{user}</s>\n<|assistant|>\n
+  //   chatml:   <s><|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
+  //   plain:    <s>{system}\n\nUser: {user}\nAssistant: {assistant}\nUser: {user}\nAssistant:
+  absl::StatusOr<RenderedChat> Render(std::span<const ChatMessage> messages) const;
+
+  // Text that ends the assistant's turn besides the EOS token, to pass to the stop-string matcher:
+  // chatml {"<|im_end|>"}, plain {"\nUser:"}, others none (their turns end with EOS).
+  std::vector<std::string> StopStrings() const;
+
+ private:
+  ChatTemplateKind kind_;
+};
+
+}  // namespace tailor::service
+
+#endif  // TAILOR_SERVICE_CHAT_TEMPLATE_H_

@@ -1,0 +1,103 @@
+// Parsing and validation of OpenAI request bodies for POST /v1/completions and
+// POST /v1/chat/completions into plain structs. Pure functions; safe from any thread.
+//
+// As OpenAI does: unknown fields are ignored; `null` means "not given" for every optional field;
+// numbers given as JSON floats with an integral value are accepted where an integer is expected.
+// Every error is a 400 ApiError whose `param` names the offending field (e.g. "temperature",
+// "messages[1].content", "stream_options.include_usage"); malformed JSON gives code
+// "invalid_json" and a message with the line and column.
+#ifndef TAILOR_SERVICE_OPENAI_REQUEST_H_
+#define TAILOR_SERVICE_OPENAI_REQUEST_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/string_view.h"
+#include "service/api_error.h"
+#include "service/chat_template.h"
+
+namespace tailor::service {
+
+enum class Endpoint { kCompletions, kChatCompletions };
+
+// One completions prompt: text (the engine prepends BOS when encoding it) or token ids (used as
+// given: no BOS is added).
+using PromptInput = std::variant<std::string, std::vector<int32_t>>;
+
+// Sampling and stopping, as the engine side needs them. Disabled values are the neutral ones.
+struct SamplingParams {
+  // Generated-token limit; nullopt = until the context is full (the chat default).
+  std::optional<int32_t> max_tokens;
+  double temperature = 1.0;         // [0, 2]; 0 = greedy
+  double top_p = 1.0;               // (0, 1]
+  int32_t top_k = 0;                // 0 = disabled (-1 is accepted and stored as 0)
+  double min_p = 0.0;               // [0, 1]
+  double presence_penalty = 0.0;    // [-2, 2]
+  double frequency_penalty = 0.0;   // [-2, 2]
+  double repetition_penalty = 1.0;  // (0, 2]; 1 = disabled
+  std::optional<int64_t> seed;
+  std::vector<std::string> stop;    // <= max_stop non-empty strings (empty strings are dropped)
+  std::vector<std::pair<int32_t, double>> logit_bias;  // (token id, bias in [-100, 100]), by id
+  bool ignore_eos = false;
+  // Alternatives to report per generated token: nullopt = no logprobs; 0 = only the sampled
+  // token's logprob. Completions: `logprobs` (0..5). Chat: `top_logprobs` (0..20) when
+  // `logprobs` is true.
+  std::optional<int32_t> logprobs;
+
+  bool operator==(const SamplingParams&) const = default;
+};
+
+struct OpenAiRequest {
+  Endpoint endpoint = Endpoint::kCompletions;
+  std::optional<std::string> model;     // nullopt: use the served model
+  std::vector<PromptInput> prompts;     // completions: >= 1 (one per prompt of an array)
+  std::vector<ChatMessage> messages;    // chat: >= 1
+  SamplingParams sampling;
+  // Choices per prompt. For completions, choice index = prompt_index * n + i (as OpenAI).
+  int32_t n = 1;
+  std::string user;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+};
+
+struct ParseLimits {
+  int32_t max_n = 16;
+  int32_t max_stop = 4;
+  int32_t max_completion_logprobs = 5;  // completions `logprobs`
+  int32_t max_top_logprobs = 20;        // chat `top_logprobs`
+  int32_t max_prompts = 64;             // completions: prompts in one request
+  int32_t default_completion_max_tokens = 16;  // OpenAI's default for /v1/completions
+  int32_t max_json_depth = 64;          // nesting of the body, checked before parsing
+};
+
+// Parses JSON text (the HTTP body). Never throws.
+ApiResult<OpenAiRequest> ParseOpenAiRequest(Endpoint endpoint, absl::string_view body,
+                                            const ParseLimits& limits = {});
+// The same from an already-parsed JSON value (the batch front end's "body"). Never throws.
+ApiResult<OpenAiRequest> ParseOpenAiRequestJson(Endpoint endpoint, const nlohmann::json& body,
+                                                const ParseLimits& limits = {});
+
+// Checks what needs the model: token ids in prompts and logit_bias keys must be < vocab_size
+// (params "prompt", "logit_bias"). nullopt when fine.
+std::optional<ApiError> ValidateForVocabulary(const OpenAiRequest& request, int32_t vocab_size);
+
+// The generated-token limit for one prompt of `prompt_tokens` tokens (BOS included) in a context
+// of `context_length` tokens: `max_tokens` if it fits, else a 400 naming `max_tokens`
+// ("max_completion_tokens" is reported as "max_tokens"); unset means context_length -
+// prompt_tokens. A prompt that leaves no room for one token is a 400 naming `prompt_param`
+// ("prompt" or "messages").
+ApiResult<int32_t> ResolveMaxTokens(const SamplingParams& sampling, int64_t prompt_tokens,
+                                    int64_t context_length, absl::string_view prompt_param);
+
+// Human-readable 1-based line and column of byte `offset` in `text` (for JSON error messages).
+std::pair<int64_t, int64_t> LineAndColumn(absl::string_view text, size_t offset);
+
+}  // namespace tailor::service
+
+#endif  // TAILOR_SERVICE_OPENAI_REQUEST_H_
