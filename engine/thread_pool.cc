@@ -17,7 +17,8 @@ int ThreadPool::ThreadsFor(int max_parts) {
 }
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  // The count is passed in: a worker may start before workers_ holds every thread.
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i, threads] { WorkerLoop(i, threads); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -55,9 +56,8 @@ void ThreadPool::Run(int parts, const std::function<void(int)>& fn) {
   }
 }
 
-void ThreadPool::WorkerLoop(int index) {
+void ThreadPool::WorkerLoop(int index, int threads) {
   uint64_t seen = 0;  // the generation before any Run()
-  const int threads = this->threads();
   while (true) {
     uint64_t w = work_.load(std::memory_order_acquire);
     for (int spins = 0; (w >> 16) == seen && spins < kSpins; ++spins) {

@@ -32,7 +32,7 @@ class ThreadPool {
   void Run(int parts, const std::function<void(int)>& fn);
 
  private:
-  void WorkerLoop(int index);
+  void WorkerLoop(int index, int threads);
 
   std::vector<std::thread> workers_;
   // Published by Run() before work_ changes (release), read after (acquire); stays valid
