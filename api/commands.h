@@ -4,19 +4,30 @@
 #define TAILOR_API_COMMANDS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace tailor {
 
 // Facts main() reads from the environment and passes down (no getenv below main).
 struct Environment {
   uint64_t random_seed = 0;  // used when a command is given no --seed
+  std::string cxx;           // $CXX: the C++ compiler for generated kernels ("" = c++)
 };
 
 int RunGenerate(const std::vector<std::string>& args, const Environment& env);
+int RunCompile(const std::vector<std::string>& args, const Environment& env);
+int RunInspect(const std::vector<std::string>& args);
+int RunExec(const std::vector<std::string>& args);
+
+// The package a serving command runs: `flag_value` if given, else the default package that
+// scripts/setup.sh compiles (NotFound naming the flags to use when it does not exist).
+absl::StatusOr<std::string> PackageOrDefault(const std::optional<std::string>& flag_value,
+                                             const char* alternatives);
 
 // Maps a Status to an exit code (2 for bad input, 1 otherwise) after printing it to stderr.
 int ReportError(const absl::Status& status);

@@ -85,32 +85,21 @@ absl::Status Exec(const std::vector<std::string>& args) {
   TAILOR_ASSIGN_OR_RETURN(ro.kv_cache_mb, f.GetInt("kv-cache-mb", 0, 0, 1 << 20));
   ro.warn = [](const std::string& w) { std::cerr << "tailor: warning: " << w << "\n"; };
   TAILOR_ASSIGN_OR_RETURN(auto rt, Runtime::Open(*f.Get("package"), ro));
-  int32_t max_ctx = 0;
-  for (const auto& s : rt->specializations()) max_ctx = std::max(max_ctx, s.shape.ctx_len);
-  const int32_t per_slot = (max_ctx + rt->kv_block_size() - 1) / rt->kv_block_size();
-  if (static_cast<int64_t>(per_slot) * slots > rt->num_kv_blocks()) {
-    return absl::InvalidArgumentError(absl::StrCat(slots, " rows need ", per_slot * slots,
-                                                   " KV blocks; the pool has ", rt->num_kv_blocks(),
-                                                   " (raise --kv-cache-mb)"));
-  }
-  std::vector<std::vector<BlockId>> tables(slots);
-  for (size_t r = 0; r < slots; ++r) {
-    for (int32_t b = 0; b < per_slot; ++b) tables[r].push_back(static_cast<BlockId>(r * per_slot + b));
-  }
-
-  std::ofstream file;
-  if (f.Has("output")) {
-    file.open(*f.Get("output"), std::ios::trunc);
-    if (!file) return absl::InvalidArgumentError(absl::StrCat(*f.Get("output"), ": cannot write"));
-  }
-  std::ostream& out = f.Has("output") ? file : std::cout;
+  // First pass: the valid tokens of every row, the specialization of every input and the
+  // positions each slot reaches; nothing runs until every input is known to fit.
+  struct Prepared {
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<int32_t> start, plan_row;
+    int32_t spec = -1;
+  };
+  std::vector<Prepared> prepared(inputs.size());
+  std::vector<int32_t> slot_end(slots, 0);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Input& in = inputs[i];
-    // Valid tokens of each row: positions >= 0, consecutive.
-    std::vector<std::vector<int32_t>> tokens(in.ids.size());
-    std::vector<int32_t> start(in.ids.size(), 0);
-    std::vector<int32_t> plan_row(in.ids.size(), -1);
-    StepPlan plan;
+    Prepared& p = prepared[i];
+    p.tokens.resize(in.ids.size());
+    p.start.assign(in.ids.size(), 0);
+    p.plan_row.assign(in.ids.size(), -1);
     StepShape shape;
     for (size_t r = 0; r < in.ids.size(); ++r) {
       int32_t expect = -1;
@@ -120,16 +109,16 @@ absl::Status Exec(const std::vector<std::string>& args) {
           return absl::InvalidArgumentError(absl::StrCat(input_path, ": inputs[", i, "] row ", r,
                                                          ": valid positions must be consecutive"));
         }
-        if (expect < 0) start[r] = in.pos[r][t];
+        if (expect < 0) p.start[r] = in.pos[r][t];
         expect = in.pos[r][t] + 1;
-        tokens[r].push_back(in.ids[r][t]);
+        p.tokens[r].push_back(in.ids[r][t]);
       }
-      if (tokens[r].empty()) continue;
-      plan_row[r] = static_cast<int32_t>(plan.rows.size());
-      plan.rows.push_back(StepRow{static_cast<RequestId>(r), tokens[r], start[r], tables[r], 1});
-      shape.rows += 1;
-      shape.max_tokens_per_row = std::max<int32_t>(shape.max_tokens_per_row, tokens[r].size());
-      shape.max_end_pos = std::max<int32_t>(shape.max_end_pos, start[r] + tokens[r].size());
+      if (p.tokens[r].empty()) continue;
+      p.plan_row[r] = shape.rows++;
+      const int32_t end_pos = p.start[r] + static_cast<int32_t>(p.tokens[r].size());
+      shape.max_tokens_per_row = std::max<int32_t>(shape.max_tokens_per_row, p.tokens[r].size());
+      shape.max_end_pos = std::max(shape.max_end_pos, end_pos);
+      slot_end[r] = std::max(slot_end[r], end_pos);
     }
     auto spec = SelectSpecialization(rt->specializations(), rt->costs(), shape);
     if (!spec) {
@@ -142,15 +131,44 @@ absl::Status Exec(const std::vector<std::string>& args) {
           input_path, ": inputs[", i, "] needs (rows ", shape.rows, ", tokens per row ", shape.max_tokens_per_row,
           ", positions ", shape.max_end_pos, "); no specialization fits; compiled: ", compiled));
     }
-    plan.spec_index = *spec;
+    p.spec = *spec;
+  }
+  // Each slot owns the blocks its furthest position needs, numbered consecutively.
+  const int32_t block = rt->kv_block_size();
+  std::vector<std::vector<BlockId>> tables(slots);
+  BlockId next_block = 0;
+  for (size_t r = 0; r < slots; ++r) {
+    for (int32_t b = 0; b < (slot_end[r] + block - 1) / block; ++b) tables[r].push_back(next_block++);
+  }
+  if (next_block > rt->num_kv_blocks()) {
+    return absl::InvalidArgumentError(absl::StrCat(input_path, ": the inputs need ", next_block,
+                                                   " KV blocks; the pool has ", rt->num_kv_blocks(),
+                                                   " (raise --kv-cache-mb)"));
+  }
+
+  std::ofstream file;
+  if (f.Has("output")) {
+    file.open(*f.Get("output"), std::ios::trunc);
+    if (!file) return absl::InvalidArgumentError(absl::StrCat(*f.Get("output"), ": cannot write"));
+  }
+  std::ostream& out = f.Has("output") ? file : std::cout;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Input& in = inputs[i];
+    const Prepared& p = prepared[i];
+    StepPlan plan;
+    for (size_t r = 0; r < in.ids.size(); ++r) {
+      if (p.plan_row[r] < 0) continue;
+      plan.rows.push_back(StepRow{static_cast<RequestId>(r), p.tokens[r], p.start[r], tables[r], 1});
+    }
+    plan.spec_index = p.spec;
     TAILOR_ASSIGN_OR_RETURN(StepOutput result, rt->Execute(plan));
-    const SpecShape& s = rt->specializations()[*spec].shape;
+    const SpecShape& s = rt->specializations()[p.spec].shape;
     json line = {{"input", i},
-                 {"specialization", {{"index", *spec}, {"batch_size", s.batch_size}, {"seq_len", s.seq_len},
+                 {"specialization", {{"index", p.spec}, {"batch_size", s.batch_size}, {"seq_len", s.seq_len},
                                      {"ctx_len", s.ctx_len}}}};
     json logits = json::array();
     for (size_t r = 0; r < in.ids.size(); ++r) {
-      logits.push_back(plan_row[r] < 0 ? json(nullptr) : json(result.logits[plan_row[r]]));
+      logits.push_back(p.plan_row[r] < 0 ? json(nullptr) : json(result.logits[p.plan_row[r]]));
     }
     line["logits"] = logits;
     out << line.dump() << "\n";

@@ -1,6 +1,7 @@
 // `tailor generate`: loads a model, encodes the prompt (BOS prepended), streams the continuation
 // to stdout as it is produced, and prints the statistics line last on stderr.
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <iostream>
 
@@ -12,6 +13,8 @@
 #include "kernels/sampling.h"
 #include "models/model_loader.h"
 #include "models/reference_forward.h"
+#include "engine/runtime.h"
+#include "engine/sequence_runner.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tailor {
@@ -19,7 +22,8 @@ namespace {
 
 const std::vector<FlagSpec>& GenerateFlags() {
   static const auto* specs = new std::vector<FlagSpec>{
-      {"model", true, {"m"}, "HF directory, .gguf file or llama2.c .bin"},
+      {"model", true, {"m"}, "HF directory, .gguf file or llama2.c .bin (reference forward pass)"},
+      {"package", true, {}, "compiled package (default: the package setup.sh built)"},
       {"tokenizer", true, {}, "tokenizer (.model, llama2.c .bin or .gguf) to use instead"},
       {"prompt", true, {}, "text to continue (empty: BOS alone)"},
       {"max-tokens", true, {}, "most tokens to generate (default 256)"},
@@ -32,7 +36,8 @@ const std::vector<FlagSpec>& GenerateFlags() {
 }
 
 struct GenerateArgs {
-  std::string model;
+  std::string model;    // empty: run a package
+  std::string package;
   std::optional<std::string> tokenizer;
   std::string prompt;
   int64_t max_tokens = 256;
@@ -48,12 +53,13 @@ absl::StatusOr<GenerateArgs> ParseArgs(const std::vector<std::string>& args,
         absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
   }
   GenerateArgs a;
-  if (!flags.Has("model")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "generate needs --model PATH\nusage: tailor generate --model PATH [options]\n",
-        FlagsHelp(GenerateFlags())));
+  if (flags.Has("model") && flags.Has("package")) {
+    return absl::InvalidArgumentError("give --model or --package, not both");
   }
-  a.model = *flags.Get("model");
+  a.model = flags.Get("model").value_or("");
+  if (a.model.empty()) {
+    TAILOR_ASSIGN_OR_RETURN(a.package, PackageOrDefault(flags.Get("package"), "--model PATH or --package DIR"));
+  }
   a.tokenizer = flags.Get("tokenizer");
   if (!flags.Has("prompt")) return absl::InvalidArgumentError("generate needs --prompt TEXT");
   a.prompt = *flags.Get("prompt");
@@ -75,40 +81,79 @@ double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-absl::Status Generate(const GenerateArgs& a) {
-  LoadOptions options;
-  if (a.tokenizer) options.tokenizer = *a.tokenizer;
-  TAILOR_ASSIGN_OR_RETURN(auto model, LoadModel(a.model, options));
-  const LlamaConfig& c = model->config;
-  TAILOR_ASSIGN_OR_RETURN(auto tokenizer, Tokenizer::Load(model->tokenizer_path, c.vocab_size));
+// Where logits come from: the reference forward pass of a model, or a compiled package.
+struct Backend {
+  LlamaConfig config;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::function<absl::StatusOr<std::vector<float>>(std::span<const int32_t>)> feed;  // last logits
+  // Owned state behind `feed`.
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<ReferenceForward> forward;
+  std::unique_ptr<ReferenceKvCache> cache;
+  std::unique_ptr<Runtime> runtime;
+  std::unique_ptr<SequenceRunner> runner;
+};
 
+absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const GenerateArgs& a) {
+  auto b = std::make_unique<Backend>();
+  if (!a.model.empty()) {
+    LoadOptions options;
+    if (a.tokenizer) options.tokenizer = *a.tokenizer;
+    TAILOR_ASSIGN_OR_RETURN(b->model, LoadModel(a.model, options));
+    b->config = b->model->config;
+    TAILOR_ASSIGN_OR_RETURN(b->tokenizer, Tokenizer::Load(b->model->tokenizer_path, b->config.vocab_size));
+    b->forward = std::make_unique<ReferenceForward>(*b->model);
+    b->cache = std::make_unique<ReferenceKvCache>(b->config);
+    Backend* raw = b.get();
+    b->feed = [raw](std::span<const int32_t> tokens) -> absl::StatusOr<std::vector<float>> {
+      ReferenceRow row{raw->cache.get(), tokens};
+      TAILOR_ASSIGN_OR_RETURN(auto logits, raw->forward->Run({&row, 1}));
+      const size_t V = static_cast<size_t>(raw->config.vocab_size);
+      return std::vector<float>(logits[0].end() - V, logits[0].end());
+    };
+    return b;
+  }
+  RuntimeOptions ro;
+  ro.warn = [](const std::string& w) { std::cerr << "tailor: warning: " << w << "\n"; };
+  TAILOR_ASSIGN_OR_RETURN(b->runtime, Runtime::Open(a.package, ro));
+  b->config = b->runtime->package().config;
+  const std::filesystem::path tok = std::filesystem::path(a.package) / b->runtime->package().tokenizer_file;
+  TAILOR_ASSIGN_OR_RETURN(b->tokenizer, Tokenizer::Load(a.tokenizer ? std::filesystem::path(*a.tokenizer) : tok, b->config.vocab_size));
+  b->runner = std::make_unique<SequenceRunner>(*b->runtime);
+  Backend* raw = b.get();
+  b->feed = [raw](std::span<const int32_t> tokens) { return raw->runner->Feed(tokens); };
+  return b;
+}
+
+absl::Status Generate(const GenerateArgs& a) {
+  TAILOR_ASSIGN_OR_RETURN(auto backend, OpenBackend(a));
+  const LlamaConfig& c = backend->config;
+  int32_t max_positions = c.max_positions;
+  if (backend->runtime) {
+    max_positions = 0;
+    for (const auto& s : backend->runtime->specializations()) max_positions = std::max(max_positions, s.shape.ctx_len);
+  }
   std::vector<int32_t> prompt;
   if (c.add_bos || a.prompt.empty()) prompt.push_back(c.bos_id);
-  for (int32_t id : tokenizer->Encode(a.prompt)) prompt.push_back(id);
-  if (static_cast<int64_t>(prompt.size()) + a.max_tokens > c.max_positions) {
+  for (int32_t id : backend->tokenizer->Encode(a.prompt)) prompt.push_back(id);
+  if (static_cast<int64_t>(prompt.size()) + a.max_tokens > max_positions) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the prompt (", prompt.size(), " tokens) plus --max-tokens ", a.max_tokens, " is ",
-        prompt.size() + a.max_tokens, " positions, more than the model's maximum of ",
-        c.max_positions, "; shorten the prompt or lower --max-tokens"));
+        prompt.size() + a.max_tokens, " positions, more than the ", backend->runtime ? "largest ctx_len" : "model's maximum",
+        " of ", max_positions, "; shorten the prompt or lower --max-tokens"));
   }
 
-  ReferenceForward forward(*model);
-  ReferenceKvCache cache(c);
   Rng rng(a.seed);
   std::vector<std::pair<float, int32_t>> scratch;
-  StreamingDetokenizer detok(*tokenizer, prompt);
-
+  StreamingDetokenizer detok(*backend->tokenizer, prompt);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> next = prompt;
   int64_t generated = 0;
   auto t_first = t0;
   while (generated < a.max_tokens) {
-    ReferenceRow row{&cache, next};
-    TAILOR_ASSIGN_OR_RETURN(auto logits, forward.Run({&row, 1}));
+    TAILOR_ASSIGN_OR_RETURN(std::vector<float> logits, backend->feed(next));
     if (generated == 0) t_first = std::chrono::steady_clock::now();
-    std::span<const float> last(logits[0].data() + (next.size() - 1) * c.vocab_size,
-                                static_cast<size_t>(c.vocab_size));
-    const int32_t token = SampleToken(last, a.sampling, rng, scratch);
+    const int32_t token = SampleToken(logits, a.sampling, rng, scratch);
     if (std::find(c.eos_ids.begin(), c.eos_ids.end(), token) != c.eos_ids.end()) break;
     ++generated;
     std::string text = detok.Push(token);

@@ -1,4 +1,5 @@
 // The `tailor` executable: one binary, subcommands. Exceptions stop here.
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <random>
@@ -12,7 +13,10 @@ namespace {
 constexpr char kUsage[] =
     "usage: tailor <command> [options]\n"
     "commands:\n"
-    "  generate   continue a prompt: tailor generate --model PATH --prompt TEXT\n"
+    "  generate   continue a prompt: tailor generate (--model PATH | --package DIR) --prompt TEXT\n"
+    "  compile    compile a model into a package of specializations\n"
+    "  inspect    print a package's specializations\n"
+    "  exec       run a JSON input file on a package\n"
     "run 'tailor <command> --help' for a command's options\n";
 
 }  // namespace
@@ -28,7 +32,11 @@ int main(int argc, char** argv) {
   tailor::Environment env;
   env.random_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   try {
+    if (const char* cxx = std::getenv("CXX")) env.cxx = cxx;
     if (command == "generate") return tailor::RunGenerate(args, env);
+    if (command == "compile") return tailor::RunCompile(args, env);
+    if (command == "inspect") return tailor::RunInspect(args);
+    if (command == "exec") return tailor::RunExec(args);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

@@ -207,7 +207,8 @@ TEST_F(BadInput, Llama2cWithoutTokenizerListsPathsTried) {
 }
 
 TEST_F(BadInput, PromptPlusMaxTokensBeyondMaxPositions) {
-  ExpectBadInput(Run(kStories + "/stories260K.gguf", {"--max-tokens", "600"}),
+  // The HF copy declares max_position_embeddings 512 (the GGUF copy says 2048).
+  ExpectBadInput(Run(kShared + "/models/stories260K-hf", {"--max-tokens", "600"}),
                  {"--max-tokens 600", "512"});
 }
 
@@ -216,7 +217,7 @@ TEST_F(BadInput, BadFlags) {
                  {"--top-p", "abc"});
   ExpectBadInput(Generate({"--model", kStories + "/stories260K.gguf", "--prompt", "x", "--bogus", "1"}),
                  {"--bogus"});
-  ExpectBadInput(Generate({"--prompt", "x"}), {"--model"});
+  ExpectBadInput(Generate({"--prompt", "x", "--package", (tmp_ / "none").string()}), {"none"});
 }
 
 }  // namespace
