@@ -14,6 +14,38 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
+// Only the fields the model set: {"do_sample": false, "temperature": 0.7, ...}.
+json SamplingDefaultsJson(const LlamaConfig::SamplingDefaults& d) {
+  json j = json::object();
+  if (d.do_sample) j["do_sample"] = *d.do_sample;
+  if (d.temperature) j["temperature"] = *d.temperature;
+  if (d.top_p) j["top_p"] = *d.top_p;
+  if (d.top_k) j["top_k"] = *d.top_k;
+  if (d.repetition_penalty) j["repetition_penalty"] = *d.repetition_penalty;
+  return j;
+}
+
+absl::Status ReadSamplingDefaults(const json& j, LlamaConfig::SamplingDefaults* d) {
+  auto bad = [](const char* key) {
+    return absl::InvalidArgumentError(absl::StrCat(key, " has the wrong type"));
+  };
+  if (j.contains("do_sample")) {
+    if (!j["do_sample"].is_boolean()) return bad("do_sample");
+    d->do_sample = j["do_sample"].get<bool>();
+  }
+  for (auto [key, field] : {std::pair{"temperature", &d->temperature}, std::pair{"top_p", &d->top_p},
+                            std::pair{"repetition_penalty", &d->repetition_penalty}}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_number()) return bad(key);
+    *field = j[key].get<float>();
+  }
+  if (j.contains("top_k")) {
+    if (!j["top_k"].is_number_integer()) return bad("top_k");
+    d->top_k = j["top_k"].get<int32_t>();
+  }
+  return absl::OkStatus();
+}
+
 json TensorJson(const TensorRef& t) {
   return json{{"dtype", std::string(DTypeName(t.dtype))}, {"offset", t.offset}, {"rows", t.rows}, {"cols", t.cols}};
 }
@@ -142,7 +174,8 @@ absl::Status WriteManifest(const Package& p) {
                        {"cpu_features", p.cpu_features},
                        {"target", p.target == Target::kGenerated ? "generated" : "native"}}},
       {"model", model},
-      {"generation", {{"bos_id", c.bos_id}, {"eos_ids", c.eos_ids}, {"add_bos", c.add_bos}}},
+      {"generation", {{"bos_id", c.bos_id}, {"eos_ids", c.eos_ids}, {"add_bos", c.add_bos},
+                      {"sampling_defaults", SamplingDefaultsJson(c.sampling_defaults)}}},
       {"chat_template", p.chat_template},
       {"tokenizer", {{"file", p.tokenizer_file}, {"checksum", p.tokenizer_checksum}}},
       {"weights", {{"file", "weights.bin"}, {"dtype", std::string(DTypeName(p.weight_dtype))},
@@ -228,6 +261,11 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   for (const auto& e : gen["eos_ids"]) {
     if (!e.is_number_integer()) return r.Error("generation.eos_ids", "must hold integers");
     c.eos_ids.push_back(e.get<int32_t>());
+  }
+  if (gen.contains("sampling_defaults")) {
+    if (!gen["sampling_defaults"].is_object()) return r.Error("generation.sampling_defaults", "must be an object");
+    absl::Status s = ReadSamplingDefaults(gen["sampling_defaults"], &c.sampling_defaults);
+    if (!s.ok()) return r.Error("generation.sampling_defaults", std::string(s.message()));
   }
   if (m.contains("chat_template") && m["chat_template"].is_string()) {
     p->chat_template = m["chat_template"].get<std::string>();

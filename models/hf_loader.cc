@@ -194,6 +194,14 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadHuggingFace(const fs::path& dir,
       auto ids = ReadIdList(gen["eos_token_id"]);
       if (!ids.empty()) model->config.eos_ids = ids;
     }
+    LlamaConfig::SamplingDefaults& d = model->config.sampling_defaults;
+    if (gen.contains("do_sample") && gen["do_sample"].is_boolean()) d.do_sample = gen["do_sample"].get<bool>();
+    if (gen.contains("temperature") && gen["temperature"].is_number()) d.temperature = gen["temperature"].get<float>();
+    if (gen.contains("top_p") && gen["top_p"].is_number()) d.top_p = gen["top_p"].get<float>();
+    if (gen.contains("top_k") && gen["top_k"].is_number_integer()) d.top_k = gen["top_k"].get<int32_t>();
+    if (gen.contains("repetition_penalty") && gen["repetition_penalty"].is_number()) {
+      d.repetition_penalty = gen["repetition_penalty"].get<float>();
+    }
   }
   if (fs::exists(dir / "tokenizer_config.json")) {
     TAILOR_ASSIGN_OR_RETURN(json tc, ReadJson(dir / "tokenizer_config.json"));

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,16 @@ struct LlamaConfig {
   int32_t bos_id = 1;
   std::vector<int32_t> eos_ids = {2};  // generation stops at any of these
   bool add_bos = true;
+  // Sampling defaults from generation_config.json (front ends use them when a request sets
+  // nothing); unset fields mean the engine's own defaults. do_sample false means greedy.
+  struct SamplingDefaults {
+    std::optional<bool> do_sample;
+    std::optional<float> temperature;
+    std::optional<float> top_p;
+    std::optional<int32_t> top_k;
+    std::optional<float> repetition_penalty;
+    bool operator==(const SamplingDefaults&) const = default;
+  } sampling_defaults;
 
   int32_t q_dim() const { return n_heads * head_dim; }
   int32_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -256,9 +256,14 @@ TEST_F(DamagedPackage, RoundTrip) {
   EXPECT_EQ((*pkg)->config.dim, 64);
   EXPECT_EQ((*pkg)->config.eos_ids, (std::vector<int32_t>{2, 1}));
   EXPECT_EQ((*pkg)->specs[0].cost_source, "estimated");
+  (*pkg)->config.sampling_defaults.do_sample = false;
+  (*pkg)->config.sampling_defaults.top_k = 40;
   ASSERT_TRUE(WriteManifest(**pkg).ok());
   auto again = OpenPackage(dir_);
-  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->config.sampling_defaults, (*pkg)->config.sampling_defaults);
+  EditManifest([](auto& j) { j["generation"]["sampling_defaults"]["top_p"] = "high"; });
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("sampling_defaults"), HasSubstr("top_p")));
   EXPECT_EQ(testing_util::ReadAll(dir_ / "manifest.json").size() > 0, true);
   EXPECT_EQ((*again)->weights_checksum, (*pkg)->weights_checksum);
 }

@@ -104,6 +104,14 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, Stories260KTest,
                                                          : std::string("hf");
                          });
 
+// generation_config.json's sampling fields reach the config ("do_sample": false = greedy).
+TEST(Stories260K, HfGenerationConfigGivesSamplingDefaults) {
+  auto m = Load("stories260K-hf");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->config.sampling_defaults.do_sample, std::optional<bool>(false));
+  EXPECT_FALSE(m->config.sampling_defaults.temperature.has_value());
+}
+
 // The three copies of stories260K give the same logits (up to fp32 rounding).
 TEST(Stories260K, FormatsAgree) {
   auto a = Load("stories260K/stories260K.bin");
