@@ -15,7 +15,7 @@ namespace tailor {
 
 // Source text of the program's ops as extern "C" functions tailor_op_<i>(args, part, parts),
 // the table tailor_ops, tailor_num_ops and tailor_program_key. `avx512` picks the kernel variant.
-std::string GenerateProgramSource(const Program& program, const OpConstants& constants, bool avx512);
+std::string GenerateProgramSource(const Program& program, const OpConstants& constants, CpuIsa isa);
 
 struct BuildOptions {
   std::vector<std::string> cxx = {"c++"};  // compiler command (CXX split on spaces)

@@ -162,7 +162,7 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
 
   const OpConstants k{model.config.n_heads, model.config.n_kv_heads, model.config.head_dim,
                       model.config.n_layers, o.kv_block, o.kv_dtype, model.config.rms_eps};
-  const bool avx512 = CpuHasAvx512();
+  const CpuIsa isa = HostCpuIsa();
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     Program prog = LowerProgram(pkg.config, pkg.weights, specs[i], o.kv_block);
@@ -175,7 +175,7 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
     if (o.target == Target::kGenerated) {
       TAILOR_ASSIGN_OR_RETURN(BuiltKernel built,
                               BuildKernel(o.out, specs[i].Name() + absl::StrCat("_ols", specs[i].ols),
-                                          GenerateProgramSource(prog, k, avx512), o.build));
+                                          GenerateProgramSource(prog, k, isa), o.build));
       ps.kernel_source = built.source;
       ps.kernel_object = built.object;
       TAILOR_ASSIGN_OR_RETURN(auto obj, MappedFile::Open(o.out / built.object));

@@ -100,18 +100,28 @@ int KernelType(DType t) {
   }
 }
 
-bool CpuHasAvx512() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+const char* CpuIsaName(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512: return "avx512";
+    case CpuIsa::kAvx512Bf16: return "avx512bf16";
+    default: return "portable";
+  }
+}
+
+CpuIsa HostCpuIsa() {
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (!avx512) return CpuIsa::kPortable;
+  return __builtin_cpu_supports("avx512bf16") ? CpuIsa::kAvx512Bf16 : CpuIsa::kAvx512;
 }
 
 void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
-                 const kern::OpArgs& args, int part, int parts, bool avx512) {
-  if (avx512) {
-    Run<Avx512Isa>(op, program, k, args, part, parts);
-  } else {
-    Run<PortableIsa>(op, program, k, args, part, parts);
+                 const kern::OpArgs& args, int part, int parts, CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512Bf16: return Run<kern::Avx512Bf16Isa>(op, program, k, args, part, parts);
+    case CpuIsa::kAvx512: return Run<Avx512Isa>(op, program, k, args, part, parts);
+    default: return Run<PortableIsa>(op, program, k, args, part, parts);
   }
 }
 

@@ -22,13 +22,17 @@ struct OpConstants {
 // kern::kWF32/kWF16/kWBF16 for a weight or KV dtype (Q8_0 never reaches programs).
 int KernelType(DType t);
 
-// Runs partition `part` of `parts` of `op` (partitions split op.split) with runtime shapes.
-// `avx512` picks the kernel variant (both give the same bits).
-void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
-                 const kern::OpArgs& args, int part, int parts, bool avx512);
+// Kernel variants, all computing the same bits: portable C++, AVX-512, and AVX-512 with the
+// BF16 dot-product instruction for bf16-weight matmuls.
+enum class CpuIsa { kPortable, kAvx512, kAvx512Bf16 };
+const char* CpuIsaName(CpuIsa isa);  // "portable", "avx512", "avx512bf16"
 
-// Whether this CPU runs the AVX-512 kernels (detected at run time).
-bool CpuHasAvx512();
+// Runs partition `part` of `parts` of `op` (partitions split op.split) with runtime shapes.
+void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
+                 const kern::OpArgs& args, int part, int parts, CpuIsa isa);
+
+// The best variant this CPU runs (detected at run time).
+CpuIsa HostCpuIsa();
 
 }  // namespace tailor
 

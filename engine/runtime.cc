@@ -62,7 +62,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   const LlamaConfig& c = pkg.config;
   rt->constants_ = OpConstants{c.n_heads, c.n_kv_heads, c.head_dim, c.n_layers, pkg.kv_block,
                                pkg.kv_dtype, c.rms_eps};
-  rt->avx512_ = CpuHasAvx512();
+  rt->isa_ = HostCpuIsa();
 
   int max_ols = 1, max_ctx = 1, max_rows = 1, max_batch = 1, max_table = 1;
   int64_t max_arena = 0, max_blocks_needed = 1;
@@ -246,7 +246,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
       OpFn fn = generated_[plan.spec_index][i];
       pool_->Run(parts, [&](int part) { fn(&args, part, parts); });
     } else {
-      pool_->Run(parts, [&](int part) { RunOpNative(op, prog, constants_, args, part, parts, avx512_); });
+      pool_->Run(parts, [&](int part) { RunOpNative(op, prog, constants_, args, part, parts, isa_); });
     }
   }
   StepOutput out;

@@ -60,7 +60,7 @@ class Runtime final : public Executor {
   std::vector<std::vector<OpFn>> generated_;  // per spec; empty on the native path
   std::vector<void*> dl_handles_;
   OpConstants constants_;
-  bool avx512_ = false;
+  CpuIsa isa_ = CpuIsa::kPortable;
   std::unique_ptr<ThreadPool> pool_;
   int32_t num_blocks_ = 0;
   int64_t block_bytes_ = 0;

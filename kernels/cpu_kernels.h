@@ -12,6 +12,11 @@
 // and activations use scalar libm calls. The AVX-512 and the portable variants of a kernel give
 // bitwise-identical results (same lanes, same fused multiply-adds, same tree).
 //
+// bf16 weights compute in bf16 x bf16 -> fp32: activations are rounded to bf16 (nearest even),
+// and lane l of each 32-wide chunk of k accumulates the pair (2l+1, 2l), odd element first, with
+// fused multiply-adds. A product of two bf16 values is exact in fp32, so this is exactly what the
+// AVX512-BF16 instruction VDPBF16PS computes; CPUs without it emulate it bit for bit.
+//
 // This header is self-contained (standard library and compiler intrinsics only): the compiler
 // copies it into packages beside the generated sources that include it.
 #ifndef TAILOR_KERNELS_CPU_KERNELS_H_
@@ -33,6 +38,11 @@
 #define TAILOR_AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c")))
 #define TAILOR_AVX512_INLINE \
   __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c"), always_inline)) inline
+
+#define TAILOR_AVX512BF16_TARGET \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512bf16")))
+#define TAILOR_AVX512BF16_INLINE \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512bf16"), always_inline)) inline
 
 namespace tailor::kern {
 
@@ -98,6 +108,9 @@ inline uint16_t FloatToBF16(float f) {
   return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
 }
 
+// f rounded to the nearest bf16 value (ties to even), as a float.
+inline float RoundToBF16(float f) { return BF16ToFloat(FloatToBF16(f)); }
+
 template <int kType>
 inline float LoadScalar(const void* base, int64_t i) {
   if constexpr (kType == kWF32) {
@@ -140,6 +153,19 @@ void MatMul(R rows, K k, const float* x, int64_t ldx, const void* w, float* y, i
     for (int m = 0; m < static_cast<int>(rows); ++m) {
       const float* xr = x + m * ldx;
       float acc[16] = {};
+      if constexpr (kType == kWBF16) {  // pairs (2l+1, 2l) of 32-wide chunks, x rounded to bf16
+        for (int c = 0; c < static_cast<int>(k); c += 32) {
+          for (int l = 0; l < 16; ++l) {
+            for (int i : {c + 2 * l + 1, c + 2 * l}) {
+              const bool in = i < static_cast<int>(k);
+              acc[l] = std::fma(in ? RoundToBF16(xr[i]) : 0.0f, in ? LoadScalar<kType>(w, w_off + i) : 0.0f,
+                                acc[l]);
+            }
+          }
+        }
+        y[m * ldy + n] = ReduceLanes(acc);
+        continue;
+      }
       for (int c = 0; c < static_cast<int>(k); c += 16) {
         for (int l = 0; l < 16; ++l) {
           float a = c + l < static_cast<int>(k) ? LoadScalar<kType>(w, w_off + c + l) : 0.0f;
@@ -231,6 +257,73 @@ TAILOR_AVX512_INLINE void Tile(K k, const float* x, int64_t ldx, const void* w, 
     for (int j = 0; j < kTn; ++j) y[(m0 + i) * ldy + n0 + j] = Reduce(acc[i][j]);
 }
 
+// Masks of a 32-wide chunk of k with `count` valid elements: the two float halves and the pairs.
+TAILOR_AVX512_INLINE __mmask16 HalfMask(int count) {
+  return count >= 16 ? static_cast<__mmask16>(0xffff)
+                     : count <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << count) - 1u);
+}
+TAILOR_AVX512_INLINE __mmask32 PairMask(int count) {
+  return count >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << count) - 1u);
+}
+
+// x[c, c + 32) rounded to bf16 (nearest even), as even-index and odd-index float vectors.
+TAILOR_AVX512_INLINE void LoadXPairs(const float* x, int count, __m512* even, __m512* odd) {
+  const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+  const __m512i keep = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  __m512i h[2];
+  for (int half = 0; half < 2; ++half) {
+    __m512i b = _mm512_castps_si512(_mm512_maskz_loadu_ps(HalfMask(count - 16 * half), x + 16 * half));
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), one);
+    h[half] = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(b, bias), lsb), keep);
+  }
+  const __m512i even_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  *even = _mm512_castsi512_ps(_mm512_permutex2var_epi32(h[0], even_idx, h[1]));
+  *odd = _mm512_castsi512_ps(_mm512_permutex2var_epi32(h[0], odd_idx, h[1]));
+}
+
+// bf16 weights without the BF16 instruction: its arithmetic with two fused multiply-adds per lane.
+template <int kTm, int kTn, class K>
+TAILOR_AVX512_INLINE void TileBf16(K k, const float* x, int64_t ldx, const void* w, float* y,
+                                   int64_t ldy, int m0, int n0) {
+  __m512 acc[kTm][kTn];
+  for (int i = 0; i < kTm; ++i)
+    for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_setzero_ps();
+  const __m512i keep = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int c = 0; c < static_cast<int>(k); c += 32) {
+    const int count = static_cast<int>(k) - c;
+    __m512 w_even[kTn], w_odd[kTn];
+    for (int j = 0; j < kTn; ++j) {
+      __m512i v = _mm512_maskz_loadu_epi16(PairMask(count),
+                                           static_cast<const uint16_t*>(w) + static_cast<int64_t>(n0 + j) * k + c);
+      w_even[j] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+      w_odd[j] = _mm512_castsi512_ps(_mm512_and_si512(v, keep));
+    }
+    for (int i = 0; i < kTm; ++i) {
+      __m512 x_even, x_odd;
+      LoadXPairs(x + (m0 + i) * ldx + c, count, &x_even, &x_odd);
+      for (int j = 0; j < kTn; ++j) {
+        acc[i][j] = _mm512_fmadd_ps(x_odd, w_odd[j], acc[i][j]);
+        acc[i][j] = _mm512_fmadd_ps(x_even, w_even[j], acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < kTm; ++i)
+    for (int j = 0; j < kTn; ++j) y[(m0 + i) * ldy + n0 + j] = Reduce(acc[i][j]);
+}
+
+// Either tile kind, chosen by the weight type.
+template <int kType, int kTm, int kTn, class K>
+TAILOR_AVX512_INLINE void AnyTile(K k, const float* x, int64_t ldx, const void* w, float* y,
+                                  int64_t ldy, int m0, int n0) {
+  if constexpr (kType == kWBF16) {
+    TileBf16<kTm, kTn>(k, x, ldx, w, y, ldy, m0, n0);
+  } else {
+    Tile<kType, kTm, kTn>(k, x, ldx, w, y, ldy, m0, n0);
+  }
+}
+
+// [0, rows) x [n_begin, n_end) in tiles of up to 4 x 4 (a tile never changes a result).
 template <int kType, class R, class K>
 TAILOR_AVX512_TARGET void MatMul(R rows, K k, const float* x, int64_t ldx, const void* w,
                                         float* y, int64_t ldy, int n_begin, int n_end) {
@@ -238,13 +331,13 @@ TAILOR_AVX512_TARGET void MatMul(R rows, K k, const float* x, int64_t ldx, const
   int n = n_begin;
   for (; n + 4 <= n_end; n += 4) {
     int m = 0;
-    for (; m + 4 <= m_count; m += 4) Tile<kType, 4, 4>(k, x, ldx, w, y, ldy, m, n);
-    for (; m < m_count; ++m) Tile<kType, 1, 4>(k, x, ldx, w, y, ldy, m, n);
+    for (; m + 4 <= m_count; m += 4) AnyTile<kType, 4, 4>(k, x, ldx, w, y, ldy, m, n);
+    for (; m < m_count; ++m) AnyTile<kType, 1, 4>(k, x, ldx, w, y, ldy, m, n);
   }
   for (; n < n_end; ++n) {
     int m = 0;
-    for (; m + 4 <= m_count; m += 4) Tile<kType, 4, 1>(k, x, ldx, w, y, ldy, m, n);
-    for (; m < m_count; ++m) Tile<kType, 1, 1>(k, x, ldx, w, y, ldy, m, n);
+    for (; m + 4 <= m_count; m += 4) AnyTile<kType, 4, 1>(k, x, ldx, w, y, ldy, m, n);
+    for (; m < m_count; ++m) AnyTile<kType, 1, 1>(k, x, ldx, w, y, ldy, m, n);
   }
 }
 
@@ -270,6 +363,53 @@ TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off
 
 }  // namespace avx512
 
+// ---------------------------------------------------------------------------------------------
+// AVX512-BF16 variant of the bf16-weight matmul: VDPBF16PS on x converted by VCVTNE2PS2BF16.
+namespace avx512bf16 {
+
+template <int kTm, int kTn, class K>
+TAILOR_AVX512BF16_INLINE void Tile(K k, const float* x, int64_t ldx, const void* w, float* y,
+                                   int64_t ldy, int m0, int n0) {
+  __m512 acc[kTm][kTn];
+  for (int i = 0; i < kTm; ++i)
+    for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int c = 0; c < static_cast<int>(k); c += 32) {
+    const int count = static_cast<int>(k) - c;
+    __m512bh wv[kTn];
+    for (int j = 0; j < kTn; ++j) {
+      wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(
+          avx512::PairMask(count), static_cast<const uint16_t*>(w) + static_cast<int64_t>(n0 + j) * k + c);
+    }
+    for (int i = 0; i < kTm; ++i) {
+      const float* xr = x + (m0 + i) * ldx + c;
+      const __m512bh xv = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
+                                              _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+      for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv, wv[j]);
+    }
+  }
+  for (int i = 0; i < kTm; ++i)
+    for (int j = 0; j < kTn; ++j) y[(m0 + i) * ldy + n0 + j] = avx512::Reduce(acc[i][j]);
+}
+
+template <class R, class K>
+TAILOR_AVX512BF16_TARGET void MatMul(R rows, K k, const float* x, int64_t ldx, const void* w, float* y,
+                                     int64_t ldy, int n_begin, int n_end) {
+  const int m_count = static_cast<int>(rows);
+  int n = n_begin;
+  for (; n + 4 <= n_end; n += 4) {
+    int m = 0;
+    for (; m + 4 <= m_count; m += 4) Tile<4, 4>(k, x, ldx, w, y, ldy, m, n);
+    for (; m < m_count; ++m) Tile<1, 4>(k, x, ldx, w, y, ldy, m, n);
+  }
+  for (; n < n_end; ++n) {
+    int m = 0;
+    for (; m + 4 <= m_count; m += 4) Tile<4, 1>(k, x, ldx, w, y, ldy, m, n);
+    for (; m < m_count; ++m) Tile<1, 1>(k, x, ldx, w, y, ldy, m, n);
+  }
+}
+
+}  // namespace avx512bf16
+
 // Pointers one step of a program runs over. Filled by the runtime; read-only for the ops except
 // arena (activations), kv_pool (KV writes) and scores (per-partition scratch).
 struct OpArgs {
@@ -293,14 +433,20 @@ inline void Partition(int total, int parts, int part, int* begin, int* end) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Operations of a program. `Isa` is portable:: or avx512:: through a tag.
+// Operations of a program. `Isa` picks portable::, avx512:: or (bf16-weight matmuls only)
+// avx512bf16:: through a tag; all three compute the same bits.
 struct PortableIsa {};
 struct Avx512Isa {};
+struct Avx512Bf16Isa {};
+template <class Isa>
+inline constexpr bool kAvx512 = std::is_same_v<Isa, Avx512Isa> || std::is_same_v<Isa, Avx512Bf16Isa>;
 
 template <class Isa, int kType, class R, class K>
 inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n_total, int n_begin,
                      int n_end) {
-  if constexpr (std::is_same_v<Isa, Avx512Isa>) {
+  if constexpr (kType == kWBF16 && std::is_same_v<Isa, Avx512Bf16Isa>) {
+    avx512bf16::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
+  } else if constexpr (kAvx512<Isa>) {
     avx512::MatMul<kType>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
   } else {
     portable::MatMul<kType>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
@@ -309,7 +455,7 @@ inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n
 
 template <class Isa, class N>
 inline float SumSquaresOp(N n, const float* x) {
-  if constexpr (std::is_same_v<Isa, Avx512Isa>) {
+  if constexpr (kAvx512<Isa>) {
     return avx512::SumSquares(n, x);
   } else {
     return portable::SumSquares(n, x);
@@ -318,7 +464,7 @@ inline float SumSquaresOp(N n, const float* x) {
 
 template <class Isa, int kType, class N>
 inline float DotOp(N n, const float* a, const void* b, int64_t b_off) {
-  if constexpr (std::is_same_v<Isa, Avx512Isa>) {
+  if constexpr (kAvx512<Isa>) {
     return avx512::Dot<kType>(n, a, b, b_off);
   } else {
     return portable::Dot<kType>(n, a, b, b_off);

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config
       libabsl-dev libsentencepiece-dev nlohmann-json3-dev libcpp-httplib-dev libeigen3-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libreadline-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev libreadline-dev
+      curl ca-certificates)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -26,4 +27,4 @@ cmake --build build -j "$JOBS"
 if [ -x scripts/make-default-package.sh ]; then
   scripts/make-default-package.sh
 fi
-echo "setup: done. Try: ./build/tailor generate --model ../shared/models/stories260K/stories260K.bin --prompt 'Once upon a time'" >&2
+echo "setup: done. Try: ./build/tailor generate --prompt 'Once upon a time'" >&2

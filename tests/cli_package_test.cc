@@ -162,5 +162,19 @@ TEST_F(CliPackage, NativeTargetAndCostTable) {
   EXPECT_THAT(r.out, ::testing::StartsWith(", there was a little girl named Lily."));
 }
 
+// scripts/setup.sh compiles the default package (CI runs it before the tests); then generate
+// needs no --package. Without it (a build that skipped set-up) the error says what to do.
+TEST(DefaultPackage, GenerateWithoutPackageUsesIt) {
+  const fs::path dir = TAILOR_DEFAULT_PACKAGE;
+  CommandResult r = Tailor({"generate", "--prompt", "Once upon a time", "--max-tokens", "8"});
+  if (!fs::exists(dir / "manifest.json")) {
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_THAT(r.err, AllOf(HasSubstr(dir.string()), HasSubstr("scripts/setup.sh")));
+    GTEST_SKIP() << "no default package: run scripts/setup.sh";
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, ", there was a little girl");
+}
+
 }  // namespace
 }  // namespace tailor

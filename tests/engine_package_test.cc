@@ -59,6 +59,14 @@ fs::path TinyMistral() {
                      Options(Target::kGenerated, DType::kF16, DType::kF32, true));
 }
 
+// bf16 weights on the native target (the kernels generated code calls, without building them).
+fs::path Bf16Native(const std::string& name, const std::string& model_rel) {
+  return TestPackage(name, model_rel, R"({"specializations": [
+      {"batch_size": "1", "seq_len": "1", "ctx_len": "64"},
+      {"batch_size": "1", "seq_len": "8", "ctx_len": "64"}]})",
+                     Options(Target::kNative, DType::kBF16, DType::kF32, false));
+}
+
 std::unique_ptr<Runtime> Open(const fs::path& dir, bool native = false) {
   RuntimeOptions o;
   o.force_native = native;
@@ -122,7 +130,9 @@ TEST(EnginePackage, GeneratedMatchesNative) {
 }
 
 // The logits after feeding `prompt` through a package (SequenceRunner) and through the reference.
-void ExpectMatchesReference(const fs::path& dir, const std::string& model_rel, float tolerance) {
+// |got - want| <= tolerance, or with `relative`, <= tolerance * max(1, max |want|) (bf16 compute).
+void ExpectMatchesReference(const fs::path& dir, const std::string& model_rel, float tolerance,
+                            bool relative = false) {
   auto rt = Open(dir);
   ASSERT_NE(rt, nullptr);
   LoadOptions lo;
@@ -142,7 +152,11 @@ void ExpectMatchesReference(const fs::path& dir, const std::string& model_rel, f
     auto want = ref.Run({&row, 1});
     ASSERT_TRUE(want.ok());
     const float* w = want->at(0).data() + (f.size() - 1) * rt->vocab_size();
-    for (int32_t i = 0; i < rt->vocab_size(); ++i) ASSERT_NEAR((*got)[i], w[i], tolerance) << dir << " " << i;
+    float scale = 1.0f;
+    for (int32_t i = 0; relative && i < rt->vocab_size(); ++i) scale = std::max(scale, std::fabs(w[i]));
+    for (int32_t i = 0; i < rt->vocab_size(); ++i) {
+      ASSERT_NEAR((*got)[i], w[i], tolerance * scale) << dir << " " << i;
+    }
   }
 }
 
@@ -150,7 +164,12 @@ TEST(EnginePackage, MatchesReferenceForward) {
   ExpectMatchesReference(Stories(), "stories260K/stories260K.bin", 1e-4f);
   ExpectMatchesReference(StoriesNative(), "stories260K/stories260K.bin", 1e-4f);
   ExpectMatchesReference(TinyMistral(), "tiny-mistral-f16", 1e-4f);     // f16 weights kept exactly
-  ExpectMatchesReference(TinyLlama(), "tiny-llama-gqa-bf16-sharded", 2e-2f);  // f16 KV cache
+  // bf16 weights compute on bf16-rounded activations, with an f16 KV cache.
+  ExpectMatchesReference(TinyLlama(), "tiny-llama-gqa-bf16-sharded", 2e-2f, /*relative=*/true);
+  ExpectMatchesReference(Bf16Native("stories_bf16", "stories260K/stories260K.bin"), "stories260K/stories260K.bin",
+                         2e-2f, /*relative=*/true);
+  ExpectMatchesReference(Bf16Native("tiny_mistral_bf16", "tiny-mistral-f16"), "tiny-mistral-f16", 2e-2f,
+                         /*relative=*/true);
 }
 
 // Feeds `seq` to a fresh slot in steps of `chunk` tokens on `spec`, with random companion rows

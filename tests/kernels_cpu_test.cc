@@ -51,11 +51,15 @@ void CheckMatMul(int rows, int k, int n) {
   auto w = Encode(Random(static_cast<size_t>(n) * k, 2), kType, &exact);
   std::vector<float> y(static_cast<size_t>(rows) * n, NAN);
   kern::MatMulOp<Isa, kType>(rows, k, x.data(), w.data(), y.data(), n, 0, n);
-  // Against the reference.
+  // Against the reference (bf16 weights multiply activations rounded to bf16).
   MatrixView wv{DType::kF32, n, k, reinterpret_cast<const std::byte*>(exact.data())};
-  std::vector<float> ref(n), scratch(k);
+  std::vector<float> ref(n), scratch(k), xr(k);
   for (int m = 0; m < rows; ++m) {
-    ref::MatVec(wv, x.data() + static_cast<size_t>(m) * k, ref.data(), scratch.data());
+    for (int i = 0; i < k; ++i) {
+      const float v = x[static_cast<size_t>(m) * k + i];
+      xr[i] = kType == kern::kWBF16 ? BF16ToF32(F32ToBF16(v)) : v;
+    }
+    ref::MatVec(wv, xr.data(), ref.data(), scratch.data());
     for (int j = 0; j < n; ++j) {
       ASSERT_NEAR(y[m * n + j], ref[j], 1e-4 * std::sqrt(static_cast<float>(k))) << m << "," << j;
     }
@@ -101,6 +105,39 @@ TEST(CpuKernels, MatMulAvx512MatchesPortableBitwise) {
       kern::MatMulOp<Avx512Isa, kern::kWF16>(rows, k, x.data(), w.data(), a.data(), n, 0, n);
       kern::MatMulOp<PortableIsa, kern::kWF16>(rows, k, x.data(), w.data(), b.data(), n, 0, n);
       for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
+    }
+  }
+}
+
+bool HasAvx512Bf16() { return HasAvx512() && __builtin_cpu_supports("avx512bf16"); }
+
+// bf16 weights: the portable code, the AVX-512 emulation and the VDPBF16PS kernel give the same
+// bits, for k that is and is not a multiple of the 32-wide chunk, and values of any magnitude.
+TEST(CpuKernels, Bf16MatMulVariantsAgreeBitwise) {
+  if (!HasAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int rows : {1, 3, 4, 9}) {
+    for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{100, 5}, std::pair{768, 8}}) {
+      auto x = Random(static_cast<size_t>(rows) * k, 7);
+      for (size_t i = 0; i < x.size(); ++i) x[i] *= std::ldexp(1.0f, static_cast<int>(i % 40) - 20);
+      std::vector<float> exact;
+      auto w = Encode(Random(static_cast<size_t>(n) * k, 8), kern::kWBF16, &exact);
+      std::vector<float> a(static_cast<size_t>(rows) * n), b(a.size()), c(a.size());
+      kern::MatMulOp<PortableIsa, kern::kWBF16>(rows, k, x.data(), w.data(), a.data(), n, 0, n);
+      kern::MatMulOp<Avx512Isa, kern::kWBF16>(rows, k, x.data(), w.data(), b.data(), n, 0, n);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "emulated, k " << k << " i " << i;
+      if (!HasAvx512Bf16()) continue;
+      kern::MatMulOp<kern::Avx512Bf16Isa, kern::kWBF16>(rows, k, x.data(), w.data(), c.data(), n, 0, n);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], c[i]) << "vdpbf16ps, k " << k << " i " << i;
+    }
+  }
+  if (!HasAvx512Bf16()) GTEST_SKIP() << "no AVX512-BF16 on this CPU: the instruction path was not compared";
+}
+
+TEST(CpuKernels, MatMulAvx512Bf16) {
+  if (!HasAvx512Bf16()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  for (int rows : {1, 3, 4, 9}) {
+    for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}}) {
+      CheckMatMul<kern::Avx512Bf16Isa, kern::kWBF16>(rows, k, n);
     }
   }
 }
