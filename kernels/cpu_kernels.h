@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 
 // Entry points of the AVX-512 variant carry the target attribute; helpers are also inlined.
@@ -367,23 +368,22 @@ TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off
 // AVX512-BF16 variant of the bf16-weight matmul: VDPBF16PS on x converted by VCVTNE2PS2BF16.
 namespace avx512bf16 {
 
+// xb: activations already rounded to bf16, rows of ldxb (a multiple of 32) zero-padded elements.
 template <int kTm, int kTn, class K>
-TAILOR_AVX512BF16_INLINE void Tile(K k, const float* x, int64_t ldx, const void* w, float* y,
+TAILOR_AVX512BF16_INLINE void Tile(K k, const uint16_t* xb, int64_t ldxb, const void* w, float* y,
                                    int64_t ldy, int m0, int n0) {
   __m512 acc[kTm][kTn];
   for (int i = 0; i < kTm; ++i)
     for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_setzero_ps();
+  const uint16_t* wr = static_cast<const uint16_t*>(w) + static_cast<int64_t>(n0) * k;
   for (int c = 0; c < static_cast<int>(k); c += 32) {
-    const int count = static_cast<int>(k) - c;
+    const __mmask32 mask = avx512::PairMask(static_cast<int>(k) - c);
     __m512bh wv[kTn];
     for (int j = 0; j < kTn; ++j) {
-      wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(
-          avx512::PairMask(count), static_cast<const uint16_t*>(w) + static_cast<int64_t>(n0 + j) * k + c);
+      wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(mask, wr + static_cast<int64_t>(j) * k + c);
     }
     for (int i = 0; i < kTm; ++i) {
-      const float* xr = x + (m0 + i) * ldx + c;
-      const __m512bh xv = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
-                                              _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + (m0 + i) * ldxb + c);
       for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv, wv[j]);
     }
   }
@@ -391,20 +391,33 @@ TAILOR_AVX512BF16_INLINE void Tile(K k, const float* x, int64_t ldx, const void*
     for (int j = 0; j < kTn; ++j) y[(m0 + i) * ldy + n0 + j] = avx512::Reduce(acc[i][j]);
 }
 
+// Rounds the rows of x to bf16 once (VCVTNE2PS2BF16, nearest even), then runs the tiles over
+// them; n outermost, so each tile's weight rows stream from memory once.
 template <class R, class K>
 TAILOR_AVX512BF16_TARGET void MatMul(R rows, K k, const float* x, int64_t ldx, const void* w, float* y,
                                      int64_t ldy, int n_begin, int n_end) {
   const int m_count = static_cast<int>(rows);
+  const int64_t ldxb = (static_cast<int64_t>(k) + 31) / 32 * 32;
+  std::unique_ptr<uint16_t[]> xb(new uint16_t[m_count * ldxb]);  // owned scratch, [rows, ldxb]
+  for (int m = 0; m < m_count; ++m) {
+    for (int c = 0; c < static_cast<int>(k); c += 32) {
+      const int count = static_cast<int>(k) - c;
+      const float* xr = x + m * ldx + c;
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
+                                             _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+      _mm512_storeu_si512(xb.get() + m * ldxb + c, (__m512i)v);
+    }
+  }
   int n = n_begin;
   for (; n + 4 <= n_end; n += 4) {
     int m = 0;
-    for (; m + 4 <= m_count; m += 4) Tile<4, 4>(k, x, ldx, w, y, ldy, m, n);
-    for (; m < m_count; ++m) Tile<1, 4>(k, x, ldx, w, y, ldy, m, n);
+    for (; m + 4 <= m_count; m += 4) Tile<4, 4>(k, xb.get(), ldxb, w, y, ldy, m, n);
+    for (; m < m_count; ++m) Tile<1, 4>(k, xb.get(), ldxb, w, y, ldy, m, n);
   }
   for (; n < n_end; ++n) {
     int m = 0;
-    for (; m + 4 <= m_count; m += 4) Tile<4, 1>(k, x, ldx, w, y, ldy, m, n);
-    for (; m < m_count; ++m) Tile<1, 1>(k, x, ldx, w, y, ldy, m, n);
+    for (; m + 4 <= m_count; m += 4) Tile<4, 1>(k, xb.get(), ldxb, w, y, ldy, m, n);
+    for (; m < m_count; ++m) Tile<1, 1>(k, xb.get(), ldxb, w, y, ldy, m, n);
   }
 }
 
