@@ -69,17 +69,14 @@ int Main(int argc, char** argv) {
   for (size_t i = 0; i < (*gen)->specializations().size(); ++i) {
     const Specialization& spec = (*gen)->specializations()[i];
     const SpecShape& s = spec.shape;
-    const int32_t B = (*gen)->kv_block_size(), per_row = (s.ctx_len + B - 1) / B;
     // Full batch, each row ending half-way into its context: a typical step.
-    const int32_t start = std::max(0, s.ctx_len / 2 - s.seq_len);
-    std::vector<std::vector<BlockId>> tables(s.batch_size);
-    std::vector<int32_t> tokens(s.seq_len, 1);
-    StepPlan plan;
-    plan.spec_index = static_cast<int32_t>(i);
-    for (int32_t r = 0; r < s.batch_size; ++r) {
-      for (int32_t b = 0; b < per_row; ++b) tables[r].push_back(r * per_row + b);
-      plan.rows.push_back(StepRow{r, tokens, start, tables[r], 1});
+    auto step = MakeSyntheticStep(**gen, static_cast<int32_t>(i), s.ctx_len / 2);
+    if (!step.ok()) {
+      std::fprintf(stderr, "package_bench: %s\n", std::string(step.status().message()).c_str());
+      return 1;
     }
+    const StepPlan& plan = (*step)->plan;
+    const int32_t start = plan.rows[0].start_pos;
     Row row;
     row.name = spec.Name();
     row.ols = spec.ols;

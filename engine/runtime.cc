@@ -259,32 +259,40 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
   return out;
 }
 
+absl::StatusOr<std::unique_ptr<SyntheticStep>> MakeSyntheticStep(const Runtime& rt, int32_t spec_index,
+                                                                 int32_t end_pos) {
+  const SpecShape& s = rt.specializations()[spec_index].shape;
+  const int32_t B = rt.kv_block_size();
+  const int32_t per_row = (s.ctx_len + B - 1) / B;
+  if (int64_t{per_row} * s.batch_size > rt.num_kv_blocks()) {
+    return absl::ResourceExhaustedError(absl::StrCat("the KV pool (", rt.num_kv_blocks(), " blocks) is too small for a full ",
+                                                     rt.specializations()[spec_index].Name(), " step"));
+  }
+  auto step = std::make_unique<SyntheticStep>();
+  step->tables.resize(s.batch_size);
+  step->tokens.assign(s.seq_len, 1);
+  step->plan.spec_index = spec_index;
+  const int32_t start = std::clamp(end_pos, s.seq_len, s.ctx_len) - s.seq_len;
+  for (int32_t r = 0; r < s.batch_size; ++r) {
+    for (int32_t b = 0; b < per_row; ++b) step->tables[r].push_back(r * per_row + b);
+    step->plan.rows.push_back(StepRow{r, step->tokens, start, step->tables[r], 1});
+  }
+  return step;
+}
+
 absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& rt, int repeats) {
   std::vector<double> out;
-  const int32_t B = rt.kv_block_size();
   for (size_t i = 0; i < rt.specializations().size(); ++i) {
-    const SpecShape& s = rt.specializations()[i].shape;
-    const int32_t blocks_per_row = (s.ctx_len + B - 1) / B;
-    if (int64_t{blocks_per_row} * s.batch_size > rt.num_kv_blocks()) {
-      return absl::ResourceExhaustedError(absl::StrCat("KV pool too small to time ", rt.specializations()[i].Name()));
-    }
-    std::vector<std::vector<BlockId>> tables(s.batch_size);
-    std::vector<int32_t> tokens(s.seq_len, 1);
-    StepPlan plan;
-    plan.spec_index = static_cast<int32_t>(i);
-    for (int32_t r = 0; r < s.batch_size; ++r) {
-      for (int32_t b = 0; b < blocks_per_row; ++b) tables[r].push_back(r * blocks_per_row + b);
-      plan.rows.push_back(StepRow{r, tokens, s.ctx_len - s.seq_len, tables[r], 1});
-    }
-    std::vector<double> times;
-    for (int rep = 0; rep <= repeats; ++rep) {
+    const int32_t spec = static_cast<int32_t>(i);
+    TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, rt.specializations()[i].shape.ctx_len));
+    TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());  // warms caches
+    double best = 1e30;
+    for (int rep = 0; rep < std::max(1, repeats); ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
-      TAILOR_RETURN_IF_ERROR(rt.Execute(plan).status());
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (rep > 0) times.push_back(dt);  // the first run warms caches
+      TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
-    std::sort(times.begin(), times.end());
-    out.push_back(std::max(times[times.size() / 2], 1e-9));
+    out.push_back(std::max(best, 1e-9));
   }
   return out;
 }

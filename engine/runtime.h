@@ -75,8 +75,19 @@ class Runtime final : public Executor {
 // Key that ties generated code to the program it was generated for.
 std::string ProgramKey(const Program& program, const OpConstants& constants);
 
-// Runs each specialization on a full batch at its largest positions and returns the median
-// seconds per step over `repeats` runs (after one warm-up). Uses blocks [0, needed).
+// A full batch for specialization `spec_index`: every row holds seq_len tokens (id 1) ending at
+// position `end_pos` (clamped to [seq_len, ctx_len]), row r on blocks [r * per_row, ...).
+// The plan's spans point into the struct (keep it alive and in place while the plan is used).
+struct SyntheticStep {
+  std::vector<std::vector<BlockId>> tables;
+  std::vector<int32_t> tokens;
+  StepPlan plan;
+};
+absl::StatusOr<std::unique_ptr<SyntheticStep>> MakeSyntheticStep(const Runtime& runtime, int32_t spec_index,
+                                                                 int32_t end_pos);
+
+// Runs each specialization on a full batch at its largest positions and returns the fastest
+// seconds per step over `repeats` runs after one warm-up (interference only ever adds time).
 absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& runtime, int repeats);
 
 }  // namespace tailor
