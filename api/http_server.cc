@@ -3,6 +3,9 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
@@ -49,6 +52,17 @@ struct StreamState {
   std::weak_ptr<ActiveRequest> request;
 };
 
+// httplib 0.11.4 listens with a backlog of 5: a burst of clients connecting at once overflows it
+// and some of them fail. listen() on a listening socket only changes its backlog (Linux), so
+// this raises it after bind.
+class BacklogServer : public httplib::Server {
+ public:
+  void RaiseBacklog(int backlog) {
+    const socket_t sock = svr_sock_;
+    if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+  }
+};
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -59,7 +73,7 @@ class HttpServer::Impl {
 
   ServingSession& session_;
   const HttpServerOptions options_;
-  httplib::Server server_;
+  BacklogServer server_;
   int port_ = 0;
   std::atomic<bool> stopped_{false};
 
@@ -230,6 +244,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(ServingSession& ses
     }
     impl->port_ = options.port;
   }
+  impl->server_.RaiseBacklog(std::max(1024, options.threads));
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
