@@ -215,7 +215,7 @@ TEST_F(ServeHttp, ModelsAndHealthAndMetrics) {
   auto metrics = Client().Get("/metrics");
   ASSERT_TRUE(metrics);
   ASSERT_EQ(metrics->status, 200);
-  EXPECT_THAT(metrics->body, HasSubstr("tailor_spec_executions_total{spec=\"b1_s16_c256\"}"));
+  EXPECT_THAT(metrics->body, HasSubstr("tailor_spec_executions_total{spec=\"b1_s16_c512\"}"));
   EXPECT_THAT(metrics->body, HasSubstr("tailor_spec_padding_ratio{spec="));
   EXPECT_THAT(metrics->body, HasSubstr("tailor_spec_latency_seconds_bucket{spec="));
   EXPECT_THAT(metrics->body, HasSubstr("tailor_time_to_first_token_seconds"));
@@ -304,7 +304,7 @@ TEST_F(ServeHttp, DisconnectCancelsAndFreesBlocks) {
     req.method = "POST";
     req.path = "/v1/completions";
     req.headers = {{"Authorization", std::string("Bearer ") + kKey}, {"Content-Type", "application/json"}};
-    req.body = R"({"prompt": "Once", "max_tokens": 250, "ignore_eos": true, "n": 4, "stream": true})";
+    req.body = R"({"prompt": "Once", "max_tokens": 500, "ignore_eos": true, "n": 4, "stream": true})";
     req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 2; };
     auto r = c.send(req);
     EXPECT_GE(chunks, 1);
@@ -324,9 +324,9 @@ TEST_F(ServeHttp, DisconnectCancelsAndFreesBlocks) {
   }
   EXPECT_EQ(Metric(m, "tailor_kv_blocks_used"), 0) << m;
   EXPECT_THAT(m, HasSubstr("tailor_requests_total{status=\"abort\"}"));
-  // Far fewer than the 4 x 250 tokens asked for were generated.
+  // Far fewer than the 4 x 500 tokens asked for were generated.
   EXPECT_LT(Metric(m, "tailor_generation_tokens_total") - Metric(before->body, "tailor_generation_tokens_total"),
-            1000);
+            2000);
 }
 
 TEST_F(ServeHttp, SixtyFourConcurrentStreams) {
@@ -392,7 +392,7 @@ TEST(ServeHttpShutdown, SigtermCancelsInFlightStreamsAndExitsZero) {
     req.method = "POST";
     req.path = "/v1/completions";
     req.headers = {{"Content-Type", "application/json"}};
-    req.body = R"({"prompt": "Once", "max_tokens": 250, "ignore_eos": true, "n": 4, "stream": true})";
+    req.body = R"({"prompt": "Once", "max_tokens": 500, "ignore_eos": true, "n": 4, "stream": true})";
     req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
       got_data = true;
       return true;

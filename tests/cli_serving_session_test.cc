@@ -202,9 +202,9 @@ TEST_F(ServingSessionTest, MetricsPerSpecialization) {
   ASSERT_TRUE(session->Complete(Parse(service::Endpoint::kCompletions,
                                       R"({"prompt": "Once upon a time", "max_tokens": 4})")).ok());
   const std::string m = session->RenderMetrics();
-  EXPECT_THAT(m, HasSubstr("tailor_spec_executions_total{spec=\"b1_s16_c256\"} 1"));
-  EXPECT_THAT(m, HasSubstr("tailor_spec_padding_ratio{spec=\"b1_s16_c256\"}"));
-  EXPECT_THAT(m, HasSubstr("tailor_spec_latency_seconds_count{spec=\"b1_s1_c256\"} 3"));
+  EXPECT_THAT(m, HasSubstr("tailor_spec_executions_total{spec=\"b1_s16_c512\"} 1"));
+  EXPECT_THAT(m, HasSubstr("tailor_spec_padding_ratio{spec=\"b1_s16_c512\"}"));
+  EXPECT_THAT(m, HasSubstr("tailor_spec_latency_seconds_count{spec=\"b1_s1_c512\"} 3"));
   EXPECT_THAT(m, HasSubstr("tailor_generation_tokens_total 4"));
   EXPECT_THAT(m, HasSubstr("tailor_kv_blocks_used 0"));
 }

@@ -1,5 +1,5 @@
 // A small stories260K package compiled once per test binary (by the `tailor` executable), for the
-// serving tests. Specializations: prefill b1_s16, decode b1 and b4, all with ctx_len 256, so at
+// serving tests. Specializations: prefill b1_s16, decode b1 and b4, all with ctx_len 512, so at
 // most 4 sequences run at once.
 #ifndef TAILOR_TESTS_SERVE_PACKAGE_H_
 #define TAILOR_TESTS_SERVE_PACKAGE_H_
@@ -30,9 +30,9 @@ inline std::string ServePackage(std::string* error = nullptr) {
   if (path == nullptr) {
     tmp = new TempDir();
     WriteAll(*tmp / "specs.json", R"({"specializations": [
-        {"batch_size": "1", "seq_len": "16", "ctx_len": "256"},
-        {"batch_size": "1", "seq_len": "1", "ctx_len": "256"},
-        {"batch_size": "4", "seq_len": "1", "ctx_len": "256"}]})");
+        {"batch_size": "1", "seq_len": "16", "ctx_len": "512"},
+        {"batch_size": "1", "seq_len": "1", "ctx_len": "512"},
+        {"batch_size": "4", "seq_len": "1", "ctx_len": "512"}]})");
     const std::string out = (*tmp / "pkg").string();
     CommandResult r = RunTailor({"compile", "--model", StoriesDir() + "/stories260K.bin", "--tokenizer",
                                  StoriesDir() + "/tok512.bin", "--specializations",
