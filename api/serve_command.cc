@@ -49,7 +49,6 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
   }
   ServeArgs a;
-  TAILOR_ASSIGN_OR_RETURN(a.session.package_dir, PackageOrDefault(flags.Get("package"), "--package DIR"));
   TAILOR_ASSIGN_OR_RETURN(a.http.host, flags.GetString("host", "127.0.0.1"));
   TAILOR_ASSIGN_OR_RETURN(int64_t port, flags.GetInt("port", 8000, 0, 65535));
   a.http.port = static_cast<int>(port);
@@ -68,6 +67,8 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   if (flags.Has("served-model-name") && a.session.served_model_name.empty()) {
     return absl::InvalidArgumentError("--served-model-name: must not be empty");
   }
+  // Last, so that a bad flag is reported as such even where no default package exists.
+  TAILOR_ASSIGN_OR_RETURN(a.session.package_dir, PackageOrDefault(flags.Get("package"), "--package DIR"));
   return a;
 }
 
@@ -102,6 +103,14 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
 }  // namespace
 
 int RunServe(const std::vector<std::string>& args, const Environment& env) {
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << "usage: tailor serve [options]\n"
+                   "an OpenAI-compatible HTTP server over a compiled package\n"
+                << FlagsHelp(ServeFlags());
+      return 0;
+    }
+  }
   // Before any thread exists, so that every thread inherits the mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

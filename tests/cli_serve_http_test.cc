@@ -408,3 +408,23 @@ TEST(ServeHttpShutdown, SigtermCancelsInFlightStreamsAndExitsZero) {
 
 }  // namespace
 }  // namespace tailor
+
+namespace tailor {
+namespace {
+
+TEST(ServeHttpUsage, BadFlagsAndPackagesExitTwo) {
+  CommandResult port = RunTailor({"serve", "--port", "70000"});
+  EXPECT_EQ(port.exit_code, 2);
+  EXPECT_THAT(port.err, HasSubstr("--port"));
+  CommandResult unknown = RunTailor({"serve", "--bogus"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  CommandResult missing = RunTailor({"serve", "--package", "/nonexistent/tailor-package", "--port", "0"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_THAT(missing.err, HasSubstr("/nonexistent/tailor-package"));
+  CommandResult help = RunTailor({"serve", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.out, HasSubstr("--max-queue"));
+}
+
+}  // namespace
+}  // namespace tailor
