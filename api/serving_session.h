@@ -16,6 +16,9 @@
 // must not block on other requests (they delay every request); they may call Cancel().
 //
 // Independent of HTTP: errors are service::ApiError values (status codes as OpenAI uses them).
+// Admission: the session counts the sequences (prompt x choice) in flight; a request that would
+// make more than max_running() + max_queue of them wait is refused with 429 at once, so the
+// refusal never depends on timing.
 // Thread-safety: every public method may be called from any thread.
 #ifndef TAILOR_API_SERVING_SESSION_H_
 #define TAILOR_API_SERVING_SESSION_H_
@@ -118,6 +121,9 @@ class ServingSession {
   void Cancel(ActiveRequest& request);
 
   // Start() + wait: the non-streamed response body (text_completion or chat.completion).
+  // Blocks the calling thread until every choice ends: never call it from a SessionCallback or
+  // an engine callback (they run on the loop thread it waits for). A cancelled or aborted
+  // request returns its error (503 at shutdown).
   service::ApiResult<service::ResponseJson> Complete(const service::OpenAiRequest& request);
 
   // A fresh response id "{prefix}-{32 hex}" (cmpl, chatcmpl).
