@@ -23,6 +23,7 @@ int RunGenerate(const std::vector<std::string>& args, const Environment& env);
 int RunCompile(const std::vector<std::string>& args, const Environment& env);
 int RunInspect(const std::vector<std::string>& args);
 int RunExec(const std::vector<std::string>& args);
+int RunServe(const std::vector<std::string>& args, const Environment& env);
 
 // The package a serving command runs: `flag_value` if given, else the default package that
 // scripts/setup.sh compiles (NotFound naming the flags to use when it does not exist).

@@ -17,6 +17,7 @@ constexpr char kUsage[] =
     "  compile    compile a model into a package of specializations\n"
     "  inspect    print a package's specializations\n"
     "  exec       run a JSON input file on a package\n"
+    "  serve      OpenAI-compatible HTTP server: tailor serve [--package DIR] [--port N]\n"
     "run 'tailor <command> --help' for a command's options\n";
 
 }  // namespace
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     if (command == "compile") return tailor::RunCompile(args, env);
     if (command == "inspect") return tailor::RunInspect(args);
     if (command == "exec") return tailor::RunExec(args);
+    if (command == "serve") return tailor::RunServe(args, env);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

@@ -1,0 +1,264 @@
+// The only translation unit that includes httplib.h (it breaks Eigen's headers: DESIGN.md).
+#include "api/http_server.h"
+
+#include <httplib.h>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <exception>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "api/openai_stream.h"
+
+namespace tailor {
+
+using service::ApiError;
+
+namespace {
+
+constexpr char kJson[] = "application/json";
+
+void SendError(httplib::Response& res, const ApiError& error) {
+  res.status = error.http_status;
+  res.set_content(error.ToJson(), kJson);
+}
+
+void SendJson(httplib::Response& res, const service::ResponseJson& body) {
+  res.status = 200;
+  res.set_content(service::DumpJson(body), kJson);
+}
+
+bool SameKey(const std::string& given, const std::string& expected) {
+  // Compares every byte whatever the first mismatch (no timing hint of the key's prefix).
+  if (given.size() != expected.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  return diff == 0;
+}
+
+// One streamed request: the engine's loop thread appends SSE text, an HTTP worker writes it.
+struct StreamState {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string pending;  // guarded by mu
+  bool done = false;    // guarded by mu: the last event was formatted
+  // Weak: the request's callback owns this state, so a strong pointer would be a cycle.
+  std::weak_ptr<ActiveRequest> request;
+};
+
+// httplib 0.11.4 listens with a backlog of 5: a burst of clients connecting at once overflows it
+// and some of them fail. listen() on a listening socket only changes its backlog (Linux), so
+// this raises it after bind.
+class BacklogServer : public httplib::Server {
+ public:
+  void RaiseBacklog(int backlog) {
+    const socket_t sock = svr_sock_;
+    if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+  }
+};
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(ServingSession& session, HttpServerOptions options) : session_(session), options_(std::move(options)) {}
+
+  void Install();
+
+  ServingSession& session_;
+  const HttpServerOptions options_;
+  BacklogServer server_;
+  int port_ = 0;
+  std::atomic<bool> stopped_{false};
+
+ private:
+  void HandleCompletion(service::Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
+  void Stream(service::Endpoint endpoint, const service::OpenAiRequest& request, httplib::Response& res);
+  // Runs `body`, turning any exception into a 500 (exceptions stop at this edge).
+  template <typename F>
+  void Guard(httplib::Response& res, F&& body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      SendError(res, ApiError::Internal(absl::StrCat("internal error: ", e.what())));
+    } catch (...) {
+      SendError(res, ApiError::Internal("internal error"));
+    }
+    if (res.status >= 400) session_.metrics().RecordRequest(res.status >= 500 ? "5xx" : "4xx");
+  }
+};
+
+void HttpServer::Impl::Install() {
+  const int threads = options_.threads;
+  server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  server_.set_payload_max_length(options_.max_body_bytes);
+  server_.set_keep_alive_timeout(2);  // bounds how long an idle connection delays shutdown
+
+  server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (options_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    const std::string auth = req.get_header_value("Authorization");
+    if (auth.rfind("Bearer ", 0) == 0 && SameKey(auth.substr(7), options_.api_key)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    SendError(res, ApiError::Unauthorized(auth.empty() ? "Missing API key: send 'Authorization: Bearer KEY'."
+                                                       : "Invalid API key."));
+    session_.metrics().RecordRequest("4xx");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // Statuses httplib sets itself (unknown route, body too large, bad request line) get OpenAI
+  // bodies; responses that already have a body are left alone.
+  server_.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
+                                                                           httplib::Response& res) {
+    if (!res.body.empty() || res.is_chunked_content_provider_) return httplib::Server::HandlerResponse::Unhandled;
+    ApiError e;
+    if (res.status == 404) {
+      e = ApiError::NotFound(absl::StrCat("No route ", req.method, " ", req.path));
+    } else if (res.status == 413) {
+      e = ApiError::PayloadTooLarge(options_.max_body_bytes);
+    } else {
+      e.http_status = res.status;
+      e.message = absl::StrCat("HTTP error ", res.status);
+      if (res.status >= 500) e.type = "server_error";
+    }
+    SendError(res, e);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  server_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    SendError(res, ApiError::Internal("internal error"));
+  });
+
+  server_.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("{\"status\":\"ok\"}", kJson);
+  });
+  server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    Guard(res, [&] { res.set_content(session_.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8"); });
+  });
+  server_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    Guard(res, [&] { SendJson(res, service::ModelList(session_.model_name(), session_.created())); });
+  });
+  server_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleCompletion(service::Endpoint::kCompletions, req, res);
+  });
+  server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleCompletion(service::Endpoint::kChatCompletions, req, res);
+  });
+  const auto not_allowed = [this](const httplib::Request& req, httplib::Response& res) {
+    SendError(res, ApiError::MethodNotAllowed(absl::StrCat("Method ", req.method, " is not allowed on ", req.path)));
+    session_.metrics().RecordRequest("4xx");
+  };
+  server_.Get("/v1/completions", not_allowed);
+  server_.Get("/v1/chat/completions", not_allowed);
+  server_.Post("/v1/models", not_allowed);
+}
+
+void HttpServer::Impl::HandleCompletion(service::Endpoint endpoint, const httplib::Request& req,
+                                        httplib::Response& res) {
+  Guard(res, [&] {
+    auto parsed = service::ParseOpenAiRequest(endpoint, req.body, session_.parse_limits());
+    if (!parsed.ok()) return SendError(res, parsed.error());
+    if (parsed->stream) return Stream(endpoint, *parsed, res);
+    auto response = session_.Complete(*parsed);
+    if (!response.ok()) return SendError(res, response.error());
+    SendJson(res, *response);
+  });
+}
+
+void HttpServer::Impl::Stream(service::Endpoint endpoint, const service::OpenAiRequest& request,
+                              httplib::Response& res) {
+  service::ResponseMeta meta;
+  meta.id = session_.NewResponseId(endpoint == service::Endpoint::kChatCompletions ? "chatcmpl" : "cmpl");
+  meta.created = static_cast<int64_t>(std::time(nullptr));
+  meta.model = session_.model_name();
+  const int32_t num_choices =
+      request.n * (endpoint == service::Endpoint::kChatCompletions ? 1 : static_cast<int32_t>(request.prompts.size()));
+  auto state = std::make_shared<StreamState>();
+  auto formatter = std::make_shared<SseStreamFormatter>(meta, endpoint, request.include_usage, num_choices);
+  auto started = session_.Start(request, [state, formatter](const SessionEvent& e) {
+    std::string text = formatter->Format(e);  // loop thread only: no lock needed for the formatter
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->pending += text;
+    if (e.kind == SessionEvent::Kind::kDone) state->done = true;
+    state->cv.notify_all();
+  });
+  if (!started.ok()) return SendError(res, started.error());
+  state->request = *started;
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  ServingSession* session = &session_;
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [state, session](size_t, httplib::DataSink& sink) -> bool {
+        std::string chunk;
+        bool done = false;
+        {
+          std::unique_lock<std::mutex> lock(state->mu);
+          state->cv.wait_for(lock, std::chrono::milliseconds(200),
+                             [&] { return !state->pending.empty() || state->done; });
+          chunk.swap(state->pending);
+          done = state->done;
+        }
+        // Never write 0 bytes: httplib reads that as the end of the content.
+        if (!chunk.empty() && !sink.write(chunk.data(), chunk.size())) {
+          if (auto r = state->request.lock()) session->Cancel(*r);
+          return false;
+        }
+        if (done) sink.done();
+        return true;
+      },
+      [state, session](bool success) {
+        // The connection failed or closed before the stream ended: free the request's blocks.
+        bool done;
+        {
+          std::lock_guard<std::mutex> lock(state->mu);
+          done = state->done;
+        }
+        if (!success || !done) {
+          if (auto r = state->request.lock()) session->Cancel(*r);
+        }
+      });
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::~HttpServer() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(ServingSession& session,
+                                                             const HttpServerOptions& options) {
+  auto impl = std::make_unique<Impl>(session, options);
+  impl->Install();
+  if (options.port == 0) {
+    impl->port_ = impl->server_.bind_to_any_port(options.host);
+    if (impl->port_ <= 0) {
+      return absl::UnavailableError(absl::StrCat("cannot bind to ", options.host, " on any port"));
+    }
+  } else {
+    if (!impl->server_.bind_to_port(options.host, options.port)) {
+      return absl::UnavailableError(absl::StrCat("cannot bind to ", options.host, ":", options.port,
+                                                 " (in use, or not an address of this machine)"));
+    }
+    impl->port_ = options.port;
+  }
+  impl->server_.RaiseBacklog(std::max(1024, options.threads));
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+int HttpServer::port() const { return impl_->port_; }
+
+absl::Status HttpServer::Run() {
+  const bool ok = impl_->server_.listen_after_bind();
+  if (!ok && !impl_->stopped_) return absl::InternalError("the HTTP server stopped with an error");
+  return absl::OkStatus();
+}
+
+void HttpServer::Stop() {
+  impl_->stopped_ = true;
+  impl_->server_.stop();
+}
+
+}  // namespace tailor

@@ -1,0 +1,58 @@
+// The OpenAI-compatible HTTP front end of a ServingSession (cpp-httplib behind this header: no
+// other translation unit includes httplib.h). Routes:
+//   GET  /health                  200 {"status": "ok"} (never needs the API key)
+//   GET  /metrics                 Prometheus text
+//   GET  /v1/models               the served model
+//   POST /v1/completions          text completions (stream: server-sent events)
+//   POST /v1/chat/completions     chat completions
+// Errors use OpenAI's body {"error": {...}}: 400 naming the param, 401 (when an API key is set),
+// 404 (route or model), 405, 413 (body over max_body_bytes), 429 (queue full), 500, 503.
+// A streaming client that disconnects has its request cancelled (its KV blocks are freed).
+//
+// Thread-safety: Run() blocks the calling thread; Stop() may be called from any other thread.
+#ifndef TAILOR_API_HTTP_SERVER_H_
+#define TAILOR_API_HTTP_SERVER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "api/serving_session.h"
+
+namespace tailor {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;  // 0: any free port (see HttpServer::port())
+  std::string api_key;  // "": no authentication
+  size_t max_body_bytes = size_t{8} << 20;
+  int threads = 64;  // worker threads = the most requests (streams included) served at once
+};
+
+class HttpServer {
+ public:
+  // Binds the socket (Unavailable naming host and port if that fails). `session` must outlive
+  // the server.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Bind(ServingSession& session,
+                                                          const HttpServerOptions& options);
+  ~HttpServer();
+
+  int port() const;  // the bound port
+  // Serves until Stop(). Returns an error if the server failed (not after Stop()).
+  absl::Status Run();
+  // Stops accepting connections and makes Run() return once the requests in flight end (cancel
+  // them through the session to make that quick).
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tailor
+
+#endif  // TAILOR_API_HTTP_SERVER_H_

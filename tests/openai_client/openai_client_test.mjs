@@ -1,0 +1,172 @@
+// `tailor serve` driven by the official openai Node client, as users' programs call it.
+// Usage (ctest runs it): node openai_client_test.mjs TAILOR_BINARY SHARED_DIR CLIENT_DIR
+//   CLIENT_DIR: where tests/openai_client/setup.sh installed the `openai` package.
+// Compiles a small stories260K package into a temp dir, starts `tailor serve --port 0`, runs the
+// checks, stops the server with SIGTERM (it must exit 0). Exits non-zero on the first failure.
+import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+
+const [tailor, sharedDir, clientDir] = process.argv.slice(2);
+if (!tailor || !sharedDir || !clientDir) {
+  console.error('usage: node openai_client_test.mjs TAILOR_BINARY SHARED_DIR CLIENT_DIR');
+  process.exit(2);
+}
+const require = createRequire(path.join(path.resolve(clientDir), 'package.json'));
+const openaiModule = require('openai');
+const OpenAI = openaiModule.OpenAI ?? openaiModule.default ?? openaiModule;
+
+const KEY = 'sk-node-test';
+const MODEL = 'stories-node';
+const tmp = mkdtempSync(path.join(tmpdir(), 'tailor_openai_node_'));
+
+function compilePackage() {
+  const stories = path.join(sharedDir, 'models', 'stories260K');
+  writeFileSync(path.join(tmp, 'specs.json'), JSON.stringify({
+    specializations: [
+      { batch_size: '1', seq_len: '16', ctx_len: '256' },
+      { batch_size: '4', seq_len: '1', ctx_len: '256' },
+    ],
+  }));
+  const r = spawnSync(tailor, ['compile', '--model', path.join(stories, 'stories260K.bin'), '--tokenizer',
+    path.join(stories, 'tok512.bin'), '--specializations', path.join(tmp, 'specs.json'), '--out',
+    path.join(tmp, 'pkg'), '--compile-only', '--target', 'native'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `tailor compile failed: ${r.stderr}`);
+  return path.join(tmp, 'pkg');
+}
+
+function startServer(pkg) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(tailor, ['serve', '--package', pkg, '--port', '0', '--api-key', KEY,
+      '--served-model-name', MODEL], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 60000);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = err.match(/listening on http:\/\/[^:]+:(\d+)/);
+      if (m && timer) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[1]), stderr: () => err });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited (${code}): ${err}`)));
+  });
+}
+
+async function expectError(promise, status, check) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(e instanceof OpenAI.APIError, `not an APIError: ${e}`);
+    assert.equal(e.status, status, `status of ${e.message}`);
+    if (check) check(e);
+    return;
+  }
+  assert.fail(`expected HTTP ${status}`);
+}
+
+async function run(port) {
+  const baseURL = `http://127.0.0.1:${port}/v1`;
+  const client = new OpenAI({ apiKey: KEY, baseURL, maxRetries: 0, timeout: 60000 });
+
+  // Models list.
+  const models = await client.models.list();
+  const ids = [];
+  for await (const m of models) ids.push(m.id);
+  assert.deepEqual(ids, [MODEL]);
+
+  // Completions (greedy, deterministic), with usage.
+  const completion = await client.completions.create({
+    model: MODEL, prompt: 'Once upon a time', max_tokens: 12, temperature: 0, logprobs: 2,
+  });
+  assert.equal(completion.object, 'text_completion');
+  assert.equal(completion.choices.length, 1);
+  assert.ok(completion.choices[0].text.length > 0);
+  assert.equal(completion.choices[0].logprobs.tokens.length, 12);
+  assert.equal(completion.usage.completion_tokens, 12);
+  assert.equal(completion.usage.total_tokens, completion.usage.prompt_tokens + 12);
+
+  // Streamed completions give the same text.
+  const cstream = await client.completions.create({
+    model: MODEL, prompt: 'Once upon a time', max_tokens: 12, temperature: 0, stream: true,
+  });
+  let streamed = '';
+  for await (const chunk of cstream) streamed += chunk.choices[0]?.text ?? '';
+  assert.equal(streamed, completion.choices[0].text);
+
+  // Chat, then streamed chat with usage.
+  const chat = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'system', content: 'You tell stories.' }, { role: 'user', content: 'A story' }],
+    max_completion_tokens: 10, temperature: 0, seed: 3, user: 'node-test',
+  });
+  assert.equal(chat.object, 'chat.completion');
+  assert.equal(chat.choices[0].message.role, 'assistant');
+  assert.equal(typeof chat.choices[0].message.content, 'string');
+  assert.ok(['stop', 'length'].includes(chat.choices[0].finish_reason));
+
+  const stream = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'A story' }], max_tokens: 10, temperature: 0,
+    stream: true, stream_options: { include_usage: true },
+  });
+  let content = '';
+  let usage = null;
+  let finish = null;
+  for await (const chunk of stream) {
+    if (chunk.choices.length > 0) {
+      content += chunk.choices[0].delta.content ?? '';
+      finish = chunk.choices[0].finish_reason ?? finish;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.ok(usage, 'no usage chunk');
+  assert.ok(usage.completion_tokens >= 1 && usage.completion_tokens <= 10);
+  assert.ok(['stop', 'length'].includes(finish));
+  const plainChat = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'A story' }], max_tokens: 10, temperature: 0,
+  });
+  assert.equal(content, plainChat.choices[0].message.content);
+
+  // Errors: authentication, an invalid parameter, an unknown model.
+  const wrongKey = new OpenAI({ apiKey: 'wrong', baseURL, maxRetries: 0 });
+  await expectError(wrongKey.models.list(), 401, (e) => assert.ok(e instanceof OpenAI.AuthenticationError));
+  await expectError(client.completions.create({ model: MODEL, prompt: 'x', temperature: 5 }), 400, (e) => {
+    assert.ok(e instanceof OpenAI.BadRequestError);
+    assert.equal(e.param, 'temperature');
+  });
+  await expectError(client.chat.completions.create({ model: 'gpt-unknown', messages: [{ role: 'user', content: 'x' }] }),
+    404, (e) => {
+      assert.ok(e instanceof OpenAI.NotFoundError);
+      assert.equal(e.code, 'model_not_found');
+    });
+}
+
+let server = null;
+let exitCode = 0;
+try {
+  const pkg = compilePackage();
+  server = await startServer(pkg);
+  await run(server.port);
+  console.log('openai client checks passed');
+} catch (e) {
+  console.error(`FAILED: ${e.stack ?? e}`);
+  if (server) console.error(`server stderr:\n${server.stderr()}`);
+  exitCode = 1;
+}
+if (server) {
+  const child = server.child;
+  child.removeAllListeners('exit');
+  const code = await new Promise((resolve) => {
+    child.on('exit', (c, sig) => resolve(c ?? `signal ${sig}`));
+    child.kill('SIGTERM');
+  });
+  if (code !== 0) {
+    console.error(`tailor serve exited with ${code} after SIGTERM:\n${server.stderr()}`);
+    exitCode = 1;
+  }
+}
+rmSync(tmp, { recursive: true, force: true });
+process.exit(exitCode);
