@@ -1,6 +1,7 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -252,7 +253,18 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
   ++stats_.steps_per_spec[step.spec_index];
   stats_.slot_tokens += int64_t{shape.batch_size} * shape.seq_len;
   stats_.busy_seconds += executor_.costs().seconds_per_step[step.spec_index];
+  const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<StepOutput> out = executor_.Execute(plan);
+  if (options_.step_observer) {
+    StepObservation o;
+    o.spec_index = step.spec_index;
+    o.rows_used = static_cast<int32_t>(plan.rows.size());
+    for (const StepRow& row : plan.rows) o.valid_tokens += static_cast<int64_t>(row.tokens.size());
+    o.slot_tokens = int64_t{shape.batch_size} * shape.seq_len;
+    o.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    o.ok = out.ok();
+    options_.step_observer(o);
+  }
   if (out.ok() && out->logits.size() != plan.rows.size()) {
     out = absl::InternalError(absl::StrCat("the executor returned logits for ", out->logits.size(), " rows of ",
                                            plan.rows.size()));

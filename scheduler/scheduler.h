@@ -20,6 +20,7 @@
 #define TAILOR_SCHEDULER_SCHEDULER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <utility>
@@ -35,6 +36,19 @@
 
 namespace tailor {
 
+// What one executed step looked like, for per-specialization observability (metrics).
+struct StepObservation {
+  int32_t spec_index = 0;    // index into the executor's specializations()
+  int32_t rows_used = 0;     // rows of the step (<= batch_size)
+  int64_t valid_tokens = 0;  // tokens carried by the rows (the rest of the slots is padding)
+  int64_t slot_tokens = 0;   // batch_size * seq_len of the specialization
+  double wall_seconds = 0;   // measured wall time of Executor::Execute
+  bool ok = true;            // false when the step failed
+};
+// Called on the thread that drives the Scheduler (the engine's loop thread), right after each
+// step's Execute(); must be quick and must not call back into the Scheduler.
+using StepObserver = std::function<void(const StepObservation&)>;
+
 struct SchedulerOptions {
   SchedulePolicy policy = SchedulePolicy::kCostModel;
   // Most sequences running at once; 0: the largest batch_size among the specializations.
@@ -43,6 +57,7 @@ struct SchedulerOptions {
   std::vector<int32_t> eos_token_ids;  // the model's end-of-sequence ids
   uint64_t seed = 0;  // requests without a seed use a seed derived from this and their id
   KvCacheManager::BlockHashFn block_hash;  // empty: built-in (tests inject collisions)
+  StepObserver step_observer;  // empty: none
 };
 
 // The limits a request is checked against, from the executor (immutable).

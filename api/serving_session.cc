@@ -1,0 +1,440 @@
+#include "api/serving_session.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <ctime>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "service/stop_strings.h"
+
+namespace tailor {
+
+using service::ApiError;
+using service::ApiResult;
+using service::OpenAiRequest;
+
+namespace {
+
+// The text of one token for logprobs: its piece with U+2581 as a space and a byte piece
+// "<0xNN>" as that byte.
+std::string TokenText(const Tokenizer& tok, int32_t id) {
+  const std::string_view piece = tok.Piece(id);
+  if (tok.Type(id) == PieceType::kByte && piece.size() == 6 && piece.substr(0, 3) == "<0x") {
+    return std::string(1, static_cast<char>(std::stoi(std::string(piece.substr(3, 2)), nullptr, 16)));
+  }
+  if (tok.Type(id) == PieceType::kControl) return "";
+  std::string out;
+  static constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581
+  for (size_t i = 0; i < piece.size();) {
+    if (piece.substr(i, 3) == kSpace) {
+      out.push_back(' ');
+      i += 3;
+    } else {
+      out.push_back(piece[i++]);
+    }
+  }
+  return out;
+}
+
+SamplingOptions ToEngineSampling(const service::SamplingParams& p, int32_t max_tokens, int32_t choice) {
+  SamplingOptions o;
+  o.temperature = static_cast<float>(p.temperature);
+  o.top_p = static_cast<float>(p.top_p);
+  o.top_k = p.top_k;
+  o.min_p = static_cast<float>(p.min_p);
+  o.repetition_penalty = static_cast<float>(p.repetition_penalty);
+  o.presence_penalty = static_cast<float>(p.presence_penalty);
+  o.frequency_penalty = static_cast<float>(p.frequency_penalty);
+  for (const auto& [id, bias] : p.logit_bias) o.logit_bias.emplace_back(id, static_cast<float>(bias));
+  // n > 1 with a seed: each choice its own (reproducible) stream.
+  if (p.seed) o.seed = static_cast<uint64_t>(*p.seed) + static_cast<uint64_t>(choice);
+  o.max_tokens = max_tokens;
+  o.ignore_eos = p.ignore_eos;
+  o.logprobs = p.logprobs ? *p.logprobs : -1;
+  return o;
+}
+
+}  // namespace
+
+// Per-request state. The choice state is touched only by engine callbacks, which all run on
+// the one loop thread, after Start() has published the request under `mu`.
+class ActiveRequest {
+ public:
+  struct Choice {
+    int32_t index = 0;
+    RequestId engine_id = 0;
+    std::vector<int32_t> prompt;
+    std::unique_ptr<StreamingDetokenizer> detok;
+    std::unique_ptr<service::StopStringMatcher> stop;
+    int64_t generated = 0;
+    bool finished = false;      // the client has seen its finish reason
+    bool engine_done = false;   // the engine's last event arrived
+    std::chrono::steady_clock::time_point first_token;
+  };
+
+  ServingSession* session = nullptr;
+  SessionCallback callback;
+  bool want_logprobs = false;
+  std::chrono::steady_clock::time_point start;
+  int64_t prompt_tokens = 0;
+
+  std::mutex mu;  // held while Start() submits and while an engine event is handled
+  std::vector<Choice> choices;
+  bool refused = false;  // Start() failed part-way: report nothing
+  int32_t engine_left = 0;
+  std::optional<ApiError> error;
+  std::atomic<bool> cancel_requested{false};
+
+  void OnEvent(size_t c, const TokenEvent& e);
+};
+
+void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
+  std::vector<SessionEvent> out;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    Choice& ch = choices[c];
+    if (ch.engine_done) return;
+    if (e.finish != FinishReason::kNone) {
+      ch.engine_done = true;
+      --engine_left;
+      session->Release(1);
+      if (e.num_cached_prompt_tokens > 0) session->metrics().AddPrefixCacheHitTokens(e.num_cached_prompt_tokens);
+    }
+    if (refused) return;
+    ChoiceDelta d;
+    d.index = ch.index;
+    if (e.token >= 0 && !ch.finished) {
+      const auto now = std::chrono::steady_clock::now();
+      if (ch.generated == 0) {
+        ch.first_token = now;
+        session->metrics().ObserveTimeToFirstToken(std::chrono::duration<double>(now - start).count());
+      }
+      ++ch.generated;
+      if (want_logprobs && e.logprob) {
+        service::TokenLogprob lp;
+        lp.token = TokenText(session->tokenizer(), e.token);
+        lp.logprob = *e.logprob;
+        for (const TokenLogprob& t : e.top_logprobs) {
+          lp.top.push_back({TokenText(session->tokenizer(), t.token), t.logprob});
+        }
+        d.logprobs.push_back(std::move(lp));
+      }
+      auto pushed = ch.stop->Push(ch.detok->Push(e.token));
+      d.text = std::move(pushed.text);
+      if (pushed.stopped) {
+        d.finish = service::FinishReason::kStop;
+        if (!ch.engine_done) session->core_->Cancel(ch.engine_id);
+      }
+    }
+    if (!ch.finished && !d.finish) {
+      if (e.finish == FinishReason::kStop || e.finish == FinishReason::kLength) {
+        d.text += ch.stop->Push(ch.detok->Flush()).text;
+        if (ch.stop->stopped()) {
+          d.finish = service::FinishReason::kStop;
+        } else {
+          d.text += ch.stop->Finish();
+          d.finish = e.finish == FinishReason::kStop ? service::FinishReason::kStop
+                                                     : service::FinishReason::kLength;
+        }
+      } else if (e.finish != FinishReason::kNone) {
+        // Cancelled, aborted or failed: the choice ends without a finish reason.
+        ch.finished = true;
+        if (!error) {
+          if (e.finish == FinishReason::kCancelled) {
+            ApiError err;
+            err.http_status = 499;
+            err.message = "The request was cancelled.";
+            err.code = "cancelled";
+            error = err;
+          } else if (e.finish == FinishReason::kAborted) {
+            error = ApiError::Unavailable("The server is shutting down; the request was aborted.");
+          } else {
+            error = ApiError::FromStatus(e.status.ok() ? absl::InternalError("engine error") : e.status);
+          }
+        }
+      }
+    }
+    if (d.finish) {
+      ch.finished = true;
+      if (ch.generated > 1) {
+        session->metrics().ObserveTimePerOutputToken(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - ch.first_token).count() /
+            static_cast<double>(ch.generated - 1));
+      }
+    }
+    if (!d.text.empty() || !d.logprobs.empty() || d.finish) {
+      SessionEvent ev;
+      ev.delta = std::move(d);
+      out.push_back(std::move(ev));
+    }
+    if (engine_left == 0) {
+      SessionEvent done;
+      done.kind = SessionEvent::Kind::kDone;
+      done.usage.prompt_tokens = prompt_tokens;
+      for (const Choice& x : choices) done.usage.completion_tokens += x.generated;
+      done.error = error;
+      session->metrics().AddPromptTokens(prompt_tokens);
+      session->metrics().AddGenerationTokens(done.usage.completion_tokens);
+      if (error) {
+        session->metrics().RecordRequest(error->http_status == 499 ? "abort" : "error");
+      } else {
+        session->metrics().RecordRequest("ok");
+      }
+      out.push_back(std::move(done));
+    }
+  }
+  // Events of one request are handled one at a time on the loop thread: order is kept.
+  for (const SessionEvent& ev : out) callback(ev);
+}
+
+absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const ServingOptions& options) {
+  std::unique_ptr<ServingSession> s(new ServingSession());
+  s->options_ = options;
+  s->rng_.seed(options.seed ^ 0x5eed5eed5eed5eedull);
+  RuntimeOptions ro;
+  ro.kv_cache_mb = options.kv_cache_mb;
+  ro.warn = options.log;
+  TAILOR_ASSIGN_OR_RETURN(s->runtime_, Runtime::Open(options.package_dir, ro));
+  const Package& pkg = s->runtime_->package();
+  s->model_name_ = options.served_model_name.empty() ? pkg.config.name : options.served_model_name;
+  if (s->model_name_.empty()) s->model_name_ = std::filesystem::path(options.package_dir).filename().string();
+  TAILOR_ASSIGN_OR_RETURN(s->tokenizer_, Tokenizer::Load(std::filesystem::path(options.package_dir) / pkg.tokenizer_file,
+                                                         pkg.config.vocab_size));
+  if (options.chat_template.empty()) {
+    s->chat_template_ = service::ChatTemplate::Detect(pkg.chat_template);
+  } else {
+    TAILOR_ASSIGN_OR_RETURN(s->chat_template_, service::ChatTemplate::ByName(options.chat_template));
+  }
+  s->bos_id_ = pkg.config.bos_id;
+  s->eos_id_ = pkg.config.eos_ids.empty() ? s->tokenizer_->eos_id() : pkg.config.eos_ids[0];
+  s->add_bos_ = pkg.config.add_bos;
+  s->metrics_ = service::ServerMetrics::Create();
+  for (const Specialization& spec : s->runtime_->specializations()) {
+    s->spec_names_.push_back(spec.Name());
+    s->max_running_ = std::max(s->max_running_, spec.shape.batch_size);
+  }
+  s->created_ = static_cast<int64_t>(std::time(nullptr));
+
+  EngineOptions eo;
+  eo.scheduler.eos_token_ids = pkg.config.eos_ids;
+  eo.scheduler.seed = options.seed;
+  eo.scheduler.max_running = s->max_running_;
+  ServingSession* raw = s.get();
+  eo.scheduler.step_observer = [raw](const StepObservation& o) {
+    if (o.spec_index < 0 || static_cast<size_t>(o.spec_index) >= raw->spec_names_.size()) return;
+    raw->metrics_->RecordSpecExecution(raw->spec_names_[o.spec_index], o.valid_tokens, o.slot_tokens,
+                                       o.wall_seconds);
+  };
+  eo.log = options.log;
+  TAILOR_ASSIGN_OR_RETURN(s->core_, EngineCore::Start(*s->runtime_, std::move(eo)));
+  return s;
+}
+
+ServingSession::~ServingSession() { Shutdown(ShutdownMode::kCancel); }
+
+void ServingSession::Shutdown(ShutdownMode mode) {
+  if (core_) core_->Shutdown(mode);
+}
+
+void ServingSession::Release(int64_t sequences) {
+  std::lock_guard<std::mutex> lock(admission_mu_);
+  active_sequences_ -= sequences;
+}
+
+std::string ServingSession::NewResponseId(const char* prefix) {
+  std::lock_guard<std::mutex> lock(rng_mu_);
+  const uint64_t hi = rng_();
+  const uint64_t lo = rng_();
+  return service::MakeResponseId(prefix, hi, lo);
+}
+
+std::string ServingSession::RenderMetrics() {
+  const SchedulerStats st = core_->stats();
+  metrics_->SetRequestsRunning(st.num_running);
+  metrics_->SetRequestsWaiting(st.num_waiting);
+  metrics_->SetKvBlocksUsed(st.kv.used_blocks);
+  metrics_->SetKvBlocksCached(st.kv.cached_free_blocks);
+  return metrics_->Render();
+}
+
+ApiResult<std::vector<std::vector<int32_t>>> ServingSession::EncodePrompts(const OpenAiRequest& request) const {
+  std::vector<std::vector<int32_t>> prompts;
+  if (request.endpoint == service::Endpoint::kChatCompletions) {
+    absl::StatusOr<service::RenderedChat> rendered = chat_template_.Render(request.messages);
+    if (!rendered.ok()) return ApiError::InvalidRequest("messages", rendered.status().message());
+    std::vector<int32_t> ids;
+    for (const service::PromptPiece& piece : rendered->pieces) {
+      switch (piece.kind) {
+        case service::PromptPiece::Kind::kBos: ids.push_back(bos_id_); break;
+        case service::PromptPiece::Kind::kEos: ids.push_back(eos_id_); break;
+        case service::PromptPiece::Kind::kText:
+          for (int32_t id : tokenizer_->Encode(piece.text)) ids.push_back(id);
+          break;
+      }
+    }
+    prompts.push_back(std::move(ids));
+    return prompts;
+  }
+  for (const service::PromptInput& p : request.prompts) {
+    if (const auto* given = std::get_if<std::vector<int32_t>>(&p)) {
+      if (given->empty()) return ApiError::InvalidRequest("prompt", "'prompt' token-id arrays must not be empty");
+      prompts.push_back(*given);
+    } else {
+      const std::string& text = std::get<std::string>(p);
+      std::vector<int32_t> ids;
+      if (add_bos_ || text.empty()) ids.push_back(bos_id_);
+      for (int32_t id : tokenizer_->Encode(text)) ids.push_back(id);
+      prompts.push_back(std::move(ids));
+    }
+  }
+  return prompts;
+}
+
+ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequest& request,
+                                                                SessionCallback callback) {
+  if (request.model && *request.model != model_name_) return ApiError::ModelNotFound(*request.model);
+  if (auto e = service::ValidateForVocabulary(request, limits().vocab_size)) return *e;
+  auto prompts = EncodePrompts(request);
+  if (!prompts.ok()) return prompts.error();
+  const char* prompt_param = request.endpoint == service::Endpoint::kChatCompletions ? "messages" : "prompt";
+
+  auto active = std::make_shared<ActiveRequest>();
+  active->session = this;
+  active->callback = std::move(callback);
+  active->want_logprobs = request.sampling.logprobs.has_value();
+  active->start = std::chrono::steady_clock::now();
+  std::vector<std::string> stops = request.sampling.stop;
+  if (request.endpoint == service::Endpoint::kChatCompletions) {
+    for (std::string& s : chat_template_.StopStrings()) stops.push_back(std::move(s));
+  }
+  std::vector<SamplingOptions> sampling;
+  for (size_t p = 0; p < prompts->size(); ++p) {
+    const std::vector<int32_t>& ids = (*prompts)[p];
+    ApiResult<int32_t> max_tokens = service::ResolveMaxTokens(
+        request.sampling, static_cast<int64_t>(ids.size()), limits().max_ctx_len, prompt_param);
+    if (!max_tokens.ok()) return max_tokens.error();
+    active->prompt_tokens += static_cast<int64_t>(ids.size());
+    for (int32_t i = 0; i < request.n; ++i) {
+      SamplingOptions o = ToEngineSampling(request.sampling, *max_tokens, i);
+      if (absl::Status s = ValidateRequest(limits(), ids, o); !s.ok()) {
+        return ApiError::FromStatus(s, s.message().find("max_tokens") != absl::string_view::npos ? "max_tokens"
+                                                                                                 : prompt_param);
+      }
+      ActiveRequest::Choice c;
+      c.index = static_cast<int32_t>(p) * request.n + i;
+      c.prompt = ids;
+      c.detok = std::make_unique<StreamingDetokenizer>(*tokenizer_, ids);
+      c.stop = std::make_unique<service::StopStringMatcher>(stops);
+      active->choices.push_back(std::move(c));
+      sampling.push_back(std::move(o));
+    }
+  }
+  const int64_t k = static_cast<int64_t>(active->choices.size());
+  {
+    std::lock_guard<std::mutex> lock(admission_mu_);
+    if (options_.max_queue >= 0 && active_sequences_ + k > max_running_ + options_.max_queue) {
+      return ApiError::QueueFull(absl::StrCat(
+          "The server's request queue is full (", active_sequences_, " sequences in flight, ", max_running_,
+          " run at once, --max-queue ", options_.max_queue, "; this request needs ", k, "); retry later."));
+    }
+    active_sequences_ += k;
+  }
+  std::lock_guard<std::mutex> lock(active->mu);
+  active->engine_left = static_cast<int32_t>(k);
+  for (size_t c = 0; c < active->choices.size(); ++c) {
+    // The engine callback keeps the request alive until its last event.
+    auto keep = active;
+    absl::StatusOr<RequestId> id = core_->Submit(
+        active->choices[c].prompt, std::move(sampling[c]),
+        [keep, c](const TokenEvent& e) { keep->OnEvent(c, e); });
+    if (!id.ok()) {
+      active->refused = true;
+      for (size_t j = 0; j < c; ++j) core_->Cancel(active->choices[j].engine_id);
+      // Choices never submitted will not report: release them here.
+      active->engine_left -= static_cast<int32_t>(k - static_cast<int64_t>(c));
+      Release(k - static_cast<int64_t>(c));
+      if (id.status().code() == absl::StatusCode::kFailedPrecondition) {
+        return ApiError::Unavailable(id.status().message());
+      }
+      return ApiError::FromStatus(id.status(), prompt_param);
+    }
+    active->choices[c].engine_id = *id;
+  }
+  return active;
+}
+
+void ServingSession::Cancel(ActiveRequest& request) {
+  if (request.cancel_requested.exchange(true)) return;
+  // Engine ids were all written before Start() returned the handle (or before the first
+  // callback, which runs after Start() releases `mu`).
+  for (const ActiveRequest::Choice& c : request.choices) {
+    if (c.engine_id != 0) core_->Cancel(c.engine_id);
+  }
+}
+
+ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& request) {
+  struct Collected {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::vector<std::string> text;
+    std::vector<std::vector<service::TokenLogprob>> logprobs;
+    std::vector<service::FinishReason> finish;
+    service::Usage usage;
+    std::optional<ApiError> error;
+  };
+  auto col = std::make_shared<Collected>();
+  size_t num_choices = request.n * (request.endpoint == service::Endpoint::kChatCompletions
+                                        ? size_t{1} : request.prompts.size());
+  col->text.resize(num_choices);
+  col->logprobs.resize(num_choices);
+  col->finish.resize(num_choices, service::FinishReason::kStop);
+  auto started = Start(request, [col](const SessionEvent& e) {
+    std::lock_guard<std::mutex> lock(col->mu);
+    if (e.kind == SessionEvent::Kind::kDelta) {
+      const size_t i = static_cast<size_t>(e.delta.index);
+      if (i >= col->text.size()) return;
+      col->text[i] += e.delta.text;
+      for (const auto& lp : e.delta.logprobs) col->logprobs[i].push_back(lp);
+      if (e.delta.finish) col->finish[i] = *e.delta.finish;
+    } else {
+      col->usage = e.usage;
+      col->error = e.error;
+      col->done = true;
+      col->cv.notify_all();
+    }
+  });
+  if (!started.ok()) return started.error();
+  std::unique_lock<std::mutex> lock(col->mu);
+  col->cv.wait(lock, [&] { return col->done; });
+  if (col->error) return *col->error;
+  service::ResponseMeta meta;
+  meta.created = static_cast<int64_t>(std::time(nullptr));
+  meta.model = model_name_;
+  const bool lp = request.sampling.logprobs.has_value();
+  if (request.endpoint == service::Endpoint::kChatCompletions) {
+    meta.id = NewResponseId("chatcmpl");
+    std::vector<service::ChatChoice> choices(num_choices);
+    for (size_t i = 0; i < num_choices; ++i) {
+      choices[i].index = static_cast<int32_t>(i);
+      choices[i].content = std::move(col->text[i]);
+      choices[i].finish_reason = col->finish[i];
+      if (lp) choices[i].logprobs = std::move(col->logprobs[i]);
+    }
+    return service::ChatCompletionResponse(meta, choices, col->usage);
+  }
+  meta.id = NewResponseId("cmpl");
+  std::vector<service::CompletionChoice> choices(num_choices);
+  for (size_t i = 0; i < num_choices; ++i) {
+    choices[i].index = static_cast<int32_t>(i);
+    choices[i].text = std::move(col->text[i]);
+    choices[i].finish_reason = col->finish[i];
+    if (lp) choices[i].logprobs = std::move(col->logprobs[i]);
+  }
+  return service::CompletionResponse(meta, choices, col->usage);
+}
+
+}  // namespace tailor
