@@ -1,7 +1,8 @@
-// `tailor chat`: an interactive conversation with a package's model through the engine core.
+// `tailor chat`: an interactive conversation with a package's model through the ServingSession
+// (api/serving_session.h), which the other front ends share.
 //
 // Each user line becomes a turn: the whole conversation (system message, earlier turns, the new
-// line) is rendered with the chat template, encoded, and submitted to the EngineCore; the reply
+// line) is rendered with the chat template, encoded, and submitted as a chat request; the reply
 // streams to stdout as it is generated (leading whitespace dropped, the template's stop strings
 // honoured) and ends with a newline. Ctrl-C (SIGINT, through SigintWatcher) cancels the reply in
 // progress and the session goes on; at the prompt it clears the line. Commands: /reset,
@@ -25,11 +26,8 @@
 #include "api/interrupt.h"
 #include "api/line_reader.h"
 #include "common/status_macros.h"
-#include "engine/runtime.h"
-#include "scheduler/engine_core.h"
+#include "api/serving_session.h"
 #include "service/chat_template.h"
-#include "service/stop_strings.h"
-#include "tokenizer/tokenizer.h"
 
 namespace tailor {
 namespace {
@@ -75,7 +73,7 @@ absl::StatusOr<ChatArgs> ParseChatArgs(const std::vector<std::string>& args, con
     TAILOR_ASSIGN_OR_RETURN(int64_t n, flags.GetInt("max-tokens", 0, 1, 1 << 24));
     a.max_tokens = static_cast<int32_t>(n);
   }
-  TAILOR_ASSIGN_OR_RETURN(double t, flags.GetDouble("temperature", 0.7, 0.0, 100.0));
+  TAILOR_ASSIGN_OR_RETURN(double t, flags.GetDouble("temperature", 0.7, 0.0, 2.0));
   TAILOR_ASSIGN_OR_RETURN(double p, flags.GetDouble("top-p", 1.0, 0.0, 1.0));
   if (p <= 0.0) return absl::InvalidArgumentError("--top-p: must be greater than 0");
   TAILOR_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", static_cast<int64_t>(env.random_seed >> 1),
@@ -89,30 +87,18 @@ absl::StatusOr<ChatArgs> ParseChatArgs(const std::vector<std::string>& args, con
 
 double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// The streamed state of one reply. Written by the engine's loop thread (OnEvent) until `done`;
-// read by the main thread after `done` (release/acquire through the atomic).
+// The streamed state of one reply. Written by the session's callbacks on the engine's loop
+// thread until `done`; read by the main thread after `done` (release/acquire through the atomic).
 class ReplyStream {
  public:
-  ReplyStream(EngineCore& core, const Tokenizer& tokenizer, std::span<const int32_t> prompt,
-              std::vector<std::string> stop_strings, std::vector<int32_t> eos_ids)
-      : core_(core), detok_(tokenizer, prompt), stops_(std::move(stop_strings)), eos_ids_(std::move(eos_ids)) {}
-
-  void OnEvent(const TokenEvent& e) {
-    if (e.token >= 0) {
-      if (e.index == 0) first_token_ = std::chrono::steady_clock::now();
-      ++num_tokens_;
-      const bool is_eos = e.finish == FinishReason::kStop &&
-                          std::find(eos_ids_.begin(), eos_ids_.end(), e.token) != eos_ids_.end();
-      if (!is_eos) Emit(e.id, detok_.Push(e.token));
+  void OnEvent(const SessionEvent& e) {
+    if (e.kind == SessionEvent::Kind::kDelta) {
+      if (!first_delta_) first_delta_ = std::chrono::steady_clock::now();
+      Write(e.delta.text);
+      return;
     }
-    if (e.finish == FinishReason::kNone) return;
-    if (!stops_.stopped()) {
-      Emit(e.id, detok_.Flush());
-      Write(stops_.Finish());
-    }
-    finish_ = e.finish;
-    status_ = e.status;
-    prompt_tokens_ = e.num_prompt_tokens;
+    usage_ = e.usage;
+    error_ = e.error;
     end_ = std::chrono::steady_clock::now();
     done_.store(true, std::memory_order_release);
   }
@@ -120,21 +106,12 @@ class ReplyStream {
   bool done() const { return done_.load(std::memory_order_acquire); }
   // After done():
   const std::string& text() const { return text_; }
-  FinishReason finish() const { return finish_; }
-  bool stopped_by_string() const { return stops_.stopped(); }
-  const absl::Status& status() const { return status_; }
-  int32_t num_tokens() const { return num_tokens_; }
-  int32_t prompt_tokens() const { return prompt_tokens_; }
-  std::optional<std::chrono::steady_clock::time_point> first_token() const { return first_token_; }
+  const std::optional<service::ApiError>& error() const { return error_; }
+  const service::Usage& usage() const { return usage_; }
+  std::optional<std::chrono::steady_clock::time_point> first_delta() const { return first_delta_; }
   std::chrono::steady_clock::time_point end() const { return end_; }
 
  private:
-  void Emit(RequestId id, const std::string& piece) {
-    if (piece.empty() || stops_.stopped()) return;
-    service::StopStringMatcher::PushResult r = stops_.Push(piece);
-    Write(r.text);
-    if (r.stopped) core_.Cancel(id);  // the template's end of turn: no more tokens wanted
-  }
   void Write(std::string piece) {
     if (text_.empty()) {  // a reply starts at its first visible character
       const size_t start = piece.find_first_not_of(" \t\r\n");
@@ -146,16 +123,10 @@ class ReplyStream {
     std::fflush(stdout);
   }
 
-  EngineCore& core_;
-  StreamingDetokenizer detok_;
-  service::StopStringMatcher stops_;
-  const std::vector<int32_t> eos_ids_;
   std::string text_;
-  int32_t num_tokens_ = 0;
-  int32_t prompt_tokens_ = 0;
-  FinishReason finish_ = FinishReason::kNone;
-  absl::Status status_;
-  std::optional<std::chrono::steady_clock::time_point> first_token_;
+  service::Usage usage_;
+  std::optional<service::ApiError> error_;
+  std::optional<std::chrono::steady_clock::time_point> first_delta_;
   std::chrono::steady_clock::time_point end_;
   std::atomic<bool> done_{false};
 };
@@ -163,10 +134,7 @@ class ReplyStream {
 // The conversation and the engine it talks to. Main thread only.
 class ChatSession {
  public:
-  ChatSession(const ChatArgs& args, Runtime& runtime, EngineCore& core, const Tokenizer& tokenizer,
-              service::ChatTemplate chat_template)
-      : args_(args), runtime_(runtime), core_(core), tokenizer_(tokenizer), template_(chat_template),
-        system_(args.system) {}
+  ChatSession(const ChatArgs& args, ServingSession& session) : args_(args), session_(session), system_(args.system) {}
 
   void Reset() { turns_.clear(); }
   void SetSystem(std::optional<std::string> system) { system_ = std::move(system); }
@@ -176,7 +144,7 @@ class ChatSession {
   // was; only internal failures are returned.
   absl::Status Turn(const std::string& user_text, SigintWatcher& watcher) {
     turns_.push_back({user_text, ""});
-    const int32_t ctx = core_.limits().max_ctx_len;
+    const int32_t ctx = session_.limits().max_ctx_len;
     // Room a reply needs: --max-tokens, else a quarter of the context (at most 256 tokens).
     const int32_t want_room = args_.max_tokens ? *args_.max_tokens : std::min(256, std::max(1, ctx / 4));
     std::vector<int32_t> prompt;
@@ -201,19 +169,21 @@ class ChatSession {
                 << " of the conversation to fit the context of " << ctx << " tokens\n";
     }
     const int32_t room = ctx - static_cast<int32_t>(prompt.size());
-    SamplingOptions options;
-    options.temperature = args_.temperature;
-    options.top_p = args_.top_p;
-    options.seed = args_.seed + static_cast<uint64_t>(num_replies_);
-    options.max_tokens = args_.max_tokens ? std::min(*args_.max_tokens, room) : room;
+    service::OpenAiRequest request;
+    request.endpoint = service::Endpoint::kChatCompletions;
+    request.messages = Messages();
+    request.sampling.temperature = args_.temperature;
+    request.sampling.top_p = args_.top_p;
+    request.sampling.seed = static_cast<int64_t>((args_.seed + static_cast<uint64_t>(num_replies_)) & INT64_MAX);
+    request.sampling.max_tokens = args_.max_tokens ? std::min(*args_.max_tokens, room) : room;
 
-    auto stream = std::make_shared<ReplyStream>(core_, tokenizer_, prompt, template_.StopStrings(),
-                                                runtime_.package().config.eos_ids);
+    auto stream = std::make_shared<ReplyStream>();
     const auto start = std::chrono::steady_clock::now();
     watcher.Take();  // a Ctrl-C typed before this turn is not for it
-    absl::StatusOr<RequestId> id = core_.Submit(prompt, options, [stream](const TokenEvent& e) { stream->OnEvent(e); });
-    if (!id.ok()) {
-      std::cerr << "tailor: " << id.status().message() << "\n";
+    service::ApiResult<std::shared_ptr<ActiveRequest>> handle =
+        session_.Start(request, [stream](const SessionEvent& e) { stream->OnEvent(e); });
+    if (!handle.ok()) {
+      std::cerr << "tailor: " << handle.error().message << "\n";
       turns_.pop_back();
       return absl::OkStatus();
     }
@@ -223,33 +193,31 @@ class ChatSession {
       poll(&fd, 1, 20);
       if (watcher.Take() && !interrupted) {
         interrupted = true;
-        core_.Cancel(*id);
+        session_.Cancel(**handle);
       }
     }
     std::fputs("\n", stdout);
     std::fflush(stdout);
-    if (stream->finish() == FinishReason::kError || stream->finish() == FinishReason::kAborted) {
-      std::cerr << "tailor: the reply failed: "
-                << (stream->status().ok() ? std::string("the engine stopped") : std::string(stream->status().message()))
-                << "\n";
+    if (stream->error() && !(interrupted && stream->error()->code == "cancelled")) {
+      std::cerr << "tailor: the reply failed: " << stream->error()->message << "\n";
       turns_.pop_back();
       return absl::OkStatus();
     }
     if (interrupted) std::cerr << "tailor: reply stopped (Ctrl-C)\n";
     turns_.back().reply = stream->text();
     ++num_replies_;
-    last_tokens_ = stream->num_tokens();
+    last_tokens_ = stream->usage().completion_tokens;
     last_prompt_tokens_ = static_cast<int32_t>(prompt.size());
-    const auto first = stream->first_token().value_or(stream->end());
+    const auto first = stream->first_delta().value_or(stream->end());
     last_ttft_s_ = Seconds(first - start);
     last_decode_s_ = Seconds(stream->end() - first);
-    total_tokens_ += stream->num_tokens();
+    total_tokens_ += stream->usage().completion_tokens;
     total_seconds_ += Seconds(stream->end() - start);
     return absl::OkStatus();
   }
 
   void PrintStats(std::ostream& out) const {
-    const SchedulerStats s = core_.stats();
+    const SchedulerStats s = session_.stats();
     out << absl::StrFormat("replies: %d, %d tokens generated in %.2f s (%.1f tok/s)\n", num_replies_,
                            total_tokens_, total_seconds_, total_seconds_ > 0 ? total_tokens_ / total_seconds_ : 0.0);
     if (num_replies_ > 0) {
@@ -262,7 +230,7 @@ class ChatSession {
                            s.num_steps, s.prompt_tokens_computed, s.generated_tokens, s.num_preemptions,
                            s.kv.prefix_hit_tokens, s.kv.prefix_query_tokens);
     out << "specializations (steps run):\n";
-    const auto specs = runtime_.specializations();
+    const auto specs = session_.runtime().specializations();
     for (size_t i = 0; i < specs.size(); ++i) {
       const int64_t steps = i < s.steps_per_spec.size() ? s.steps_per_spec[i] : 0;
       out << absl::StrFormat("  %-16s %8d  %5.1f%%\n", specs[i].Name(), steps,
@@ -276,22 +244,28 @@ class ChatSession {
     std::string reply;  // empty for the turn being answered
   };
 
-  absl::StatusOr<std::vector<int32_t>> Encode() const {
+  std::vector<ChatMessage> Messages() const {
     std::vector<ChatMessage> messages;
     if (system_ && !system_->empty()) messages.push_back({ChatRole::kSystem, *system_});
     for (size_t i = 0; i < turns_.size(); ++i) {
       messages.push_back({ChatRole::kUser, turns_[i].user});
       if (i + 1 < turns_.size()) messages.push_back({ChatRole::kAssistant, turns_[i].reply});
     }
-    TAILOR_ASSIGN_OR_RETURN(service::RenderedChat rendered, template_.Render(messages));
-    const LlamaConfig& config = runtime_.package().config;
+    return messages;
+  }
+
+  // The prompt's token ids, encoded as the session encodes chat prompts (pieces one by one, BOS
+  // and EOS markers as ids), to decide what fits the context before submitting.
+  absl::StatusOr<std::vector<int32_t>> Encode() const {
+    TAILOR_ASSIGN_OR_RETURN(service::RenderedChat rendered, session_.chat_template().Render(Messages()));
+    const LlamaConfig& config = session_.runtime().package().config;
     std::vector<int32_t> ids;
     for (const service::PromptPiece& piece : rendered.pieces) {
       switch (piece.kind) {
         case service::PromptPiece::Kind::kBos: ids.push_back(config.bos_id); break;
         case service::PromptPiece::Kind::kEos: ids.push_back(config.eos_ids.front()); break;
         case service::PromptPiece::Kind::kText:
-          for (int32_t id : tokenizer_.Encode(piece.text)) ids.push_back(id);
+          for (int32_t id : session_.tokenizer().Encode(piece.text)) ids.push_back(id);
           break;
       }
     }
@@ -299,10 +273,7 @@ class ChatSession {
   }
 
   const ChatArgs& args_;
-  Runtime& runtime_;
-  EngineCore& core_;
-  const Tokenizer& tokenizer_;
-  const service::ChatTemplate template_;
+  ServingSession& session_;
   std::optional<std::string> system_;
   std::vector<Exchange> turns_;
   int num_replies_ = 0;
@@ -319,22 +290,13 @@ constexpr char kChatHelp[] =
     "          /stats (tokens/s, specializations used), /help, /exit; Ctrl-C stops a reply\n";
 
 absl::Status Chat(const ChatArgs& args, const Environment& env) {
-  RuntimeOptions ro;
-  ro.kv_cache_mb = args.kv_cache_mb;
-  ro.warn = [](const std::string& w) { std::cerr << "tailor: warning: " << w << "\n"; };
-  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<Runtime> runtime, Runtime::Open(args.package, ro));
-  const Package& package = runtime->package();
-  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer,
-                          Tokenizer::Load(package.dir / package.tokenizer_file, package.config.vocab_size));
-  service::ChatTemplate chat_template = service::ChatTemplate::Detect(package.chat_template);
-  if (args.chat_template) {
-    TAILOR_ASSIGN_OR_RETURN(chat_template, service::ChatTemplate::ByName(*args.chat_template));
-  }
-  EngineOptions eo;
-  eo.scheduler.eos_token_ids = package.config.eos_ids;
-  eo.scheduler.seed = args.seed;
-  eo.log = [](const std::string& m) { std::cerr << "tailor: engine: " << m << "\n"; };
-  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> core, EngineCore::Start(*runtime, eo));
+  ServingOptions so;
+  so.package_dir = args.package;
+  so.chat_template = args.chat_template.value_or("");
+  so.kv_cache_mb = args.kv_cache_mb;
+  so.seed = args.seed;
+  so.log = [](const std::string& m) { std::cerr << "tailor: " << m << "\n"; };
+  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<ServingSession> session, ServingSession::Open(so));
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<SigintWatcher> watcher, SigintWatcher::Install());
 
   const bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -345,37 +307,37 @@ absl::Status Chat(const ChatArgs& args, const Environment& env) {
     reader = MakeFdLineReader(STDIN_FILENO, *watcher, terminal ? stdout : nullptr);
   }
   if (terminal) {
-    std::cerr << "tailor chat: " << package.config.name << " (template " << chat_template.name()
-              << ", largest ctx_len " << core->limits().max_ctx_len << "); /help for commands\n";
+    std::cerr << "tailor chat: " << session->model_name() << " (template " << session->chat_template().name()
+              << ", largest ctx_len " << session->limits().max_ctx_len << "); /help for commands\n";
   }
-  ChatSession session(args, *runtime, *core, *tokenizer, chat_template);
+  ChatSession chat(args, *session);
   while (std::optional<std::string> line = reader->ReadLine(">>> ")) {
     const std::string text(absl::StripAsciiWhitespace(*line));
     if (text.empty()) continue;
     if (text == "/exit" || text == "/quit") break;
     if (text == "/reset") {
-      session.Reset();
+      chat.Reset();
       std::cerr << "tailor: conversation cleared\n";
     } else if (text == "/system" || absl::StartsWith(text, "/system ")) {
       std::string system(absl::StripAsciiWhitespace(absl::string_view(text).substr(7)));
       if (system.empty()) {
-        session.SetSystem(std::nullopt);
+        chat.SetSystem(std::nullopt);
         std::cerr << "tailor: system message cleared\n";
       } else {
-        session.SetSystem(system);
+        chat.SetSystem(system);
         std::cerr << "tailor: system message set\n";
       }
     } else if (text == "/stats") {
-      session.PrintStats(std::cerr);
+      chat.PrintStats(std::cerr);
     } else if (text == "/help") {
       std::cerr << kChatHelp;
     } else if (text[0] == '/' && text.find(' ') == std::string::npos && text.size() < 16) {
       std::cerr << "tailor: unknown command " << text << "\n" << kChatHelp;
     } else {
-      TAILOR_RETURN_IF_ERROR(session.Turn(text, *watcher));
+      TAILOR_RETURN_IF_ERROR(chat.Turn(text, *watcher));
     }
   }
-  core->Shutdown(ShutdownMode::kCancel);
+  session->Shutdown(ShutdownMode::kCancel);
   return absl::OkStatus();
 }
 
