@@ -265,6 +265,11 @@ absl::Status Batch(const BatchArgs& args) {
 }  // namespace
 
 int RunBatch(const std::vector<std::string>& args, const Environment& env) {
+  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
+      std::find(args.begin(), args.end(), "-h") != args.end()) {
+    std::cout << "usage: tailor batch [--package DIR] --input FILE --output FILE [options]\n" << FlagsHelp(BatchFlags());
+    return 0;
+  }
   auto parsed = ParseBatchArgs(args, env);
   if (!parsed.ok()) return ReportError(parsed.status());
   absl::Status s = Batch(*parsed);

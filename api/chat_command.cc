@@ -285,7 +285,7 @@ class ChatSession {
   double last_decode_s_ = 0;
 };
 
-constexpr char kChatHelp[] =
+constexpr char kChatCommands[] =
     "commands: /reset (forget the conversation), /system [TEXT] (set or clear the system message),\n"
     "          /stats (tokens/s, specializations used), /help, /exit; Ctrl-C stops a reply\n";
 
@@ -330,9 +330,9 @@ absl::Status Chat(const ChatArgs& args, const Environment& env) {
     } else if (text == "/stats") {
       chat.PrintStats(std::cerr);
     } else if (text == "/help") {
-      std::cerr << kChatHelp;
+      std::cerr << kChatCommands;
     } else if (text[0] == '/' && text.find(' ') == std::string::npos && text.size() < 16) {
-      std::cerr << "tailor: unknown command " << text << "\n" << kChatHelp;
+      std::cerr << "tailor: unknown command " << text << "\n" << kChatCommands;
     } else {
       TAILOR_RETURN_IF_ERROR(chat.Turn(text, *watcher));
     }
@@ -344,6 +344,11 @@ absl::Status Chat(const ChatArgs& args, const Environment& env) {
 }  // namespace
 
 int RunChat(const std::vector<std::string>& args, const Environment& env) {
+  if (std::find(args.begin(), args.end(), "--help") != args.end() ||
+      std::find(args.begin(), args.end(), "-h") != args.end()) {
+    std::cout << "usage: tailor chat [--package DIR] [--system TEXT] [options]\n" << FlagsHelp(ChatFlags()) << kChatCommands;
+    return 0;
+  }
   auto parsed = ParseChatArgs(args, env);
   if (!parsed.ok()) return ReportError(parsed.status());
   absl::Status s = Chat(*parsed, env);

@@ -5,12 +5,18 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if __has_include(<pty.h>)
+#include <poll.h>
+#include <pty.h>
+#define TAILOR_TEST_HAVE_PTY 1
+#endif
 
 #include <chrono>
 #include <map>
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -72,7 +78,7 @@ const char* const kPrompts[] = {"Once upon a time", "The cat sat", "Lily went to
 TEST(CliBatch, ValidAndInvalidLines) {
   TempDir tmp;
   std::string input;
-  for (int i = 0; i < 5; ++i) input += CompletionLine("ok-" + std::to_string(i), kPrompts[i], 16);
+  for (int i = 0; i < 5; ++i) input += CompletionLine(absl::StrCat("ok-", i), kPrompts[i], 16);
   input += R"({"custom_id": "chat", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0}})" "\n";
   input += "this is not json\n";                                                      // line 7
   input += R"({"method": "POST", "url": "/v1/completions", "body": {"prompt": "x"}})" "\n";  // line 8
@@ -145,7 +151,7 @@ TEST(CliBatch, KilledRunResumesWithEveryRequestOnce) {
   constexpr int kRequests = 48;
   std::string input;
   for (int i = 0; i < kRequests; ++i) {
-    input += CompletionLine("r" + std::to_string(i), std::string(kPrompts[i % 5]) + " " + std::to_string(i), 120);
+    input += CompletionLine(absl::StrCat("r", i), absl::StrCat(kPrompts[i % 5], " ", i), 120);
   }
   WriteAll(tmp / "in.jsonl", input);
   const fs::path out = tmp / "out.jsonl";
@@ -196,6 +202,39 @@ TEST(CliBatch, KilledRunResumesWithEveryRequestOnce) {
   EXPECT_EQ(results[torn_id]["response"]["body"]["choices"][0]["text"], expected_text);  // greedy: the same
   EXPECT_EQ(CountLines(out), kRequests);
 }
+
+#ifdef TAILOR_TEST_HAVE_PTY
+TEST(CliBatch, ProgressOnATerminal) {
+  TempDir tmp;
+  std::string input;
+  for (int i = 0; i < 6; ++i) input += CompletionLine(absl::StrCat("p", i), kPrompts[i % 5], 8);
+  WriteAll(tmp / "in.jsonl", input);
+  const std::string package = Package();
+  int master = -1;
+  pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    execl(TAILOR_BINARY, TAILOR_BINARY, "batch", "--package", package.c_str(), "--input",
+          (tmp / "in.jsonl").c_str(), "--output", (tmp / "out.jsonl").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  std::string output;
+  char buf[4096];
+  while (true) {
+    pollfd fd = {master, POLLIN, 0};
+    if (poll(&fd, 1, 60000) <= 0) break;
+    const ssize_t n = read(master, buf, sizeof buf);
+    if (n <= 0) break;
+    output.append(buf, static_cast<size_t>(n));
+  }
+  close(master);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_THAT(output, AllOf(HasSubstr("6/6"), HasSubstr("tok/s"), HasSubstr("ETA")));
+  EXPECT_EQ(CountLines(tmp / "out.jsonl"), 6);
+}
+#endif
 
 }  // namespace
 }  // namespace tailor
