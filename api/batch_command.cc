@@ -259,6 +259,14 @@ absl::Status Batch(const BatchArgs& args) {
                                progress.completion_tokens.load(),
                                elapsed > 0 ? progress.completion_tokens.load() / elapsed : 0.0,
                                args.output.string());
+  // Which specializations ran the steps: batching shows as steps of batch_size > 1.
+  const SchedulerStats stats = session->stats();
+  const auto specs = session->runtime().specializations();
+  std::string use;
+  for (size_t i = 0; i < specs.size() && i < stats.steps_per_spec.size(); ++i) {
+    absl::StrAppend(&use, i == 0 ? "" : ", ", specs[i].Name(), " ", stats.steps_per_spec[i]);
+  }
+  std::cerr << "batch: steps per specialization: " << use << "\n";
   return absl::OkStatus();
 }
 
