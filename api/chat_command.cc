@@ -91,6 +91,17 @@ double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::dura
 // thread until `done`; read by the main thread after `done` (release/acquire through the atomic).
 class ReplyStream {
  public:
+  ReplyStream() {
+    if (pipe(done_pipe_) != 0) done_pipe_[0] = done_pipe_[1] = -1;  // then done() is polled
+  }
+  ~ReplyStream() {
+    for (int fd : done_pipe_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  ReplyStream(const ReplyStream&) = delete;
+  ReplyStream& operator=(const ReplyStream&) = delete;
+
   void OnEvent(const SessionEvent& e) {
     if (e.kind == SessionEvent::Kind::kDelta) {
       if (!first_delta_) first_delta_ = std::chrono::steady_clock::now();
@@ -101,7 +112,14 @@ class ReplyStream {
     error_ = e.error;
     end_ = std::chrono::steady_clock::now();
     done_.store(true, std::memory_order_release);
+    if (done_pipe_[1] >= 0) {
+      const char byte = 1;
+      [[maybe_unused]] ssize_t n = write(done_pipe_[1], &byte, 1);
+    }
   }
+
+  // Readable once done() (or -1 if the pipe could not be made). Owned by the stream.
+  int done_fd() const { return done_pipe_[0]; }
 
   bool done() const { return done_.load(std::memory_order_acquire); }
   // After done():
@@ -129,6 +147,7 @@ class ReplyStream {
   std::optional<std::chrono::steady_clock::time_point> first_delta_;
   std::chrono::steady_clock::time_point end_;
   std::atomic<bool> done_{false};
+  int done_pipe_[2] = {-1, -1};  // a byte is written when done, to wake the waiting thread
 };
 
 // The conversation and the engine it talks to. Main thread only.
@@ -189,8 +208,8 @@ class ChatSession {
     }
     bool interrupted = false;
     while (!stream->done()) {
-      pollfd fd = {watcher.fd(), POLLIN, 0};
-      poll(&fd, 1, 20);
+      pollfd fds[2] = {{watcher.fd(), POLLIN, 0}, {stream->done_fd(), POLLIN, 0}};
+      poll(fds, stream->done_fd() >= 0 ? 2 : 1, 20);
       if (watcher.Take() && !interrupted) {
         interrupted = true;
         session_.Cancel(**handle);
