@@ -187,8 +187,8 @@ class PtyProcess {
 };
 
 TEST_F(CliChat, TerminalPromptStreamingAndCtrlC) {
-  // A reply as long as the context allows (--ignore-eos-for-tests is not a thing: the stories
-  // model tells long stories), so Ctrl-C arrives while it streams.
+  // The greedy reply to this line is a long story (no stop string of chatml occurs in it), so
+  // Ctrl-C, written as soon as the reply's first text arrives, lands while it streams.
   PtyProcess p({TAILOR_BINARY, "chat", "--package", Package(), "--temperature", "0", "--chat-template", "chatml"});
   ASSERT_TRUE(p.started());
   ASSERT_TRUE(p.ReadUntilContains(">>> ", 0)) << p.output();
@@ -210,6 +210,13 @@ TEST_F(CliChat, TerminalPromptStreamingAndCtrlC) {
   p.Write("/stats\r");
   ASSERT_TRUE(p.ReadUntilContains("tok/s", mark)) << p.output();
   ASSERT_TRUE(p.ReadUntilContains(">>> ", mark)) << p.output();
+#ifdef TAILOR_BINARY_HAS_READLINE
+  // History: Ctrl-P (previous line) brings /stats back.
+  mark = p.output().size();
+  p.Write("\x10\r");
+  ASSERT_TRUE(p.ReadUntilContains("tok/s", mark)) << p.output();
+  ASSERT_TRUE(p.ReadUntilContains(">>> ", mark)) << p.output();
+#endif
   p.Write("/exit\r");
   p.ReadUntil([](const std::string&) { return false; }, 5);  // drain until the child closes
   EXPECT_EQ(p.Wait(), 0) << p.output();
