@@ -230,7 +230,9 @@ absl::Status Batch(const BatchArgs& args) {
         write(ApiErrorResult(*job.line, body.error(), ids), true);
         continue;
       }
-      if (body->contains("usage")) progress.completion_tokens += (*body)["usage"].value("completion_tokens", int64_t{0});
+      if (body->contains("usage")) {
+        progress.completion_tokens += (*body)["usage"].value("completion_tokens", int64_t{0});
+      }
       write(SuccessResult(*job.line, std::move(*body), ids), false);
     }
   };
@@ -275,7 +277,8 @@ absl::Status Batch(const BatchArgs& args) {
 int RunBatch(const std::vector<std::string>& args, const Environment& env) {
   if (std::find(args.begin(), args.end(), "--help") != args.end() ||
       std::find(args.begin(), args.end(), "-h") != args.end()) {
-    std::cout << "usage: tailor batch [--package DIR] --input FILE --output FILE [options]\n" << FlagsHelp(BatchFlags());
+    std::cout << "usage: tailor batch [--package DIR] --input FILE --output FILE [options]\n"
+              << FlagsHelp(BatchFlags());
     return 0;
   }
   auto parsed = ParseBatchArgs(args, env);

@@ -204,7 +204,9 @@ absl::Status ResultWriter::Close() {
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ < 0) return absl::OkStatus();
   absl::Status status;
-  if (fsync(fd_) != 0) status = absl::InternalError(absl::StrCat("--output ", path_.string(), ": fsync: ", ErrnoText()));
+  if (fsync(fd_) != 0) {
+    status = absl::InternalError(absl::StrCat("--output ", path_.string(), ": fsync: ", ErrnoText()));
+  }
   close(fd_);
   fd_ = -1;
   return status;

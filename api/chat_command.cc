@@ -365,7 +365,8 @@ absl::Status Chat(const ChatArgs& args, const Environment& env) {
 int RunChat(const std::vector<std::string>& args, const Environment& env) {
   if (std::find(args.begin(), args.end(), "--help") != args.end() ||
       std::find(args.begin(), args.end(), "-h") != args.end()) {
-    std::cout << "usage: tailor chat [--package DIR] [--system TEXT] [options]\n" << FlagsHelp(ChatFlags()) << kChatCommands;
+    std::cout << "usage: tailor chat [--package DIR] [--system TEXT] [options]\n"
+              << FlagsHelp(ChatFlags()) << kChatCommands;
     return 0;
   }
   auto parsed = ParseChatArgs(args, env);

@@ -79,11 +79,13 @@ TEST(CliBatch, ValidAndInvalidLines) {
   TempDir tmp;
   std::string input;
   for (int i = 0; i < 5; ++i) input += CompletionLine(absl::StrCat("ok-", i), kPrompts[i], 16);
-  input += R"({"custom_id": "chat", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0}})" "\n";
+  input += R"({"custom_id": "chat", "method": "POST", "url": "/v1/chat/completions", "body": )"
+           R"({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0}})" "\n";
   input += "this is not json\n";                                                      // line 7
   input += R"({"method": "POST", "url": "/v1/completions", "body": {"prompt": "x"}})" "\n";  // line 8
   input += R"({"custom_id": "bad-url", "method": "POST", "url": "/v1/embeddings", "body": {"input": "x"}})" "\n";
-  input += R"({"custom_id": "bad-body", "method": "POST", "url": "/v1/completions", "body": {"prompt": "x", "temperature": 9}})" "\n";
+  input += R"({"custom_id": "bad-body", "method": "POST", "url": "/v1/completions", )"
+           R"("body": {"prompt": "x", "temperature": 9}})" "\n";
   input += "\n";
   input += R"({"custom_id": "bad-method", "method": "GET", "url": "/v1/completions", "body": {}})" "\n";
   WriteAll(tmp / "in.jsonl", input);

@@ -157,7 +157,8 @@ class PtyProcess {
   bool ReadUntil(Pred pred, double seconds = 60) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     while (!pred(output_)) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
       pollfd fd = {master_, POLLIN, 0};
       if (poll(&fd, 1, static_cast<int>(left.count())) <= 0) continue;
