@@ -88,6 +88,7 @@ TEST(CliBatch, ValidAndInvalidLines) {
            R"("body": {"prompt": "x", "temperature": 9}})" "\n";
   input += "\n";
   input += R"({"custom_id": "bad-method", "method": "GET", "url": "/v1/completions", "body": {}})" "\n";
+  input += CompletionLine("too-long", "Once upon a time", 100000);  // more than the context holds
   WriteAll(tmp / "in.jsonl", input);
   CommandResult r = RunTailor({"batch", "--package", Package(), "--input", (tmp / "in.jsonl").string(), "--output",
                                (tmp / "out.jsonl").string()});
@@ -95,7 +96,7 @@ TEST(CliBatch, ValidAndInvalidLines) {
   // No progress bar when stderr is not a terminal.
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("ETA")));
   std::map<std::string, Json> results = Results(tmp / "out.jsonl");
-  EXPECT_EQ(results.size(), 11u);
+  EXPECT_EQ(results.size(), 12u);
   for (int i = 0; i < 5; ++i) {
     const Json& res = results["ok-" + std::to_string(i)];
     ASSERT_EQ(res["response"]["status_code"], 200) << res;
@@ -115,12 +116,14 @@ TEST(CliBatch, ValidAndInvalidLines) {
   EXPECT_EQ(results["bad-body"]["response"]["body"]["error"]["param"], "temperature");
   EXPECT_FALSE(results["bad-body"]["error"].is_null());
   EXPECT_EQ(results["bad-method"]["error"]["code"], "invalid_method");
+  EXPECT_EQ(results["too-long"]["response"]["status_code"], 400);
+  EXPECT_EQ(results["too-long"]["response"]["body"]["error"]["param"], "max_tokens");
 
   // Run again: everything is already there; nothing is added.
   r = RunTailor({"batch", "--package", Package(), "--input", (tmp / "in.jsonl").string(), "--output",
                  (tmp / "out.jsonl").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(CountLines(tmp / "out.jsonl"), 11);
+  EXPECT_EQ(CountLines(tmp / "out.jsonl"), 12);
 }
 
 TEST(CliBatch, UsageErrors) {
