@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "api/line_reader.h"
 
 namespace tailor {
 
@@ -17,6 +18,8 @@ namespace tailor {
 struct Environment {
   uint64_t random_seed = 0;  // used when a command is given no --seed
   std::string cxx;           // $CXX: the C++ compiler for generated kernels ("" = c++)
+  // Line editing for `tailor chat` on a terminal; empty when the executable has no readline.
+  TerminalLineReaderFactory terminal_line_reader;
 };
 
 int RunGenerate(const std::vector<std::string>& args, const Environment& env);
@@ -24,6 +27,8 @@ int RunCompile(const std::vector<std::string>& args, const Environment& env);
 int RunInspect(const std::vector<std::string>& args);
 int RunExec(const std::vector<std::string>& args);
 int RunServe(const std::vector<std::string>& args, const Environment& env);
+int RunChat(const std::vector<std::string>& args, const Environment& env);
+int RunBatch(const std::vector<std::string>& args, const Environment& env);
 
 // The package a serving command runs: `flag_value` if given, else the default package that
 // scripts/setup.sh compiles (NotFound naming the flags to use when it does not exist).

@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "api/commands.h"
+#ifdef TAILOR_HAVE_READLINE
+#include "api/readline_line_reader.h"
+#endif
 
 namespace {
 
@@ -18,6 +21,8 @@ constexpr char kUsage[] =
     "  inspect    print a package's specializations\n"
     "  exec       run a JSON input file on a package\n"
     "  serve      OpenAI-compatible HTTP server: tailor serve [--package DIR] [--port N]\n"
+    "  chat       talk with a package's model: tailor chat [--package DIR] [--system TEXT]\n"
+    "  batch      run an OpenAI batch file: tailor batch [--package DIR] --input FILE --output FILE\n"
     "run 'tailor <command> --help' for a command's options\n";
 
 }  // namespace
@@ -34,11 +39,16 @@ int main(int argc, char** argv) {
   env.random_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   try {
     if (const char* cxx = std::getenv("CXX")) env.cxx = cxx;
+#ifdef TAILOR_HAVE_READLINE
+    env.terminal_line_reader = tailor::MakeReadlineLineReader;
+#endif
     if (command == "generate") return tailor::RunGenerate(args, env);
     if (command == "compile") return tailor::RunCompile(args, env);
     if (command == "inspect") return tailor::RunInspect(args);
     if (command == "exec") return tailor::RunExec(args);
     if (command == "serve") return tailor::RunServe(args, env);
+    if (command == "chat") return tailor::RunChat(args, env);
+    if (command == "batch") return tailor::RunBatch(args, env);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;
