@@ -188,8 +188,8 @@ TEST(CliBatch, KilledRunResumesWithEveryRequestOnce) {
                                out.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("resuming"));
-  // Continuous batching: decode steps ran several sequences at once (b4_s1_c256).
-  EXPECT_THAT(r.err, ::testing::ContainsRegex("b4_s1_c256 [1-9]"));
+  // Continuous batching: decode steps ran several sequences at once (b4_s1_c512).
+  EXPECT_THAT(r.err, ::testing::ContainsRegex("b4_s1_c512 [1-9]"));
   std::map<std::string, Json> results = Results(out);
   ASSERT_EQ(results.size(), static_cast<size_t>(kRequests));
   for (const auto& [id, res] : results) EXPECT_EQ(res["response"]["status_code"], 200) << id;
