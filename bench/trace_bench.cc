@@ -40,6 +40,7 @@ ReplayResult Pool(const std::vector<ReplayResult>& runs) {
   for (const ReplayResult& r : runs) {
     all.requests.insert(all.requests.end(), r.requests.begin(), r.requests.end());
     all.wall_seconds += r.wall_seconds;
+    all.cpu_seconds += r.cpu_seconds;
     SchedulerStats& s = all.stats;
     const SchedulerStats& t = r.stats;
     s.num_rounds += t.num_rounds;
@@ -170,7 +171,12 @@ int Main(int argc, char** argv) {
                         {"requests", trace->size()},
                         {"specializations", specs},
                         {"policies", nlohmann::json::array()}};
-    for (const ReplaySummary& s : summaries) j["policies"].push_back(SummaryJson(s));
+    for (size_t p = 0; p < summaries.size(); ++p) {
+      nlohmann::json entry = SummaryJson(summaries[p]);
+      entry["run_wall_seconds"] = nlohmann::json::array();  // each repeat: shows the noise
+      for (const ReplayResult& r : runs[p]) entry["run_wall_seconds"].push_back(r.wall_seconds);
+      j["policies"].push_back(entry);
+    }
     std::ofstream(json_path) << j.dump(2) << "\n";
   }
   for (const ReplaySummary& s : summaries) {

@@ -1,5 +1,7 @@
 #include "bench/trace_replay.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +17,13 @@ namespace tailor::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
 
 SamplingOptions SamplingFor(const TraceRequest& r) {
   SamplingOptions o;
@@ -55,6 +64,7 @@ absl::StatusOr<ReplayResult> ReplayTrace(Executor& executor, const std::vector<T
   ReplayResult result;
   result.requests.resize(trace.size());
   Progress progress;
+  const double cpu0 = ProcessCpuSeconds();
   const Clock::time_point t0 = Clock::now();
   auto since = [t0] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
   for (size_t i = 0; i < trace.size(); ++i) {
@@ -92,6 +102,7 @@ absl::StatusOr<ReplayResult> ReplayTrace(Executor& executor, const std::vector<T
     progress.cv.wait(lock, [&] { return progress.done == trace.size(); });
     result.wall_seconds = progress.last_event_s;
   }
+  result.cpu_seconds = ProcessCpuSeconds() - cpu0;
   result.stats = (*core)->stats();
   (*core)->Shutdown(ShutdownMode::kDrain);
   return result;
@@ -122,6 +133,8 @@ ReplaySummary Summarize(const ReplayResult& result, SchedulePolicy policy, const
     s.output_tokens_per_s = static_cast<double>(s.generated_tokens) / s.wall_seconds;
     s.total_tokens_per_s = static_cast<double>(s.prompt_tokens + s.generated_tokens) / s.wall_seconds;
   }
+  s.cpu_seconds = result.cpu_seconds;
+  if (s.cpu_seconds > 0) s.output_tokens_per_cpu_s = static_cast<double>(s.generated_tokens) / s.cpu_seconds;
   s.ttft_p50_ms = Percentile(ttft, 50);
   s.ttft_p99_ms = Percentile(ttft, 99);
   s.tpot_p50_ms = Percentile(tpot, 50);
@@ -145,18 +158,22 @@ ReplaySummary Summarize(const ReplayResult& result, SchedulePolicy policy, const
 }
 
 std::string SummaryTable(const std::vector<ReplaySummary>& summaries) {
-  std::string out = absl::StrFormat("%-12s %8s %9s %9s %9s %9s %9s %9s %8s %8s %7s %7s %7s\n", "policy", "wall_s",
-                                    "out_tok/s", "tot_tok/s", "ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99",
-                                    "padding", "prefix", "preempt", "steps", "vs_1st");
+  std::string out = absl::StrFormat("%-12s %8s %9s %9s %9s %9s %9s %9s %9s %8s %8s %7s %7s %7s %7s\n", "policy",
+                                    "wall_s", "out_tok/s", "tot_tok/s", "tok/cpu_s", "ttft_p50", "ttft_p99",
+                                    "tpot_p50", "tpot_p99", "padding", "prefix", "preempt", "steps", "vs_1st",
+                                    "cpu_vs");
   for (const ReplaySummary& s : summaries) {
+    // Ratios to the first policy: by wall time and by CPU time.
     const double base = summaries.front().output_tokens_per_s;
-    absl::StrAppend(&out, absl::StrFormat("%-12s %8.3f %9.1f %9.1f %8.2fms %8.2fms %8.3fms %8.3fms %7.1f%% %7.1f%% "
-                                          "%7lld %7lld %6.2fx\n",
+    const double cpu_base = summaries.front().output_tokens_per_cpu_s;
+    absl::StrAppend(&out, absl::StrFormat("%-12s %8.3f %9.1f %9.1f %9.1f %7.1fms %7.1fms %7.3fms %7.3fms %7.1f%% "
+                                          "%7.1f%% %7lld %7lld %6.2fx %6.2fx\n",
                                           s.policy, s.wall_seconds, s.output_tokens_per_s, s.total_tokens_per_s,
-                                          s.ttft_p50_ms, s.ttft_p99_ms, s.tpot_p50_ms, s.tpot_p99_ms,
-                                          100 * s.padding_fraction, 100 * s.prefix_hit_rate,
+                                          s.output_tokens_per_cpu_s, s.ttft_p50_ms, s.ttft_p99_ms, s.tpot_p50_ms,
+                                          s.tpot_p99_ms, 100 * s.padding_fraction, 100 * s.prefix_hit_rate,
                                           static_cast<long long>(s.preemptions), static_cast<long long>(s.steps),
-                                          base > 0 ? s.output_tokens_per_s / base : 0.0));
+                                          base > 0 ? s.output_tokens_per_s / base : 0.0,
+                                          cpu_base > 0 ? s.output_tokens_per_cpu_s / cpu_base : 0.0));
     if (s.failed > 0) absl::StrAppend(&out, "  ", s.failed, " requests failed\n");
   }
   if (summaries.empty()) return out;
@@ -184,6 +201,8 @@ nlohmann::json SummaryJson(const ReplaySummary& s) {
           {"generated_tokens", s.generated_tokens},
           {"output_tokens_per_s", s.output_tokens_per_s},
           {"total_tokens_per_s", s.total_tokens_per_s},
+          {"cpu_seconds", s.cpu_seconds},
+          {"output_tokens_per_cpu_s", s.output_tokens_per_cpu_s},
           {"ttft_ms", {{"p50", s.ttft_p50_ms}, {"p99", s.ttft_p99_ms}}},
           {"tpot_ms", {{"p50", s.tpot_p50_ms}, {"p99", s.tpot_p99_ms}}},
           {"padding_fraction", s.padding_fraction},

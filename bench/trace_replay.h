@@ -40,6 +40,9 @@ struct RequestTiming {
 struct ReplayResult {
   std::vector<RequestTiming> requests;  // like the trace
   double wall_seconds = 0;              // first submission to last event
+  // CPU seconds the process used meanwhile (all threads): on a shared machine, less sensitive
+  // to other load than wall time, as long as the executor does not spin on idle cores.
+  double cpu_seconds = 0;
   SchedulerStats stats;                 // after the last request finished
 };
 
@@ -57,6 +60,8 @@ struct ReplaySummary {
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double output_tokens_per_s = 0;  // generated tokens / wall seconds
   double total_tokens_per_s = 0;   // (prompt + generated tokens) / wall seconds
+  double cpu_seconds = 0;
+  double output_tokens_per_cpu_s = 0;  // generated tokens / CPU seconds
   double ttft_p50_ms = 0, ttft_p99_ms = 0;  // first token - submission
   double tpot_p50_ms = 0, tpot_p99_ms = 0;  // (last - first token) / (tokens - 1), requests with >= 2
   double padding_fraction = 0;  // (slot tokens - useful tokens) / slot tokens
