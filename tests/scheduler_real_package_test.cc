@@ -26,9 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using fake::EventCollector;
-using ::testing::Each;
-using ::testing::Gt;
-using ::testing::IsEmpty;
 
 const std::string kShared = TAILOR_SHARED_DIR;
 
@@ -44,13 +41,14 @@ constexpr char kSpecs[] = R"({"specializations": [
     {"batch_size": "2", "seq_len": "16", "ctx_len": "512"},
     {"batch_size": "1", "seq_len": "32", "ctx_len": "512"}]})";
 
-// Seconds per step, shaped like costs measured on a CPU (attention grows with ctx_len, work with
-// rows): a fixed table makes the same plans on every machine, and one where splitting decode rows
-// by ctx_len, and mixing, pay off.
+// Seconds per step: a fixed table makes the same plans on every machine. This one is chosen to
+// exercise the planner, not to be realistic: decode costs grow with ctx_len (so decode rows are
+// split by ctx_len), and b2_s16_c512 is the cheapest prompt step (so a prompt chunk's spare row
+// carries a decode row: mixing).
 constexpr char kCosts[] = R"({
     "b1_s1_c128": 0.00017, "b1_s1_c512": 0.00053, "b2_s1_c128": 0.00033, "b2_s1_c512": 0.0011,
-    "b4_s1_c128": 0.00065, "b4_s1_c512": 0.0026, "b1_s16_c128": 0.002, "b2_s16_c512": 0.009,
-    "b1_s32_c512": 0.008})";
+    "b4_s1_c128": 0.00065, "b4_s1_c512": 0.0026, "b1_s16_c128": 0.002, "b2_s16_c512": 0.0015,
+    "b1_s32_c512": 0.0035})";
 
 fs::path StoriesPackage() {
   const fs::path costs = fs::path(TAILOR_BUILD_DIR) / "test-packages" / "stories_sched_costs.json";
@@ -126,11 +124,42 @@ SchedulerOptions Options(const Runtime& rt, SchedulePolicy policy = SchedulePoli
   return o;
 }
 
+// Forwards to the runtime and classifies the steps of each round (see NewRound()).
+class CountingExecutor final : public Executor {
+ public:
+  explicit CountingExecutor(Runtime& rt) : rt_(rt) {}
+  std::span<const Specialization> specializations() const override { return rt_.specializations(); }
+  const CostTable& costs() const override { return rt_.costs(); }
+  int32_t vocab_size() const override { return rt_.vocab_size(); }
+  int32_t kv_block_size() const override { return rt_.kv_block_size(); }
+  int32_t num_kv_blocks() const override { return rt_.num_kv_blocks(); }
+
+  absl::StatusOr<StepOutput> Execute(const StepPlan& plan) override {
+    bool chunk = false, single = false;
+    for (const StepRow& row : plan.rows) (row.tokens.size() > 1 ? chunk : single) = true;
+    mixed_steps_ += chunk && single;
+    if (!chunk) ++single_token_steps_in_round_;
+    return rt_.Execute(plan);
+  }
+  // Called between rounds: counts rounds whose one-token rows were split over several steps.
+  void NewRound() {
+    split_rounds_ += single_token_steps_in_round_ > 1;
+    single_token_steps_in_round_ = 0;
+  }
+
+  int64_t mixed_steps() const { return mixed_steps_; }    // prompt chunks beside one-token rows
+  int64_t split_rounds() const { return split_rounds_; }  // rounds with >= 2 one-token steps
+
+ private:
+  Runtime& rt_;
+  int64_t mixed_steps_ = 0, split_rounds_ = 0, single_token_steps_in_round_ = 0;
+};
+
 // Drives a Scheduler on the runtime synchronously, checking the KV bookkeeping after each round.
 class Driver {
  public:
-  Driver(Runtime& rt, SchedulerOptions options) {
-    auto s = Scheduler::Create(rt, std::move(options));
+  Driver(Executor& executor, SchedulerOptions options, CountingExecutor* counter = nullptr) : counter_(counter) {
+    auto s = Scheduler::Create(executor, std::move(options));
     EXPECT_TRUE(s.ok()) << s.status();
     scheduler_ = std::move(*s);
   }
@@ -145,6 +174,7 @@ class Driver {
   void Rounds(int n) {
     for (int i = 0; i < n && scheduler_->HasWork(); ++i) {
       absl::Status s = scheduler_->Step();
+      if (counter_ != nullptr) counter_->NewRound();
       scheduler_->DeliverEvents();
       ASSERT_TRUE(s.ok()) << s;
       absl::Status inv = scheduler_->kv_cache().CheckInvariants();
@@ -163,6 +193,7 @@ class Driver {
   Scheduler& scheduler() { return *scheduler_; }
 
  private:
+  CountingExecutor* counter_;
   std::unique_ptr<Scheduler> scheduler_;
   EventCollector events_;
   RequestId next_id_ = 1;
@@ -252,7 +283,8 @@ TEST(SchedulerRealPackage, BatchedOutputEqualsAloneUnderEveryPolicy) {
   for (SchedulePolicy policy : {SchedulePolicy::kCostModel, SchedulePolicy::kSmallestFitting,
                                 SchedulePolicy::kLargest}) {
     SCOPED_TRACE(SchedulePolicyName(policy));
-    Driver d(rt, Options(rt, policy));
+    CountingExecutor counter(rt);
+    Driver d(counter, Options(rt, policy), &counter);
     std::vector<RequestId> ids;
     // Three at once, a few rounds, two more, more rounds, the rest.
     for (size_t i = 0; i < 3; ++i) ids.push_back(d.Add(reqs[i].prompt, Sampling(reqs[i])));
@@ -270,8 +302,13 @@ TEST(SchedulerRealPackage, BatchedOutputEqualsAloneUnderEveryPolicy) {
     EXPECT_GE(NumSpecsUsed(s), 3) << "the planner should use prefill and decode specializations";
     EXPECT_GE(s.slot_tokens, s.useful_tokens);
     if (policy == SchedulePolicy::kCostModel) {
-      // Shorter rows on ctx 128 beside longer ones on ctx 512, or prefill mixed with decode.
+      // With this cost table the planner puts prompt chunks and decode rows in one step, and
+      // splits decode rows (by ctx_len or batch size) over several steps of one round.
       EXPECT_GE(NumSpecsUsed(s), 4);
+      EXPECT_GT(counter.mixed_steps(), 0);
+      EXPECT_GT(counter.split_rounds(), 0);
+    } else {
+      EXPECT_EQ(counter.mixed_steps(), 0) << "the packing policies never mix";
     }
   }
 }
@@ -304,11 +341,18 @@ TEST(SchedulerRealPackage, PrefixCacheHitGivesTheSameOutput) {
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(d.Tokens(ids[i]), alone[i]) << "request " << i;
   EXPECT_EQ(d.Result(ids[0]).events.back().num_cached_prompt_tokens, 0);
   for (size_t i = 1; i < reqs.size(); ++i) {
-    // Whole blocks, never a prompt's last token: 32 of the 48-token prompt.
-    EXPECT_EQ(d.Result(ids[i]).events.back().num_cached_prompt_tokens, i == 4 ? 32 : 48) << "request " << i;
+    // Whole blocks, never a prompt's last token: 32 of the 48-token prompt. (More when a request
+    // waited for a slot while another with its whole prompt computed its blocks.)
+    const int32_t cached = d.Result(ids[i]).events.back().num_cached_prompt_tokens;
+    if (i == 4) {
+      EXPECT_EQ(cached, 32);
+    } else {
+      EXPECT_GE(cached, 48) << "request " << i;
+      EXPECT_EQ(cached % 16, 0) << "request " << i;
+    }
   }
   const SchedulerStats s = d.scheduler().stats();
-  EXPECT_EQ(s.kv.prefix_hit_tokens, 5 * 48 + 32);
+  EXPECT_GE(s.kv.prefix_hit_tokens, 5 * 48 + 32);
   // The cached tokens were not computed again.
   int64_t prompt_tokens = 0;
   for (const Request& r : reqs) prompt_tokens += static_cast<int64_t>(r.prompt.size());
