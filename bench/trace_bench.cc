@@ -1,0 +1,191 @@
+// Replays a request trace (make_trace) through the engine core on a package, once per schedule
+// policy, in the same run, and reports throughput, TTFT/TPOT percentiles, padding, prefix-cache
+// hit rate and the specializations run, as a table (stdout) and as JSON (--json).
+//   build/trace_bench --package DIR --trace FILE [--mode realtime|afap] [--speed X]
+//                     [--policies cost-model,smallest,largest] [--repeats R] [--kv-cache-mb N]
+//                     [--max-running N] [--no-prefix-caching] [--warmup N] [--json FILE]
+// realtime: each request is submitted at its arrival time / speed; afap: all at once (a full
+// queue: the throughput bound). Policies run interleaved R times; each policy's figures pool its
+// R runs. Every request runs greedily with ignore_eos, so outputs have the trace's lengths.
+// Exit codes: 0 done, 2 bad arguments, 1 a replay failed.
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "bench/trace.h"
+#include "bench/trace_replay.h"
+#include "engine/runtime.h"
+#include "nlohmann/json.hpp"
+
+namespace tailor::bench {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: trace_bench --package DIR --trace FILE [--mode realtime|afap (realtime)] [--speed X (1)]\n"
+    "                   [--policies cost-model,smallest,largest] [--repeats R (1)] [--kv-cache-mb N]\n"
+    "                   [--max-running N] [--no-prefix-caching] [--warmup N (16)] [--json FILE]\n";
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "trace_bench: %s\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+// Pools several replays of one policy: requests concatenated, walls and counters added.
+ReplayResult Pool(const std::vector<ReplayResult>& runs) {
+  ReplayResult all;
+  for (const ReplayResult& r : runs) {
+    all.requests.insert(all.requests.end(), r.requests.begin(), r.requests.end());
+    all.wall_seconds += r.wall_seconds;
+    all.cpu_seconds += r.cpu_seconds;
+    SchedulerStats& s = all.stats;
+    const SchedulerStats& t = r.stats;
+    s.num_rounds += t.num_rounds;
+    s.num_steps += t.num_steps;
+    s.num_preemptions += t.num_preemptions;
+    s.useful_tokens += t.useful_tokens;
+    s.slot_tokens += t.slot_tokens;
+    s.busy_seconds += t.busy_seconds;
+    s.kv.prefix_query_tokens += t.kv.prefix_query_tokens;
+    s.kv.prefix_hit_tokens += t.kv.prefix_hit_tokens;
+    s.steps_per_spec.resize(t.steps_per_spec.size(), 0);
+    for (size_t i = 0; i < t.steps_per_spec.size(); ++i) s.steps_per_spec[i] += t.steps_per_spec[i];
+  }
+  return all;
+}
+
+int Main(int argc, char** argv) {
+  std::string package, trace_path, json_path, mode = "realtime", policies = "cost-model,smallest,largest";
+  ReplayOptions base;
+  RuntimeOptions ro;
+  int32_t repeats = 1, warmup = 16;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (flag == "--no-prefix-caching") {
+      base.enable_prefix_caching = false;
+      continue;
+    }
+    if (i + 1 >= argc) return Fail(flag + " needs a value");
+    const std::string v = argv[++i];
+    bool ok = true;
+    if (flag == "--package") {
+      package = v;
+    } else if (flag == "--trace") {
+      trace_path = v;
+    } else if (flag == "--json") {
+      json_path = v;
+    } else if (flag == "--mode") {
+      mode = v;
+      ok = mode == "realtime" || mode == "afap";
+    } else if (flag == "--speed") {
+      ok = absl::SimpleAtod(v, &base.speed) && base.speed > 0;
+    } else if (flag == "--policies") {
+      policies = v;
+    } else if (flag == "--repeats") {
+      ok = absl::SimpleAtoi(v, &repeats) && repeats >= 1;
+    } else if (flag == "--kv-cache-mb") {
+      ok = absl::SimpleAtoi(v, &ro.kv_cache_mb) && ro.kv_cache_mb >= 0;
+    } else if (flag == "--max-running") {
+      ok = absl::SimpleAtoi(v, &base.max_running) && base.max_running >= 0;
+    } else if (flag == "--warmup") {
+      ok = absl::SimpleAtoi(v, &warmup) && warmup >= 0;
+    } else {
+      return Fail("unknown flag " + flag);
+    }
+    if (!ok) return Fail(flag + " " + v + ": not a valid value");
+  }
+  if (package.empty() || trace_path.empty()) return Fail("--package and --trace are required");
+  base.realtime = mode == "realtime";
+  std::vector<SchedulePolicy> policy_list;
+  for (absl::string_view name : absl::StrSplit(policies, ',')) {
+    auto p = ParseSchedulePolicy(name);
+    if (!p.ok()) return Fail(std::string(p.status().message()));
+    policy_list.push_back(*p);
+  }
+  auto trace = ReadTraceJsonl(trace_path);
+  if (!trace.ok()) return Fail(std::string(trace.status().message()));
+  ro.warn = [](const std::string& w) { std::fprintf(stderr, "trace_bench: warning: %s\n", w.c_str()); };
+  auto rt = Runtime::Open(package, ro);
+  if (!rt.ok()) return Fail(std::string(rt.status().message()));
+  base.eos_token_ids = (*rt)->package().config.eos_ids;
+
+  int64_t prompt_tokens = 0, output_tokens = 0;
+  for (const TraceRequest& r : *trace) {
+    prompt_tokens += static_cast<int64_t>(r.prompt_ids.size());
+    output_tokens += r.max_tokens;
+  }
+  std::printf("package: %s (%zu specializations, %d KV blocks of %d positions)\n", package.c_str(),
+              (*rt)->specializations().size(), (*rt)->num_kv_blocks(), (*rt)->kv_block_size());
+  std::printf("trace: %s (%zu requests over %.2f s, %lld prompt + %lld output tokens); mode %s, speed %g, "
+              "%d repeat(s); %u hardware threads\n",
+              trace_path.c_str(), trace->size(), trace->empty() ? 0.0 : trace->back().arrival_s,
+              static_cast<long long>(prompt_tokens), static_cast<long long>(output_tokens), mode.c_str(), base.speed,
+              repeats, std::thread::hardware_concurrency());
+  std::printf("absolute figures depend on the machine's load; compare policies within this run\n\n");
+
+  if (warmup > 0 && !trace->empty()) {  // pages in weights and kernels, warms the caches
+    std::vector<TraceRequest> head(trace->begin(), trace->begin() + std::min<size_t>(warmup, trace->size()));
+    ReplayOptions w = base;
+    w.realtime = false;
+    auto r = ReplayTrace(**rt, head, w);
+    if (!r.ok()) return Fail(std::string(r.status().message()));
+  }
+  std::vector<std::vector<ReplayResult>> runs(policy_list.size());
+  for (int32_t rep = 0; rep < repeats; ++rep) {
+    for (size_t p = 0; p < policy_list.size(); ++p) {
+      ReplayOptions o = base;
+      o.policy = policy_list[p];
+      auto r = ReplayTrace(**rt, *trace, o);
+      if (!r.ok()) {
+        std::fprintf(stderr, "trace_bench: %s\n", std::string(r.status().message()).c_str());
+        return r.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+      }
+      std::fprintf(stderr, "trace_bench: %s run %d: %.3f s\n", std::string(SchedulePolicyName(o.policy)).c_str(),
+                   rep + 1, r->wall_seconds);
+      runs[p].push_back(std::move(*r));
+    }
+  }
+  std::vector<ReplaySummary> summaries;
+  for (size_t p = 0; p < policy_list.size(); ++p) summaries.push_back(Summarize(Pool(runs[p]), policy_list[p], **rt));
+  std::fputs(SummaryTable(summaries).c_str(), stdout);
+
+  if (!json_path.empty()) {
+    nlohmann::json specs = nlohmann::json::array();
+    for (size_t i = 0; i < (*rt)->specializations().size(); ++i) {
+      specs.push_back({{"name", (*rt)->specializations()[i].Name()},
+                       {"cost_seconds", (*rt)->costs().seconds_per_step[i]}});
+    }
+    nlohmann::json j = {{"package", package},
+                        {"trace", trace_path},
+                        {"mode", mode},
+                        {"speed", base.speed},
+                        {"repeats", repeats},
+                        {"hardware_threads", std::thread::hardware_concurrency()},
+                        {"requests", trace->size()},
+                        {"specializations", specs},
+                        {"policies", nlohmann::json::array()}};
+    for (size_t p = 0; p < summaries.size(); ++p) {
+      nlohmann::json entry = SummaryJson(summaries[p]);
+      entry["run_wall_seconds"] = nlohmann::json::array();  // each repeat: shows the noise
+      for (const ReplayResult& r : runs[p]) entry["run_wall_seconds"].push_back(r.wall_seconds);
+      j["policies"].push_back(entry);
+    }
+    std::ofstream(json_path) << j.dump(2) << "\n";
+  }
+  for (const ReplaySummary& s : summaries) {
+    if (s.failed > 0) return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace tailor::bench
+
+int main(int argc, char** argv) { return tailor::bench::Main(argc, argv); }
