@@ -228,6 +228,10 @@ TAILOR_AVX512_INLINE __m512 LoadW(const void* base, int64_t i, int count) {
   }
 }
 
+// Weight rows are read once per call, in address order: the tiles prefetch this far ahead of
+// their loads (past the end of a matrix it only fetches unused lines; prefetches never fault).
+constexpr int64_t kPrefetchBytes = 16384;
+
 TAILOR_AVX512_INLINE float Reduce(__m512 a) {
   __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
   __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
@@ -248,7 +252,11 @@ TAILOR_AVX512_INLINE void Tile(K k, const float* x, int64_t ldx, const void* w, 
     const __mmask16 mask = count >= 16 ? static_cast<__mmask16>(0xffff)
                                        : static_cast<__mmask16>((1u << count) - 1u);
     __m512 wv[kTn];
-    for (int j = 0; j < kTn; ++j) wv[j] = LoadW<kType>(w, static_cast<int64_t>(n0 + j) * k + c, count);
+    for (int j = 0; j < kTn; ++j) {
+      const int64_t at = static_cast<int64_t>(n0 + j) * k + c;
+      wv[j] = LoadW<kType>(w, at, count);
+      _mm_prefetch(static_cast<const char*>(w) + at * (kType == kWF32 ? 4 : 2) + kPrefetchBytes, _MM_HINT_T0);
+    }
     for (int i = 0; i < kTm; ++i) {
       __m512 xv = _mm512_maskz_loadu_ps(mask, x + (m0 + i) * ldx + c);
       for (int j = 0; j < kTn; ++j) acc[i][j] = _mm512_fmadd_ps(wv[j], xv, acc[i][j]);
@@ -295,8 +303,9 @@ TAILOR_AVX512_INLINE void TileBf16(K k, const float* x, int64_t ldx, const void*
     const int count = static_cast<int>(k) - c;
     __m512 w_even[kTn], w_odd[kTn];
     for (int j = 0; j < kTn; ++j) {
-      __m512i v = _mm512_maskz_loadu_epi16(PairMask(count),
-                                           static_cast<const uint16_t*>(w) + static_cast<int64_t>(n0 + j) * k + c);
+      const uint16_t* at = static_cast<const uint16_t*>(w) + static_cast<int64_t>(n0 + j) * k + c;
+      __m512i v = _mm512_maskz_loadu_epi16(PairMask(count), at);
+      _mm_prefetch(reinterpret_cast<const char*>(at) + kPrefetchBytes, _MM_HINT_T0);
       w_even[j] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
       w_odd[j] = _mm512_castsi512_ps(_mm512_and_si512(v, keep));
     }
@@ -381,6 +390,8 @@ TAILOR_AVX512BF16_INLINE void Tile(K k, const uint16_t* xb, int64_t ldxb, const 
     __m512bh wv[kTn];
     for (int j = 0; j < kTn; ++j) {
       wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(mask, wr + static_cast<int64_t>(j) * k + c);
+      _mm_prefetch(reinterpret_cast<const char*>(wr + static_cast<int64_t>(j) * k + c) + avx512::kPrefetchBytes,
+                   _MM_HINT_T0);
     }
     for (int i = 0; i < kTm; ++i) {
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + (m0 + i) * ldxb + c);
