@@ -105,14 +105,17 @@ absl::Status Inspect(const std::vector<std::string>& args) {
       c.vocab_size, c.max_positions, DTypeName(pkg->weight_dtype), pkg->weights.total_bytes,
       DTypeName(pkg->kv_dtype), pkg->kv_block, pkg->target == Target::kGenerated ? "generated" : "native",
       pkg->tailor_version, pkg->compiler);
-  std::cout << absl::StrFormat("%3s  %10s %7s %7s %4s %12s %12s %10s %12s  %s\n", "#", "batch_size", "seq_len",
-                               "ctx_len", "ols", "arena", "cost_ms", "cost", "tokens/s", "kernel");
+  // cost_ms: rows at the end of their context; start_ms: at its start (- when not known).
+  std::cout << absl::StrFormat("%3s  %10s %7s %7s %4s %12s %12s %10s %10s %12s  %s\n", "#", "batch_size", "seq_len",
+                               "ctx_len", "ols", "arena", "cost_ms", "start_ms", "cost", "tokens/s", "kernel");
   for (size_t i = 0; i < pkg->specs.size(); ++i) {
     const PackageSpec& s = pkg->specs[i];
     const double tps = s.spec.shape.batch_size * s.spec.shape.seq_len / s.cost_seconds;
-    std::cout << absl::StrFormat("%3d  %10d %7d %7d %4d %12d %12.4f %10s %12.1f  %s\n", i, s.spec.shape.batch_size,
-                                 s.spec.shape.seq_len, s.spec.shape.ctx_len, s.spec.ols, s.arena_bytes,
-                                 s.cost_seconds * 1e3, s.cost_source, tps,
+    const std::string start_ms =
+        s.cost_seconds_at_start > 0 ? absl::StrFormat("%.4f", s.cost_seconds_at_start * 1e3) : std::string("-");
+    std::cout << absl::StrFormat("%3d  %10d %7d %7d %4d %12d %12.4f %10s %10s %12.1f  %s\n", i,
+                                 s.spec.shape.batch_size, s.spec.shape.seq_len, s.spec.shape.ctx_len, s.spec.ols,
+                                 s.arena_bytes, s.cost_seconds * 1e3, start_ms, s.cost_source, tps,
                                  s.kernel_object.empty() ? "native" : s.kernel_object);
   }
   return absl::OkStatus();

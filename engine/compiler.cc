@@ -115,10 +115,10 @@ absl::StatusOr<std::vector<double>> ReadCostTable(const fs::path& path,
 
 }  // namespace
 
-double EstimateStepSeconds(const Program& p, const LlamaConfig& c) {
+double EstimateStepSeconds(const Program& p, const LlamaConfig& c, int32_t end_pos) {
   constexpr double kBytesPerSecond = 10e9, kFlopsPerSecond = 50e9, kSecondsPerOp = 2e-6;
   const SpecShape& s = p.spec.shape;
-  const double attention_flops = 4.0 * s.batch_size * s.seq_len * s.ctx_len * c.q_dim() * c.n_layers;
+  const double attention_flops = 4.0 * s.batch_size * s.seq_len * end_pos * c.q_dim() * c.n_layers;
   const double compute = (p.flops + attention_flops) / kFlopsPerSecond / std::max(1, p.spec.ols);
   return std::max(p.weight_bytes_read / kBytesPerSecond, compute) + kSecondsPerOp * p.ops.size();
 }
@@ -169,7 +169,8 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
     PackageSpec ps;
     ps.spec = specs[i];
     ps.arena_bytes = prog.arena_bytes;
-    ps.cost_seconds = EstimateStepSeconds(prog, pkg.config);
+    ps.cost_seconds = EstimateStepSeconds(prog, pkg.config, specs[i].shape.ctx_len);
+    ps.cost_seconds_at_start = EstimateStepSeconds(prog, pkg.config, specs[i].shape.seq_len);
     ps.cost_source = "estimated";
     std::string how = "native path";
     if (o.target == Target::kGenerated) {
@@ -193,6 +194,7 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
     TAILOR_ASSIGN_OR_RETURN(auto costs, ReadCostTable(*o.cost_table, specs));
     for (size_t i = 0; i < specs.size(); ++i) {
       pkg.specs[i].cost_seconds = costs[i];
+      pkg.specs[i].cost_seconds_at_start = 0;  // a given table is position-independent
       pkg.specs[i].cost_source = "table";
     }
   }
@@ -201,10 +203,13 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
     progress("timing each specialization (the cost table)");
     TAILOR_ASSIGN_OR_RETURN(auto rt, Runtime::Open(o.out, RuntimeOptions{}));
     TAILOR_ASSIGN_OR_RETURN(auto seconds, MeasureStepSeconds(*rt, 3));
+    TAILOR_ASSIGN_OR_RETURN(auto at_start, MeasureStepSeconds(*rt, 3, /*at_start=*/true));
     for (size_t i = 0; i < specs.size(); ++i) {
       pkg.specs[i].cost_seconds = seconds[i];
+      pkg.specs[i].cost_seconds_at_start = at_start[i];
       pkg.specs[i].cost_source = "measured";
-      progress(absl::StrFormat("  %s: %.3f ms per step", specs[i].Name(), seconds[i] * 1e3));
+      progress(absl::StrFormat("  %s: %.3f ms per step (%.3f ms at the start of the context)", specs[i].Name(),
+                               seconds[i] * 1e3, at_start[i] * 1e3));
     }
     TAILOR_RETURN_IF_ERROR(WriteManifest(pkg));
   }

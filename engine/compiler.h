@@ -32,8 +32,9 @@ struct CompileOptions {
 absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specialization>& specs,
                             const CompileOptions& options);
 
-// Seconds per step estimated from the bytes a program reads and the FLOPs it does.
-double EstimateStepSeconds(const Program& program, const LlamaConfig& config);
+// Seconds per step estimated from the bytes a program reads and the FLOPs it does, with every
+// row's tokens ending at position `end_pos` (attention reads every earlier position).
+double EstimateStepSeconds(const Program& program, const LlamaConfig& config, int32_t end_pos);
 
 }  // namespace tailor
 

@@ -33,8 +33,18 @@ struct Specialization {
 
 // Measured (or estimated) seconds per step of each specialization, indexed like
 // specializations(). Immutable once the executor is open.
+//
+// A step costs more the further its rows are into their context (attention reads every earlier
+// position), so a specialization may carry two figures: seconds_per_step with every row at its
+// last positions (ending at ctx_len) and seconds_at_start with every row at its first (ending at
+// seq_len). A step's cost is interpolated linearly in its largest end position. Without
+// seconds_at_start (empty) the cost is seconds_per_step whatever the positions.
 struct CostTable {
   std::vector<double> seconds_per_step;
+  std::vector<double> seconds_at_start;  // empty, or one entry per specialization
+
+  // Seconds of a step of specialization `spec` (shape `shape`) whose rows end by `max_end_pos`.
+  double Seconds(int32_t spec, const SpecShape& shape, int32_t max_end_pos) const;
 };
 
 // One row of a step: `tokens` are appended at positions start_pos, start_pos+1, ...; the row's

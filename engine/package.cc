@@ -165,6 +165,7 @@ absl::Status WriteManifest(const Package& p) {
     specs.push_back({{"batch_size", s.spec.shape.batch_size}, {"seq_len", s.spec.shape.seq_len},
                      {"ctx_len", s.spec.shape.ctx_len}, {"compile_opts", absl::StrCat("-ols=", s.spec.ols)},
                      {"arena_bytes", s.arena_bytes}, {"cost_seconds", s.cost_seconds},
+                     {"cost_seconds_at_start", s.cost_seconds_at_start},
                      {"cost_source", s.cost_source}, {"kernel", kernel}});
   }
   json m = {
@@ -359,6 +360,10 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
     TAILOR_ASSIGN_OR_RETURN(ps.arena_bytes, r.Get<int64_t>(s, "arena_bytes", pre));
     TAILOR_ASSIGN_OR_RETURN(ps.cost_seconds, r.Get<double>(s, "cost_seconds", pre));
     TAILOR_ASSIGN_OR_RETURN(ps.cost_source, r.Get<std::string>(s, "cost_source", pre));
+    if (s.contains("cost_seconds_at_start")) {
+      TAILOR_ASSIGN_OR_RETURN(ps.cost_seconds_at_start, r.Get<double>(s, "cost_seconds_at_start", pre));
+      if (!(ps.cost_seconds_at_start >= 0)) return r.Error(pre + "cost_seconds_at_start", "must be >= 0");
+    }
     const SpecShape& sh = ps.spec.shape;
     if (sh.batch_size <= 0 || sh.seq_len <= 0 || sh.ctx_len < sh.seq_len || sh.ctx_len > c.max_positions ||
         ps.spec.ols <= 0 || !(ps.cost_seconds > 0)) {

@@ -29,7 +29,8 @@ enum class Target { kGenerated, kNative };
 struct PackageSpec {
   Specialization spec;
   int64_t arena_bytes = 0;
-  double cost_seconds = 0;   // per step
+  double cost_seconds = 0;   // per step, rows at their last positions (ending at ctx_len)
+  double cost_seconds_at_start = 0;  // per step, rows ending at seq_len; 0: not known
   std::string cost_source;   // "measured", "estimated" or "table"
   std::string kernel_source;  // relative to the package; empty on the native target
   std::string kernel_object;

@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   for (const PackageSpec& ps : pkg.specs) {
     rt->specs_.push_back(ps.spec);
     rt->costs_.seconds_per_step.push_back(ps.cost_seconds);
+    rt->costs_.seconds_at_start.push_back(ps.cost_seconds_at_start);
     Program prog = LowerProgram(c, pkg.weights, ps.spec, pkg.kv_block);
     if (prog.arena_bytes != ps.arena_bytes) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -84,7 +85,14 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     max_arena = std::max(max_arena, prog.arena_bytes);
     max_blocks_needed = std::max<int64_t>(max_blocks_needed, int64_t{ps.spec.shape.batch_size} * prog.max_blocks);
     rt->programs_.push_back(std::move(prog));
+  }  // Position-dependent costs only when every specialization has them.
+  for (double c : rt->costs_.seconds_at_start) {
+    if (!(c > 0)) {
+      rt->costs_.seconds_at_start.clear();
+      break;
+    }
   }
+
 
   // Generated kernels, unless forced native or built for CPU features this machine lacks.
   bool use_generated = pkg.target == Target::kGenerated && !options.force_native;
@@ -280,11 +288,12 @@ absl::StatusOr<std::unique_ptr<SyntheticStep>> MakeSyntheticStep(const Runtime& 
   return step;
 }
 
-absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& rt, int repeats) {
+absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& rt, int repeats, bool at_start) {
   std::vector<double> out;
   for (size_t i = 0; i < rt.specializations().size(); ++i) {
     const int32_t spec = static_cast<int32_t>(i);
-    TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, rt.specializations()[i].shape.ctx_len));
+    const SpecShape& s = rt.specializations()[i].shape;
+    TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, at_start ? s.seq_len : s.ctx_len));
     TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());  // warms caches
     double best = 1e30;
     for (int rep = 0; rep < std::max(1, repeats); ++rep) {

@@ -86,9 +86,10 @@ struct SyntheticStep {
 absl::StatusOr<std::unique_ptr<SyntheticStep>> MakeSyntheticStep(const Runtime& runtime, int32_t spec_index,
                                                                  int32_t end_pos);
 
-// Runs each specialization on a full batch at its largest positions and returns the fastest
-// seconds per step over `repeats` runs after one warm-up (interference only ever adds time).
-absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& runtime, int repeats);
+// Runs each specialization on a full batch at its largest positions (or, with `at_start`, its
+// first ones) and returns the fastest seconds per step over `repeats` runs after one warm-up
+// (interference only ever adds time).
+absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& runtime, int repeats, bool at_start = false);
 
 }  // namespace tailor
 

@@ -60,7 +60,8 @@ absl::Status ValidateRequest(const RequestLimits& limits, std::span<const int32_
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Executor& executor, SchedulerOptions options) {
   const auto specs = executor.specializations();
   if (specs.empty()) return absl::InvalidArgumentError("the executor has no specializations");
-  if (executor.costs().seconds_per_step.size() != specs.size()) {
+  if (executor.costs().seconds_per_step.size() != specs.size() ||
+      (!executor.costs().seconds_at_start.empty() && executor.costs().seconds_at_start.size() != specs.size())) {
     return absl::InvalidArgumentError(absl::StrCat("the cost table has ", executor.costs().seconds_per_step.size(),
                                                    " entries for ", specs.size(), " specializations"));
   }
@@ -70,7 +71,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Executor& executor,
       return absl::InvalidArgumentError(absl::StrCat("specialization ", i, " (", specs[i].Name(), ") has a size < 1"));
     }
     const double c = executor.costs().seconds_per_step[i];
-    if (!std::isfinite(c) || c < 0) {
+    const double c0 = executor.costs().seconds_at_start.empty() ? c : executor.costs().seconds_at_start[i];
+    if (!std::isfinite(c) || c < 0 || !std::isfinite(c0) || c0 < 0) {
       return absl::InvalidArgumentError(absl::StrCat("specialization ", i, " has cost ", c, " seconds per step"));
     }
   }
@@ -240,9 +242,11 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
   StepPlan plan;
   plan.spec_index = step.spec_index;
   std::vector<Sequence*> seqs;
+  int32_t max_end = 0;
   for (const PlannedRow& row : step.rows) {
     Sequence* seq = row.decode ? decode[row.index] : prefill[row.index];
     const int32_t start = seq->num_computed;
+    max_end = std::max(max_end, start + row.tokens);
     const bool last = start + row.tokens == static_cast<int32_t>(seq->tokens.size());
     plan.rows.push_back(StepRow{seq->id, std::span<const int32_t>(seq->tokens).subspan(start, row.tokens), start,
                                 kv_.BlockTable(seq->id), last ? 1 : 0});
@@ -252,7 +256,7 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
   ++stats_.num_steps;
   ++stats_.steps_per_spec[step.spec_index];
   stats_.slot_tokens += int64_t{shape.batch_size} * shape.seq_len;
-  stats_.busy_seconds += executor_.costs().seconds_per_step[step.spec_index];
+  stats_.busy_seconds += executor_.costs().Seconds(step.spec_index, shape, max_end);
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<StepOutput> out = executor_.Execute(plan);
   if (options_.step_observer) {

@@ -28,7 +28,8 @@ class Planner {
     for (const auto& s : specs) max_batch_ = std::max(max_batch_, s.shape.batch_size);
   }
 
-  double Cost(int32_t spec) const { return costs_.seconds_per_step[spec]; }
+  // Seconds of a step on `spec` whose rows end by position `end`.
+  double Cost(int32_t spec, int32_t end) const { return costs_.Seconds(spec, specs_[spec].shape, end); }
   const SpecShape& Shape(int32_t spec) const { return specs_[spec].shape; }
   int32_t num_specs() const { return static_cast<int32_t>(specs_.size()); }
 
@@ -51,7 +52,7 @@ class Planner {
       }
       const int64_t v = Volume(Shape(i)), bv = Volume(Shape(*best));
       const bool better = policy_ == SchedulePolicy::kSmallestFitting ? v < bv : v > bv;
-      if (better || (v == bv && Cost(i) < Cost(*best))) best = i;
+      if (better || (v == bv && Cost(i, shape.max_end_pos) < Cost(*best, shape.max_end_pos))) best = i;
     }
     return best;
   }
@@ -89,7 +90,7 @@ class Planner {
         if (dp[k] == kInf) continue;
         auto sel = CheapestDecode(static_cast<int32_t>(j - k), end);
         if (!sel) continue;
-        const double c = dp[k] + Cost(*sel);
+        const double c = dp[k] + Cost(*sel, end);
         if (Less(c, dp[j])) {
           dp[j] = c;
           prev[j] = k;
@@ -147,7 +148,7 @@ class Planner {
       const double denom = static_cast<double>(useful) + useful_decode;
       // Pure prefill step, decode items partitioned separately.
       if (auto sel = SelectSpecialization(specs_, costs_, shape)) {
-        const double score = (Cost(*sel) + all.cost) / denom;
+        const double score = (Cost(*sel, shape.max_end_pos) + all.cost) / denom;
         if (Less(score, best.score)) {
           best.score = score;
           best.step = step;
@@ -180,7 +181,7 @@ class Planner {
         if (std::find(fitting.begin(), fitting.end(), d) == fitting.end()) rest_items.push_back(d);
       }
       Partition rest = PartitionDecode(starts, rest_items);
-      const double score = (Cost(*sel) + rest.cost) / denom;
+      const double score = (Cost(*sel, mixed_shape.max_end_pos) + rest.cost) / denom;
       if (Less(score, best.score)) {
         best.score = score;
         best.step = std::move(mixed);
@@ -288,8 +289,12 @@ RoundPlan PlanRound(std::span<const Specialization> specs, const CostTable& cost
   RoundPlan plan = policy == SchedulePolicy::kCostModel ? planner.PlanCostModel(prefill, decode_starts, decode)
                                                         : planner.PlanPacked(prefill, decode_starts, decode);
   for (const auto& step : plan.steps) {
-    plan.seconds += planner.Cost(step.spec_index);
-    for (const auto& row : step.rows) plan.useful_tokens += row.tokens;
+    int32_t end = 0;
+    for (const auto& row : step.rows) {
+      plan.useful_tokens += row.tokens;
+      end = std::max(end, row.decode ? decode_starts[row.index] + 1 : prefill[row.index].start + row.tokens);
+    }
+    plan.seconds += planner.Cost(step.spec_index, end);
   }
   return plan;
 }

@@ -275,6 +275,10 @@ TEST_F(DamagedPackage, RoundTrip) {
   EXPECT_EQ((*pkg)->config.dim, 64);
   EXPECT_EQ((*pkg)->config.eos_ids, (std::vector<int32_t>{2, 1}));
   EXPECT_EQ((*pkg)->specs[0].cost_source, "estimated");
+  for (const auto& s : (*pkg)->specs) {  // estimated at both ends of the context
+    EXPECT_GT(s.cost_seconds_at_start, 0.0);
+    EXPECT_LE(s.cost_seconds_at_start, s.cost_seconds);
+  }
   (*pkg)->config.sampling_defaults.do_sample = false;
   (*pkg)->config.sampling_defaults.top_k = 40;
   ASSERT_TRUE(WriteManifest(**pkg).ok());

@@ -55,6 +55,26 @@ void ExpectValid(const SpecSet& setup, const RoundPlan& plan, const std::vector<
   }
 }
 
+// With costs at both ends of the context, a step's cost follows its largest position: a large
+// ctx_len specialization is cheap for rows near their start and dear for rows near its end.
+TEST(PlannerTest, PositionDependentCostsFollowTheRowsPositions) {
+  SpecSet set({{1, 1, 128}, {1, 1, 512}}, {1.0, 4.0});
+  set.costs.seconds_at_start = {1.0, 0.5};
+  EXPECT_DOUBLE_EQ(set.costs.Seconds(1, set.specs[1].shape, 1), 0.5);
+  EXPECT_DOUBLE_EQ(set.costs.Seconds(1, set.specs[1].shape, 512), 4.0);
+  EXPECT_NEAR(set.costs.Seconds(1, set.specs[1].shape, 256), 0.5 + 3.5 * 255 / 511, 1e-12);
+  // Near the start (end 20) the c512 program costs ~0.63 s < 1 s; at end 100, ~1.18 s > 1 s.
+  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, StepShape{1, 1, 20}), 1);
+  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, StepShape{1, 1, 100}), 0);
+  RoundPlan early = set.Plan(SchedulePolicy::kCostModel, {}, {19});
+  EXPECT_EQ(SpecsOf(early), std::vector<int32_t>{1});
+  EXPECT_NEAR(early.seconds, 0.5 + 3.5 * 19 / 511, 1e-12);
+  EXPECT_EQ(SpecsOf(set.Plan(SchedulePolicy::kCostModel, {}, {99})), std::vector<int32_t>{0});
+  // Without them, the cost is the same everywhere: c128 (1 s) always wins where it fits.
+  set.costs.seconds_at_start.clear();
+  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, StepShape{1, 1, 20}), 0);
+}
+
 TEST(PlannerTest, SplitsDecodeByCtxLenWhenThatIsCheaper) {
   // 4 rows near position 30, 4 near 300.
   const std::vector<int32_t> decode{300, 20, 310, 25, 30, 305, 28, 299};
