@@ -1,0 +1,111 @@
+// Google benchmark of the program kernels, one thread, against this machine's ceilings measured
+// in the same run (read bandwidth of one thread over a buffer far larger than the last-level
+// cache, and one core's fp32 FMA peak; printed first and attached to every row as counters).
+//   build/kernels_bench [--benchmark_filter=MatMul] [--benchmark_format=json]
+// MatMul/<type>/<rows>/<k>: y[rows, 2048] = x[rows, k] . w[2048, k]^T over weights that are
+// cycled through a 600 MB pool, so decode rows (rows = 1) stream from memory as they do in a
+// model; counters: GB/s of weights, fraction of the bandwidth, GFLOP/s, fraction of the FMA peak.
+// Attention/<positions>: one token, 32 heads of 64, over paged f32 KV (cost grows with positions).
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <type_traits>
+#include <vector>
+
+#include "bench/machine_ceilings.h"
+#include "engine/ops.h"
+#include "kernels/cpu_kernels.h"
+
+namespace tailor::bench {
+namespace {
+
+constexpr int kN = 2048;
+constexpr size_t kPoolBytes = size_t{600} << 20;
+
+const Ceilings& OneCore() {
+  static const Ceilings c = MeasureCeilings(/*threads=*/1);
+  return c;
+}
+
+template <class Isa, int kType>
+void MatMul(benchmark::State& state) {
+  if (std::is_same_v<Isa, kern::Avx512Bf16Isa> && HostCpuIsa() != CpuIsa::kAvx512Bf16) {
+    state.SkipWithError("this CPU lacks AVX512-BF16");
+    return;
+  }
+  const int rows = static_cast<int>(state.range(0)), k = static_cast<int>(state.range(1));
+  const size_t elem = kType == kern::kWF32 ? 4 : 2;
+  const size_t matrix_bytes = size_t{kN} * k * elem;
+  const size_t matrices = std::max<size_t>(1, kPoolBytes / matrix_bytes);
+  std::vector<std::byte> pool(matrices * matrix_bytes);
+  std::mt19937 rng(1);
+  for (size_t i = 0; i < pool.size(); i += 2) {  // small normal-ish values in every type
+    const uint16_t h = static_cast<uint16_t>(0x3000 + rng() % 0x0c00);
+    std::memcpy(&pool[i], &h, 2);
+  }
+  std::vector<float> x(static_cast<size_t>(rows) * k, 0.25f), y(static_cast<size_t>(rows) * kN);
+  size_t m = 0;
+  for (auto _ : state) {
+    kern::MatMulOp<Isa, kType>(rows, k, x.data(), pool.data() + m * matrix_bytes, y.data(), kN, 0, kN);
+    benchmark::DoNotOptimize(y.data());
+    m = (m + 1) % matrices;
+  }
+  const double iters = static_cast<double>(state.iterations());
+  const Ceilings& c = OneCore();
+  state.counters["GB/s"] = benchmark::Counter(iters * matrix_bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(iters * 2.0 * rows * k * kN / 1e9, benchmark::Counter::kIsRate);
+  state.counters["bw_GB/s"] = c.read_gb_per_s;
+  state.counters["peak_GFLOP/s"] = c.fma_gflop_per_s;
+}
+
+void Attention(benchmark::State& state) {
+  const int positions = static_cast<int>(state.range(0));
+  constexpr int kHeads = 32, kHeadDim = 64, kBlock = 16, kLayers = 1;
+  const int blocks = (positions + kBlock - 1) / kBlock;
+  std::vector<float> pool(static_cast<size_t>(blocks) * kLayers * 2 * kBlock * kHeads * kHeadDim, 0.01f);
+  std::vector<float> q(kHeads * kHeadDim, 0.1f), out(kHeads * kHeadDim), scores(positions);
+  std::vector<int32_t> table(blocks);
+  for (int b = 0; b < blocks; ++b) table[b] = b;
+  const int32_t pos = positions - 1, row_of = 0;
+  for (auto _ : state) {
+    kern::AttentionOp<kern::Avx512Isa, kern::kWF32>(1, kHeads, kHeads, kHeadDim, kBlock, blocks, kLayers, 0,
+                                                    q.data(), &pos, &row_of, table.data(), pool.data(),
+                                                    out.data(), scores.data(), 0, kHeads);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["KV_GB/s"] = benchmark::Counter(
+      state.iterations() * 2.0 * positions * kHeads * kHeadDim * 4 / 1e9, benchmark::Counter::kIsRate);
+}
+
+void MatMulArgs(benchmark::internal::Benchmark* b) {
+  for (int rows : {1, 8, 64}) {
+    for (int k : {768, 2048}) b->Args({rows, k});
+  }
+}
+
+BENCHMARK(MatMul<kern::Avx512Isa, kern::kWF32>)->Name("MatMul/f32")->Apply(MatMulArgs)->UseRealTime();
+BENCHMARK(MatMul<kern::Avx512Isa, kern::kWF16>)->Name("MatMul/f16")->Apply(MatMulArgs)->UseRealTime();
+BENCHMARK(MatMul<kern::Avx512Isa, kern::kWBF16>)->Name("MatMul/bf16_emulated")->Apply(MatMulArgs)->UseRealTime();
+BENCHMARK(MatMul<kern::Avx512Bf16Isa, kern::kWBF16>)->Name("MatMul/bf16")->Apply(MatMulArgs)->UseRealTime();
+BENCHMARK(Attention)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();
+
+}  // namespace
+}  // namespace tailor::bench
+
+int main(int argc, char** argv) {
+  if (tailor::HostCpuIsa() == tailor::CpuIsa::kPortable) {
+    std::fprintf(stderr, "kernels_bench: this CPU lacks AVX-512; the benchmarks here time the AVX-512 kernels\n");
+    return 2;
+  }
+  const bool bf16 = tailor::HostCpuIsa() == tailor::CpuIsa::kAvx512Bf16;
+  const tailor::bench::Ceilings& c = tailor::bench::OneCore();
+  std::printf("one core: read bandwidth %.1f GB/s, fp32 FMA peak %.1f GFLOP/s%s\n", c.read_gb_per_s,
+              c.fma_gflop_per_s, bf16 ? "" : " (no AVX512-BF16: MatMul/bf16 is skipped)");
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
