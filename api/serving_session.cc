@@ -221,6 +221,7 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
   EngineOptions eo;
   eo.scheduler.eos_token_ids = pkg.config.eos_ids;
   eo.scheduler.seed = options.seed;
+  eo.scheduler.step_overhead_seconds = -1.0;  // measured while serving
   eo.scheduler.max_running = s->max_running_;
   ServingSession* raw = s.get();
   eo.scheduler.step_observer = [raw](const StepObservation& o) {

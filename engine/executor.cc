@@ -17,11 +17,11 @@ bool Covers(const SpecShape& spec, const StepShape& shape) {
 
 double CostTable::Seconds(int32_t spec, const SpecShape& shape, int32_t max_end_pos) const {
   const double full = seconds_per_step[spec];
-  if (seconds_at_start.empty() || shape.ctx_len <= shape.seq_len) return full;
+  if (seconds_at_start.empty() || shape.ctx_len <= shape.seq_len) return full + step_overhead_seconds;
   const double start = seconds_at_start[spec];
   const double t = std::clamp(static_cast<double>(max_end_pos - shape.seq_len) / (shape.ctx_len - shape.seq_len),
                               0.0, 1.0);
-  return start + (full - start) * t;
+  return start + (full - start) * t + step_overhead_seconds;
 }
 
 std::optional<int32_t> SelectSpecialization(std::span<const Specialization> specs,

@@ -42,6 +42,9 @@ struct Specialization {
 struct CostTable {
   std::vector<double> seconds_per_step;
   std::vector<double> seconds_at_start;  // empty, or one entry per specialization
+  // Added to every step: work a step costs outside the executor (its caller's planning and
+  // sampling), so that splitting work into more steps is charged for. 0 in an executor's table.
+  double step_overhead_seconds = 0.0;
 
   // Seconds of a step of specialization `spec` (shape `shape`) whose rows end by `max_end_pos`.
   double Seconds(int32_t spec, const SpecShape& shape, int32_t max_end_pos) const;

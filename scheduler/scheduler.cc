@@ -101,6 +101,8 @@ Scheduler::Scheduler(Executor& executor, SchedulerOptions options, RequestLimits
   }
   max_running_ = options_.max_running > 0 ? options_.max_running : max_batch;
   stats_.steps_per_spec.assign(executor.specializations().size(), 0);
+  costs_ = executor.costs();
+  costs_.step_overhead_seconds = std::max(0.0, options_.step_overhead_seconds);
 }
 
 absl::Status Scheduler::Add(RequestId id, std::vector<int32_t> prompt, SamplingOptions options,
@@ -186,6 +188,7 @@ absl::Status Scheduler::Step() {
   if (!HasWork()) return absl::OkStatus();
   ++stats_.num_rounds;
   preempted_this_round_ = false;
+  const auto round_start = std::chrono::steady_clock::now();
   // 1. Room for every running sequence's next token, oldest first; preempt the newest if not.
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence* seq = running_[i];
@@ -217,7 +220,7 @@ absl::Status Scheduler::Step() {
     prefill.push_back(PrefillItem{seq->num_computed, cap});
   }
   // 4. Steps and specializations.
-  const RoundPlan plan = PlanRound(executor_.specializations(), executor_.costs(), options_.policy, prefill, decode_starts);
+  const RoundPlan plan = PlanRound(executor_.specializations(), costs_, options_.policy, prefill, decode_starts);
   for (const PlannedStep& step : plan.steps) {
     for (const PlannedRow& row : step.rows) {
       if (row.decode) continue;
@@ -230,9 +233,17 @@ absl::Status Scheduler::Step() {
   }
   // 5. Run them.
   absl::Status status;
+  executor_seconds_ = 0.0;
   for (const PlannedStep& step : plan.steps) {
     absl::Status s = RunStep(step, prefill_seqs, decode_seqs);
     if (!s.ok() && status.ok()) status = s;
+  }
+  if (options_.step_overhead_seconds < 0 && !plan.steps.empty()) {
+    const double round = std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start).count();
+    const double sample = std::max(0.0, round - executor_seconds_) / static_cast<double>(plan.steps.size());
+    costs_.step_overhead_seconds = costs_.step_overhead_seconds == 0.0
+                                       ? sample
+                                       : 0.9 * costs_.step_overhead_seconds + 0.1 * sample;
   }
   return status;
 }
@@ -259,6 +270,7 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
   stats_.busy_seconds += executor_.costs().Seconds(step.spec_index, shape, max_end);
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<StepOutput> out = executor_.Execute(plan);
+  executor_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (options_.step_observer) {
     StepObservation o;
     o.spec_index = step.spec_index;

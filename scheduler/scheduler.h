@@ -57,6 +57,11 @@ struct SchedulerOptions {
   std::vector<int32_t> eos_token_ids;  // the model's end-of-sequence ids
   uint64_t seed = 0;  // requests without a seed use a seed derived from this and their id
   KvCacheManager::BlockHashFn block_hash;  // empty: built-in (tests inject collisions)
+  // The scheduler's own seconds per step (planning, sampling, bookkeeping), charged to every
+  // planned step so the cost model does not split work into steps whose savings this eats.
+  // >= 0: that fixed value (0 keeps plans a function of the cost table alone, for tests);
+  // < 0: measured as the loop runs (a moving average of round time outside the executor).
+  double step_overhead_seconds = 0.0;
   StepObserver step_observer;  // empty: none
 };
 
@@ -159,6 +164,8 @@ class Scheduler {
   bool preempted_this_round_ = false;
   std::vector<PendingEvent> events_;
   std::vector<float> logits_;  // scratch row
+  CostTable costs_;  // the executor's, plus the step overhead in use
+  double executor_seconds_ = 0.0;  // wall time inside Execute() this round
   SchedulerStats stats_;
 };
 

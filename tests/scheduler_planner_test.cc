@@ -89,6 +89,13 @@ TEST(PlannerTest, SplitsDecodeByCtxLenWhenThatIsCheaper) {
   plan = merged.Plan(SchedulePolicy::kCostModel, {}, decode);
   ExpectValid(merged, plan, {}, decode);
   EXPECT_THAT(SpecsOf(plan), ::testing::ElementsAre(2));
+
+  // The scheduler's own time per step is charged to each step: with 1.5 s of it, two steps
+  // (11 + 3 s) cost more than one (12 + 1.5 s).
+  split.costs.step_overhead_seconds = 1.5;
+  plan = split.Plan(SchedulePolicy::kCostModel, {}, decode);
+  EXPECT_THAT(SpecsOf(plan), ::testing::ElementsAre(2));
+  EXPECT_DOUBLE_EQ(plan.seconds, 13.5);
 }
 
 TEST(PlannerTest, SplitsDecodeByBatchSizeWhenThatIsCheaper) {
