@@ -273,23 +273,9 @@ class ChatSession {
     return messages;
   }
 
-  // The prompt's token ids, encoded as the session encodes chat prompts (pieces one by one, BOS
-  // and EOS markers as ids), to decide what fits the context before submitting.
-  absl::StatusOr<std::vector<int32_t>> Encode() const {
-    TAILOR_ASSIGN_OR_RETURN(service::RenderedChat rendered, session_.chat_template().Render(Messages()));
-    const LlamaConfig& config = session_.runtime().package().config;
-    std::vector<int32_t> ids;
-    for (const service::PromptPiece& piece : rendered.pieces) {
-      switch (piece.kind) {
-        case service::PromptPiece::Kind::kBos: ids.push_back(config.bos_id); break;
-        case service::PromptPiece::Kind::kEos: ids.push_back(config.eos_ids.front()); break;
-        case service::PromptPiece::Kind::kText:
-          for (int32_t id : session_.tokenizer().Encode(piece.text)) ids.push_back(id);
-          break;
-      }
-    }
-    return ids;
-  }
+  // The prompt's token ids, as the session will encode them, to decide what fits the context
+  // before submitting.
+  absl::StatusOr<std::vector<int32_t>> Encode() const { return session_.EncodeChat(Messages()); }
 
   const ChatArgs& args_;
   ServingSession& session_;

@@ -261,22 +261,28 @@ std::string ServingSession::RenderMetrics() {
   return metrics_->Render();
 }
 
+absl::StatusOr<std::vector<int32_t>> ServingSession::EncodeChat(
+    std::span<const service::ChatMessage> messages) const {
+  TAILOR_ASSIGN_OR_RETURN(service::RenderedChat rendered, chat_template_.Render(messages));
+  std::vector<int32_t> ids;
+  for (const service::PromptPiece& piece : rendered.pieces) {
+    switch (piece.kind) {
+      case service::PromptPiece::Kind::kBos: ids.push_back(bos_id_); break;
+      case service::PromptPiece::Kind::kEos: ids.push_back(eos_id_); break;
+      case service::PromptPiece::Kind::kText:
+        for (int32_t id : tokenizer_->Encode(piece.text)) ids.push_back(id);
+        break;
+    }
+  }
+  return ids;
+}
+
 ApiResult<std::vector<std::vector<int32_t>>> ServingSession::EncodePrompts(const OpenAiRequest& request) const {
   std::vector<std::vector<int32_t>> prompts;
   if (request.endpoint == service::Endpoint::kChatCompletions) {
-    absl::StatusOr<service::RenderedChat> rendered = chat_template_.Render(request.messages);
-    if (!rendered.ok()) return ApiError::InvalidRequest("messages", rendered.status().message());
-    std::vector<int32_t> ids;
-    for (const service::PromptPiece& piece : rendered->pieces) {
-      switch (piece.kind) {
-        case service::PromptPiece::Kind::kBos: ids.push_back(bos_id_); break;
-        case service::PromptPiece::Kind::kEos: ids.push_back(eos_id_); break;
-        case service::PromptPiece::Kind::kText:
-          for (int32_t id : tokenizer_->Encode(piece.text)) ids.push_back(id);
-          break;
-      }
-    }
-    prompts.push_back(std::move(ids));
+    absl::StatusOr<std::vector<int32_t>> ids = EncodeChat(request.messages);
+    if (!ids.ok()) return ApiError::InvalidRequest("messages", ids.status().message());
+    prompts.push_back(*std::move(ids));
     return prompts;
   }
   for (const service::PromptInput& p : request.prompts) {

@@ -31,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,10 @@ class ServingSession {
   // an engine callback (they run on the loop thread it waits for). A cancelled or aborted
   // request returns its error (503 at shutdown).
   service::ApiResult<service::ResponseJson> Complete(const service::OpenAiRequest& request);
+
+  // The engine prompt of a chat: the template's pieces, each text piece encoded on its own, BOS
+  // and EOS markers as the model's ids. InvalidArgument (from the template) naming messages[i].
+  absl::StatusOr<std::vector<int32_t>> EncodeChat(std::span<const service::ChatMessage> messages) const;
 
   // A fresh response id "{prefix}-{32 hex}" (cmpl, chatcmpl).
   std::string NewResponseId(const char* prefix);
