@@ -371,6 +371,19 @@ TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off
   return Reduce(acc);
 }
 
+// o[d] = fma(w, b[b_off + d], o[d]) for d in [0, n): one fused multiply-add per element, so
+// the same bits as the portable loop.
+template <int kType, class N>
+TAILOR_AVX512_TARGET void Axpy(N n, float w, const void* b, int64_t b_off, float* o) {
+  const __m512 wv = _mm512_set1_ps(w);
+  for (int c = 0; c < static_cast<int>(n); c += 16) {
+    const int count = static_cast<int>(n) - c;
+    const __mmask16 mask = HalfMask(count);
+    const __m512 ov = _mm512_maskz_loadu_ps(mask, o + c);
+    _mm512_mask_storeu_ps(o + c, mask, _mm512_fmadd_ps(wv, LoadW<kType>(b, b_off + c, count), ov));
+  }
+}
+
 }  // namespace avx512
 
 // ---------------------------------------------------------------------------------------------
@@ -495,6 +508,15 @@ inline float DotOp(N n, const float* a, const void* b, int64_t b_off) {
   }
 }
 
+template <class Isa, int kType, class N>
+inline void AxpyOp(N n, float w, const void* b, int64_t b_off, float* o) {
+  if constexpr (kAvx512<Isa>) {
+    avx512::Axpy<kType>(n, w, b, b_off, o);
+  } else {
+    for (int d = 0; d < static_cast<int>(n); ++d) o[d] = std::fma(w, LoadScalar<kType>(b, b_off + d), o[d]);
+  }
+}
+
 // out[m, d] = embedding[token[m], d] for rows [row_begin, row_end); padding rows (pos < 0) get 0.
 template <int kType, class D>
 inline void EmbedOp(D dim, const int32_t* tokens, const int32_t* pos, const void* table, float* out,
@@ -612,10 +634,7 @@ inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS blo
         const int64_t vb = ((static_cast<int64_t>(table[p / static_cast<int>(block_size)]) * n_layers + layer) * 2 + 1) *
                                layer_stride +
                            static_cast<int64_t>(p % static_cast<int>(block_size)) * kv_dim + kvh * static_cast<int>(head_dim);
-        const float w = scores[p] * inv;
-        for (int d = 0; d < static_cast<int>(head_dim); ++d) {
-          o[d] = std::fma(w, LoadScalar<kKv>(pool, vb + d), o[d]);
-        }
+        AxpyOp<Isa, kKv>(head_dim, scores[p] * inv, pool, vb, o);
       }
     }
   }

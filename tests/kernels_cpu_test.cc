@@ -142,6 +142,36 @@ TEST(CpuKernels, MatMulAvx512Bf16) {
   }
 }
 
+// Attention over paged KV: the AVX-512 variant (vector V accumulation) gives the portable bits,
+// for every KV type, with rows at different positions and a padding row.
+template <int kKv>
+void CheckAttentionVariantsAgree() {
+  constexpr int kHeads = 4, kKvHeads = 2, kHeadDim = 40, kBlock = 4, kLayers = 2, kMaxBlocks = 8;
+  const int kv_dim = kKvHeads * kHeadDim;
+  const auto kv_f = Random(static_cast<size_t>(kMaxBlocks) * 2 * kLayers * 2 * kBlock * kv_dim, 9);
+  std::vector<float> kv_exact;
+  auto pool = Encode(kv_f, kKv, &kv_exact);
+  const auto q = Random(3 * kHeads * kHeadDim, 10);
+  const std::vector<int32_t> pos = {5, 30, -1}, row_of = {0, 1, 1};
+  std::vector<int32_t> tables(2 * kMaxBlocks);
+  for (int i = 0; i < 2 * kMaxBlocks; ++i) tables[i] = (i * 5) % (2 * kMaxBlocks);
+  std::vector<float> a(3 * kHeads * kHeadDim, NAN), b(a.size(), NAN), scores(64);
+  kern::AttentionOp<PortableIsa, kKv>(3, kHeads, kKvHeads, kHeadDim, kBlock, kMaxBlocks, kLayers, 1, q.data(),
+                                      pos.data(), row_of.data(), tables.data(), pool.data(), a.data(),
+                                      scores.data(), 0, kHeads);
+  kern::AttentionOp<Avx512Isa, kKv>(3, kHeads, kKvHeads, kHeadDim, kBlock, kMaxBlocks, kLayers, 1, q.data(),
+                                    pos.data(), row_of.data(), tables.data(), pool.data(), b.data(),
+                                    scores.data(), 0, kHeads);
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "kv type " << kKv << " i " << i;
+}
+
+TEST(CpuKernels, AttentionAvx512MatchesPortableBitwise) {
+  if (!HasAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  CheckAttentionVariantsAgree<kern::kWF32>();
+  CheckAttentionVariantsAgree<kern::kWF16>();
+  CheckAttentionVariantsAgree<kern::kWBF16>();
+}
+
 TEST(CpuKernels, RmsNormMatchesReference) {
   const int dim = 70;
   auto x = Random(2 * dim, 5);
