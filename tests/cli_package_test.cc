@@ -27,10 +27,7 @@ std::string Piece(int32_t id) {
   return std::string(tok->Piece(id));
 }
 
-CommandResult Tailor(std::vector<std::string> args) {
-  args.insert(args.begin(), TAILOR_BINARY);
-  return RunCommand(args);
-}
+CommandResult Tailor(std::vector<std::string> args) { return testing_util::RunTailor(std::move(args)); }
 
 class CliPackage : public ::testing::Test {
  protected:

@@ -16,11 +16,6 @@ inline const std::string& StoriesDir() {
   return *dir;
 }
 
-inline CommandResult RunTailor(std::vector<std::string> args) {
-  args.insert(args.begin(), TAILOR_BINARY);
-  return RunCommand(args);
-}
-
 // Compiles the package on first use (in a temp dir that lives until the process exits).
 // Returns "" and fills `error` when compiling failed.
 inline std::string ServePackage(std::string* error = nullptr) {

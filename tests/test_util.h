@@ -91,6 +91,14 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+#ifdef TAILOR_BINARY
+// Runs the `tailor` executable built with the tests: RunTailor({"generate", ...}).
+inline CommandResult RunTailor(std::vector<std::string> args) {
+  args.insert(args.begin(), TAILOR_BINARY);
+  return RunCommand(args);
+}
+#endif
+
 inline std::string ReadAll(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
