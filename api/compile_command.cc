@@ -99,12 +99,13 @@ absl::Status Inspect(const std::vector<std::string>& args) {
   const LlamaConfig& c = pkg->config;
   std::cout << absl::StrFormat(
       "package %s\nmodel %s (%s): dim %d, %d layers, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
-      "max positions %d\nweights %s, %d bytes; kv %s, %d positions per block; target %s\n"
+      "max positions %d\nweights %s, %d bytes; kv %s, %d positions per block; target %s%s\n"
       "built by tailor %s with %s\n\n",
       args[0], c.name, pkg->source_format, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
       c.vocab_size, c.max_positions, DTypeName(pkg->weight_dtype), pkg->weights.total_bytes,
       DTypeName(pkg->kv_dtype), pkg->kv_block, pkg->target == Target::kGenerated ? "generated" : "native",
-      pkg->tailor_version, pkg->compiler);
+      pkg->kernel_isa.empty() ? "" : absl::StrCat(" (", pkg->kernel_isa, " kernels)"), pkg->tailor_version,
+      pkg->compiler);
   // cost_ms: rows at the end of their context; start_ms: at its start (- when not known).
   std::cout << absl::StrFormat("%3s  %10s %7s %7s %4s %12s %12s %10s %10s %12s  %s\n", "#", "batch_size", "seq_len",
                                "ctx_len", "ols", "arena", "cost_ms", "start_ms", "cost", "tokens/s", "kernel");

@@ -119,7 +119,10 @@ std::string GenerateProgramSource(const Program& p, const OpConstants& k, CpuIsa
       " bytes.\n// Every shape is a compile-time constant; the kernels are tailor_kernels.h.\n"
       "#include \"tailor_kernels.h\"\n\n"
       "using namespace tailor::kern;\nusing Isa = ",
-      isa == CpuIsa::kAvx512Bf16 ? "Avx512Bf16Isa" : isa == CpuIsa::kAvx512 ? "Avx512Isa" : "PortableIsa", ";\n\n");
+      isa == CpuIsa::kAmx          ? "AmxIsa"
+      : isa == CpuIsa::kAvx512Bf16 ? "Avx512Bf16Isa"
+      : isa == CpuIsa::kAvx512     ? "Avx512Isa"
+                                   : "PortableIsa", ";\n\n");
   for (size_t i = 0; i < p.ops.size(); ++i) {
     const Op& op = p.ops[i];
     absl::StrAppend(&s, "// ", OpKindName(op.kind), op.layer >= 0 ? absl::StrCat(" layer ", op.layer) : "",

@@ -145,7 +145,13 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
   pkg.target = o.target;
   pkg.tailor_version = TAILOR_VERSION;
   pkg.compiler = o.target == Target::kGenerated ? CompilerVersion(o.build) : "none";
-  pkg.cpu_features = o.target == Target::kGenerated ? HostCpuFeatures() : std::vector<std::string>{};
+  const CpuIsa isa = HostCpuIsa();
+  if (o.target == Target::kGenerated) {
+    pkg.kernel_isa = CpuIsaName(isa);
+    for (std::string& f : HostCpuFeatures()) {  // AMX only where the kernels use it
+      if (isa == CpuIsa::kAmx || f.rfind("amx", 0) != 0) pkg.cpu_features.push_back(std::move(f));
+    }
+  }
 
   progress(absl::StrCat("writing weights (", DTypeName(o.weight_dtype), ")"));
   TAILOR_ASSIGN_OR_RETURN(pkg.weights, WriteWeights(model, o.weight_dtype, o.out / "weights.bin"));
@@ -162,7 +168,6 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
 
   const OpConstants k{model.config.n_heads, model.config.n_kv_heads, model.config.head_dim,
                       model.config.n_layers, o.kv_block, o.kv_dtype, model.config.rms_eps};
-  const CpuIsa isa = HostCpuIsa();
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     Program prog = LowerProgram(pkg.config, pkg.weights, specs[i], o.kv_block);

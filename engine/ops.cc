@@ -1,5 +1,8 @@
 #include "engine/ops.h"
 
+#include <cstdlib>
+#include <string_view>
+
 namespace tailor {
 namespace {
 
@@ -104,21 +107,32 @@ const char* CpuIsaName(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kAvx512: return "avx512";
     case CpuIsa::kAvx512Bf16: return "avx512bf16";
+    case CpuIsa::kAmx: return "amx";
     default: return "portable";
   }
 }
+
+bool AmxUsable() { return kern::amx::Available(); }
 
 CpuIsa HostCpuIsa() {
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                       __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  if (!avx512) return CpuIsa::kPortable;
-  return __builtin_cpu_supports("avx512bf16") ? CpuIsa::kAvx512Bf16 : CpuIsa::kAvx512;
+  CpuIsa best = CpuIsa::kPortable;
+  if (avx512) best = CpuIsa::kAvx512;
+  if (avx512 && __builtin_cpu_supports("avx512bf16")) best = AmxUsable() ? CpuIsa::kAmx : CpuIsa::kAvx512Bf16;
+  const char* cap = std::getenv("TAILOR_CPU_ISA");
+  if (cap == nullptr) return best;
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
+    if (std::string_view(cap) == CpuIsaName(isa)) return isa < best ? isa : best;
+  }
+  return best;  // an unknown name caps nothing
 }
 
 void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
                  const kern::OpArgs& args, int part, int parts, CpuIsa isa) {
   switch (isa) {
+    case CpuIsa::kAmx: return Run<kern::AmxIsa>(op, program, k, args, part, parts);
     case CpuIsa::kAvx512Bf16: return Run<kern::Avx512Bf16Isa>(op, program, k, args, part, parts);
     case CpuIsa::kAvx512: return Run<Avx512Isa>(op, program, k, args, part, parts);
     default: return Run<PortableIsa>(op, program, k, args, part, parts);

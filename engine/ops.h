@@ -22,16 +22,22 @@ struct OpConstants {
 // kern::kWF32/kWF16/kWBF16 for a weight or KV dtype (Q8_0 never reaches programs).
 int KernelType(DType t);
 
-// Kernel variants, all computing the same bits: portable C++, AVX-512, and AVX-512 with the
-// BF16 dot-product instruction for bf16-weight matmuls.
-enum class CpuIsa { kPortable, kAvx512, kAvx512Bf16 };
-const char* CpuIsaName(CpuIsa isa);  // "portable", "avx512", "avx512bf16"
+// Kernel variants, in order of capability. The first three compute the same bits: portable C++,
+// AVX-512, and AVX-512 with the BF16 dot-product instruction for bf16-weight matmuls. kAmx runs
+// bf16-weight matmuls on AMX tiles (every row count), whose last bits differ from the others;
+// each variant on its own is batch-invariant.
+enum class CpuIsa { kPortable, kAvx512, kAvx512Bf16, kAmx };
+const char* CpuIsaName(CpuIsa isa);  // "portable", "avx512", "avx512bf16", "amx"
+
+// Whether this CPU has AMX-BF16 and the kernel lets this process use the tiles (asks for it).
+bool AmxUsable();
 
 // Runs partition `part` of `parts` of `op` (partitions split op.split) with runtime shapes.
 void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
                  const kern::OpArgs& args, int part, int parts, CpuIsa isa);
 
-// The best variant this CPU runs (detected at run time).
+// The best variant this CPU runs (detected at run time), capped by the environment variable
+// TAILOR_CPU_ISA when it names a variant (e.g. avx512bf16: the same bits on every AVX512-BF16 CPU).
 CpuIsa HostCpuIsa();
 
 }  // namespace tailor

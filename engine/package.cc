@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "common/checksum.h"
 #include "common/status_macros.h"
+#include "engine/ops.h"
 #include "nlohmann/json.hpp"
 
 namespace tailor {
@@ -137,6 +138,10 @@ std::vector<std::string> HostCpuFeatures() {
   TAILOR_FEATURE("avx512bf16")
   TAILOR_FEATURE("avx512vnni")
 #undef TAILOR_FEATURE
+  if (AmxUsable()) {
+    out.push_back("amx-tile");
+    out.push_back("amx-bf16");
+  }
   return out;
 }
 
@@ -172,7 +177,7 @@ absl::Status WriteManifest(const Package& p) {
       {"format", "tailor-package"},
       {"version", kPackageVersion},
       {"fingerprint", {{"tailor_version", p.tailor_version}, {"compiler", p.compiler},
-                       {"cpu_features", p.cpu_features},
+                       {"cpu_features", p.cpu_features}, {"kernel_isa", p.kernel_isa},
                        {"target", p.target == Target::kGenerated ? "generated" : "native"}}},
       {"model", model},
       {"generation", {{"bos_id", c.bos_id}, {"eos_ids", c.eos_ids}, {"add_bos", c.add_bos},
@@ -227,6 +232,7 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   TAILOR_ASSIGN_OR_RETURN(p->compiler, r.Get<std::string>(fp, "compiler", "fingerprint."));
   TAILOR_ASSIGN_OR_RETURN(std::string target, r.Get<std::string>(fp, "target", "fingerprint."));
   p->target = target == "native" ? Target::kNative : Target::kGenerated;
+  if (fp.contains("kernel_isa") && fp["kernel_isa"].is_string()) p->kernel_isa = fp["kernel_isa"].get<std::string>();
   if (fp.contains("cpu_features") && fp["cpu_features"].is_array()) {
     for (const auto& f : fp["cpu_features"]) {
       if (f.is_string()) p->cpu_features.push_back(f.get<std::string>());

@@ -55,6 +55,8 @@ struct Package {
   std::string tailor_version;
   std::string compiler;
   std::vector<std::string> cpu_features;  // features the generated code was built for
+  // Kernel variant the generated code was built with (CpuIsaName); empty: the host's best.
+  std::string kernel_isa;
 
   std::shared_ptr<const MappedFile> weights_file;  // set by OpenPackage
 

@@ -62,7 +62,12 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   const LlamaConfig& c = pkg.config;
   rt->constants_ = OpConstants{c.n_heads, c.n_kv_heads, c.head_dim, c.n_layers, pkg.kv_block,
                                pkg.kv_dtype, c.rms_eps};
+  // The native path computes what the package's generated code computes (bf16 matmuls on AMX
+  // and on the other variants differ in the last bits), unless this CPU lacks that variant.
   rt->isa_ = HostCpuIsa();
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
+    if (pkg.kernel_isa == CpuIsaName(isa) && isa < rt->isa_) rt->isa_ = isa;
+  }
 
   int max_ols = 1, max_ctx = 1, max_rows = 1, max_batch = 1, max_table = 1;
   int64_t max_arena = 0, max_blocks_needed = 1;

@@ -15,7 +15,9 @@
 // bf16 weights compute in bf16 x bf16 -> fp32: activations are rounded to bf16 (nearest even),
 // and lane l of each 32-wide chunk of k accumulates the pair (2l+1, 2l), odd element first, with
 // fused multiply-adds. A product of two bf16 values is exact in fp32, so this is exactly what the
-// AVX512-BF16 instruction VDPBF16PS computes; CPUs without it emulate it bit for bit.
+// AVX512-BF16 instruction VDPBF16PS computes; CPUs without it emulate it bit for bit. CPUs with
+// AMX run every bf16 matmul on AMX tiles instead (namespace amx: its own, also batch-invariant,
+// last bits; see there).
 //
 // This header is self-contained (standard library and compiler intrinsics only): the compiler
 // copies it into packages beside the generated sources that include it.
@@ -27,6 +29,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstddef>
@@ -447,6 +451,204 @@ TAILOR_AVX512BF16_TARGET void MatMul(R rows, K k, const float* x, int64_t ldx, c
 
 }  // namespace avx512bf16
 
+// ---------------------------------------------------------------------------------------------
+// AMX variant of the bf16-weight matmul (TDPBF16PS), used for every row count on CPUs with AMX.
+// The hardware's accumulation inside one instruction matches none of the variants above, so
+// these results differ from theirs in the last bits; they are batch-invariant in the same way:
+// an output element depends only on its x row and weight row, through one fixed sequence of
+// instructions (a zeroed accumulator tile, then one TDPBF16PS per 32-wide chunk of k in order),
+// whatever the number of rows, the tile group or the partition that computed it.
+//
+// Weights stay in the package's row-major layout: a weight tile is 16 weight rows x 32 k (the
+// "A" operand, row stride k * 2 bytes), x is repacked per call as the "B" operand (pairs of k x
+// 16 rows), and an accumulator tile holds y^T for 16 weight rows x 16 x rows.
+// Tiles: 0-3 accumulators, 4-5 weights, 6-7 x. The caller must hold the AMX permission
+// (arch_prctl ARCH_REQ_XCOMP_PERM; see HostCpuIsa).
+#define TAILOR_AMX_TARGET \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512bf16,amx-tile,amx-bf16")))
+#define TAILOR_AMX_INLINE \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512bf16,amx-tile,amx-bf16"), always_inline)) inline
+
+namespace amx {
+
+// Whether this CPU has AMX-BF16 and Linux lets this process use the tiles (it enables tile data
+// per process on request: ARCH_REQ_XCOMP_PERM for XTILEDATA; asking again is harmless).
+inline bool Available() {
+  if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+struct alignas(64) TileConfig {  // the LDTILECFG memory operand (palette 1)
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+constexpr int kTileWords = 256;  // one 16 x 64-byte tile in uint32 (bf16 pairs or floats)
+
+// Packs x[rows, k] (row stride ldx floats) as B tiles: tile (mb, s) at xp + (mb * steps + s) *
+// kTileWords holds in word [kp * 16 + m] the pair (x[16 mb + m][32 s + 2 kp], ... + 1) rounded
+// to bf16 (nearest even, as VCVTNE2PS2BF16); rows >= `rows` and k >= `k` are zero.
+TAILOR_AMX_INLINE void PackX(int rows, int k, const float* x, int64_t ldx, int m_blocks, int steps,
+                             uint32_t* xp) {
+  std::memset(xp, 0, sizeof(uint32_t) * kTileWords * m_blocks * steps);
+  alignas(64) uint32_t pairs[16];
+  for (int m = 0; m < rows; ++m) {
+    uint32_t* tiles = xp + static_cast<int64_t>(m / 16) * steps * kTileWords + m % 16;
+    for (int s = 0; s < steps; ++s) {
+      const int count = k - 32 * s;
+      const float* xr = x + m * ldx + 32 * s;
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
+                                             _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+      _mm512_store_si512(pairs, (__m512i)v);
+      uint32_t* tile = tiles + static_cast<int64_t>(s) * kTileWords;
+      for (int kp = 0; kp < 16; ++kp) tile[kp * 16] = pairs[kp];
+    }
+  }
+}
+
+// y[m0 + m, n0 + i] = c[i][m] for i < n_count, m < m_count (c: an accumulator tile, stored).
+TAILOR_AMX_INLINE void StoreTile(const float (*c)[16], float* y, int64_t ldy, int n0, int n_count, int m0,
+                                 int m_count) {
+  for (int m = 0; m < m_count; ++m) {
+    float* yr = y + (m0 + m) * ldy + n0;
+    for (int i = 0; i < n_count; ++i) yr[i] = c[i][m];
+  }
+}
+
+// One block of 16 weight rows at w (row stride ldw bytes, k readable up to 32 * steps) against
+// every x block: accumulator tile 0.
+TAILOR_AMX_INLINE void OneBlock(const uint16_t* w, int64_t ldw, const uint32_t* xp, int m_blocks, int steps,
+                                int rows, float* y, int64_t ldy, int n0, int n_count) {
+  alignas(64) float c[16][16];
+  for (int mb = 0; mb < m_blocks; ++mb) {
+    _tile_zero(0);
+    for (int s = 0; s < steps; ++s) {
+      _tile_loadd(4, w + 32 * s, ldw);
+      _tile_loadd(6, xp + (static_cast<int64_t>(mb) * steps + s) * kTileWords, 64);
+      _tile_dpbf16ps(0, 4, 6);
+    }
+    _tile_stored(0, c, 64);
+    StoreTile(c, y, ldy, n0, n_count, 16 * mb, rows - 16 * mb < 16 ? rows - 16 * mb : 16);
+  }
+}
+
+// y[m, n] = dot(bf16(x[m, :k]), w[n, :k]) for m in [0, rows), n in [n_begin, n_end);
+// w: [*, k] bf16 row-major.
+template <class R, class K>
+TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w_v, float* y,
+                              int64_t ldy, int n_begin, int n_end) {
+  const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
+  if (rows <= 0 || n_end <= n_begin) return;
+  const int steps = (k + 31) / 32, m_blocks = (rows + 15) / 16;
+  const int m_pairs = (m_blocks + 1) / 2;
+  const int64_t ldw = static_cast<int64_t>(k) * 2;  // bytes
+  const uint16_t* w = static_cast<const uint16_t*>(w_v);
+  // Owned scratch: x tiles (an even number of x blocks) and 16 zero-padded weight rows.
+  std::unique_ptr<uint32_t[]> xp(new uint32_t[static_cast<size_t>(2 * m_pairs) * steps * kTileWords]);
+  PackX(rows, k, x, ldx, 2 * m_pairs, steps, xp.get());
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  // GCC 12 does not treat LDTILECFG as reading the whole struct and may drop the stores above:
+  // make them visible first.
+  asm volatile("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+  alignas(64) float c[16][16];  // an accumulator tile on its way to y
+  int n = n_begin;
+  const bool k_whole = k % 32 == 0;  // otherwise every block goes through the padded copy
+  if (k_whole && m_blocks == 1) {
+    // Decode: four weight blocks share each x tile.
+    for (; n + 64 <= n_end; n += 64) {
+      const uint16_t* w0 = w + static_cast<int64_t>(n) * k;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int s = 0; s < steps; ++s) {
+        _tile_loadd(6, xp.get() + static_cast<int64_t>(s) * kTileWords, 64);
+        _tile_loadd(4, w0 + 32 * s, ldw);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_loadd(5, w0 + 16 * static_cast<int64_t>(k) + 32 * s, ldw);
+        _tile_dpbf16ps(1, 5, 6);
+        _tile_loadd(4, w0 + 32 * static_cast<int64_t>(k) + 32 * s, ldw);
+        _tile_dpbf16ps(2, 4, 6);
+        _tile_loadd(5, w0 + 48 * static_cast<int64_t>(k) + 32 * s, ldw);
+        _tile_dpbf16ps(3, 5, 6);
+      }
+      _tile_stored(0, c, 64);
+      StoreTile(c, y, ldy, n, 16, 0, rows);
+      _tile_stored(1, c, 64);
+      StoreTile(c, y, ldy, n + 16, 16, 0, rows);
+      _tile_stored(2, c, 64);
+      StoreTile(c, y, ldy, n + 32, 16, 0, rows);
+      _tile_stored(3, c, 64);
+      StoreTile(c, y, ldy, n + 48, 16, 0, rows);
+    }
+  } else if (k_whole) {
+    // Prefill: 32 weight rows x 32 x rows per group; the weight rows stay in cache across x.
+    for (; n + 32 <= n_end; n += 32) {
+      const uint16_t* w0 = w + static_cast<int64_t>(n) * k;
+      const uint16_t* w1 = w0 + 16 * static_cast<int64_t>(k);
+      for (int mp = 0; mp < m_pairs; ++mp) {
+        const uint32_t* x0 = xp.get() + static_cast<int64_t>(2 * mp) * steps * kTileWords;
+        const uint32_t* x1 = x0 + static_cast<int64_t>(steps) * kTileWords;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int s = 0; s < steps; ++s) {
+          _tile_loadd(4, w0 + 32 * s, ldw);
+          _tile_loadd(6, x0 + static_cast<int64_t>(s) * kTileWords, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_loadd(7, x1 + static_cast<int64_t>(s) * kTileWords, 64);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_loadd(5, w1 + 32 * s, ldw);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        const int m0 = 32 * mp, left = rows - m0;
+        _tile_stored(0, c, 64);
+        StoreTile(c, y, ldy, n, 16, m0, left < 16 ? left : 16);
+        _tile_stored(2, c, 64);
+        StoreTile(c, y, ldy, n + 16, 16, m0, left < 16 ? left : 16);
+        if (left > 16) {
+          _tile_stored(1, c, 64);
+          StoreTile(c, y, ldy, n, 16, m0 + 16, left - 16 < 16 ? left - 16 : 16);
+          _tile_stored(3, c, 64);
+          StoreTile(c, y, ldy, n + 16, 16, m0 + 16, left - 16 < 16 ? left - 16 : 16);
+        }
+      }
+    }
+  }
+  if (k_whole) {
+    for (; n + 16 <= n_end; n += 16) {
+      OneBlock(w + static_cast<int64_t>(n) * k, ldw, xp.get(), m_blocks, steps, rows, y, ldy, n, 16);
+    }
+  }
+  if (n < n_end) {
+    // Remaining rows (or every block when k is not a multiple of 32): zero-padded copies, so
+    // no tile load reads past a weight row or past the matrix.
+    const int64_t ldp = static_cast<int64_t>(steps) * 32;  // elements
+    std::unique_ptr<uint16_t[]> pad(new uint16_t[16 * ldp]);
+    for (; n < n_end; n += 16) {
+      const int count = n_end - n < 16 ? n_end - n : 16;
+      std::memset(pad.get(), 0, sizeof(uint16_t) * 16 * ldp);
+      for (int i = 0; i < count; ++i) {
+        std::memcpy(pad.get() + i * ldp, w + static_cast<int64_t>(n + i) * k, sizeof(uint16_t) * k);
+      }
+      OneBlock(pad.get(), ldp * 2, xp.get(), m_blocks, steps, rows, y, ldy, n, count);
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace amx
+
 // Pointers one step of a program runs over. Filled by the runtime; read-only for the ops except
 // arena (activations), kv_pool (KV writes) and scores (per-partition scratch).
 struct OpArgs {
@@ -471,17 +673,21 @@ inline void Partition(int total, int parts, int part, int* begin, int* end) {
 
 // ---------------------------------------------------------------------------------------------
 // Operations of a program. `Isa` picks portable::, avx512:: or (bf16-weight matmuls only)
-// avx512bf16:: through a tag; all three compute the same bits.
+// avx512bf16:: or amx:: through a tag; the first three compute the same bits, amx:: its own.
 struct PortableIsa {};
 struct Avx512Isa {};
 struct Avx512Bf16Isa {};
+struct AmxIsa {};  // AVX512-BF16 plus AMX tiles; its bf16 matmuls give their own bits (amx::)
 template <class Isa>
-inline constexpr bool kAvx512 = std::is_same_v<Isa, Avx512Isa> || std::is_same_v<Isa, Avx512Bf16Isa>;
+inline constexpr bool kAvx512 =
+    std::is_same_v<Isa, Avx512Isa> || std::is_same_v<Isa, Avx512Bf16Isa> || std::is_same_v<Isa, AmxIsa>;
 
 template <class Isa, int kType, class R, class K>
 inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n_total, int n_begin,
                      int n_end) {
-  if constexpr (kType == kWBF16 && std::is_same_v<Isa, Avx512Bf16Isa>) {
+  if constexpr (kType == kWBF16 && std::is_same_v<Isa, AmxIsa>) {
+    amx::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
+  } else if constexpr (kType == kWBF16 && std::is_same_v<Isa, Avx512Bf16Isa>) {
     avx512bf16::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
   } else if constexpr (kAvx512<Isa>) {
     avx512::MatMul<kType>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);

@@ -202,14 +202,14 @@ std::vector<std::vector<float>> FeedWithCompanions(Runtime& rt, int32_t spec, co
   return out;
 }
 
-TEST(EnginePackage, BatchInvariance) {
-  auto gen = Open(Stories()), nat = Open(Stories(), true), native_target = Open(StoriesNative());
-  ASSERT_TRUE(gen && nat && native_target);
+// Feeds the same sequence through each runtime beside other rows, in chunks and -ols splits; every
+// token's logits must be bitwise those of the first runtime's token-by-token run alone.
+void ExpectBatchInvariant(const std::vector<Runtime*>& runtimes) {
   const std::vector<int32_t> seq = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
   // Token by token alone on b1_s1_c512: the baseline.
-  const auto base = FeedWithCompanions(*gen, 1, seq, 1, 1);
+  const auto base = FeedWithCompanions(*runtimes[0], 1, seq, 1, 1);
   ASSERT_EQ(base.size(), seq.size());
-  for (Runtime* rt : {gen.get(), nat.get(), native_target.get()}) {
+  for (Runtime* rt : runtimes) {
     // Decode steps beside other rows (-ols=2), every token's logits bitwise equal.
     EXPECT_EQ(FeedWithCompanions(*rt, 2, seq, 1, 2), base);
     EXPECT_EQ(FeedWithCompanions(*rt, 1, seq, 1, 3), base);
@@ -221,6 +221,52 @@ TEST(EnginePackage, BatchInvariance) {
     auto fours = FeedWithCompanions(*rt, 4, seq, 4, 5);
     ASSERT_EQ(fours.size(), 3u);
     EXPECT_EQ(fours[2], base[11]);
+  }
+}
+
+TEST(EnginePackage, BatchInvariance) {
+  auto gen = Open(Stories()), nat = Open(Stories(), true), native_target = Open(StoriesNative());
+  ASSERT_TRUE(gen && nat && native_target);
+  ExpectBatchInvariant({gen.get(), nat.get(), native_target.get()});
+}
+
+// bf16 weights take this CPU's bf16 matmul (AMX tiles where present, VDPBF16PS or its emulation
+// otherwise); stories260K's ffn of 172 exercises the partial tiles.
+TEST(EnginePackage, BatchInvarianceBf16) {
+  const fs::path dir = TestPackage("stories_bf16_gen", "stories260K/stories260K.bin", kStoriesSpecs,
+                                   Options(Target::kGenerated, DType::kBF16, DType::kF32, false));
+  auto gen = Open(dir), nat = Open(dir, true);
+  ASSERT_TRUE(gen && nat);
+  ASSERT_TRUE(gen->uses_generated_kernels());
+  ExpectBatchInvariant({gen.get(), nat.get()});
+}
+
+// TAILOR_CPU_ISA caps the kernel variant; the package records the one its generated code uses, and
+// the runtime's native path follows it, so both give the same bits even where the host could do
+// more (bf16 matmuls on AMX differ from the other variants in the last bits).
+TEST(EnginePackage, KernelIsaCapIsRecordedAndFollowed) {
+  const CpuIsa host = HostCpuIsa();
+  ASSERT_EQ(setenv("TAILOR_CPU_ISA", "portable", 1), 0);
+  EXPECT_EQ(HostCpuIsa(), CpuIsa::kPortable);
+  const fs::path dir = TestPackage("stories_bf16_portable", "stories260K/stories260K.bin", R"({"specializations": [
+      {"batch_size": "1", "seq_len": "1", "ctx_len": "64"},
+      {"batch_size": "2", "seq_len": "4", "ctx_len": "64", "compile_opts": "-ols=2"}]})",
+                                   Options(Target::kGenerated, DType::kBF16, DType::kF32, false));
+  unsetenv("TAILOR_CPU_ISA");
+  EXPECT_EQ(HostCpuIsa(), host);
+  auto pkg = OpenPackage(dir);
+  ASSERT_TRUE(pkg.ok()) << pkg.status();
+  EXPECT_EQ((*pkg)->kernel_isa, "portable");
+  auto gen = Open(dir), nat = Open(dir, true);
+  ASSERT_TRUE(gen && nat);
+  ASSERT_TRUE(gen->uses_generated_kernels());
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 3; ++trial) {
+    RandomPlan p = MakeRandomPlan(*gen, 1, rng);
+    auto a = gen->Execute(p.plan);
+    auto b = nat->Execute(p.plan);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+    EXPECT_EQ(a->logits, b->logits);
   }
 }
 

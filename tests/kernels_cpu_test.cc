@@ -1,5 +1,5 @@
 // The program kernels against the float64 reference kernels, and their invariances: the
-// AVX-512 and portable variants agree bitwise; a row's result does not depend on the other rows,
+// AVX-512 and portable variants agree bitwise (AMX bf16 matmuls: within tolerance); a row's result does not depend on the other rows,
 // on the tile that computed it, or on the -ols partition.
 #include <cmath>
 #include <random>
@@ -138,6 +138,19 @@ TEST(CpuKernels, MatMulAvx512Bf16) {
   for (int rows : {1, 3, 4, 9}) {
     for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}}) {
       CheckMatMul<kern::Avx512Bf16Isa, kern::kWBF16>(rows, k, n);
+    }
+  }
+}
+
+// AMX tiles: within tolerance of the reference, and each row alone (the decode path, four weight
+// blocks per group) and in 3 partitions gives the bits of the full batch (the prefill path, 32 x
+// 32 groups), including partial tiles of rows, of weight rows and of k (zero-padded copies).
+TEST(CpuKernels, MatMulAmx) {
+  if (!kern::amx::Available()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or the kernel refused it)";
+  for (int rows : {1, 3, 16, 17, 37, 70}) {
+    for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}, std::pair{64, 64},
+                        std::pair{128, 130}, std::pair{96, 200}, std::pair{172, 100}}) {
+      CheckMatMul<kern::AmxIsa, kern::kWBF16>(rows, k, n);
     }
   }
 }
