@@ -16,7 +16,7 @@
 
 #include "bench/machine_ceilings.h"
 #include "engine/ops.h"
-#include "kernels/cpu_kernels.h"
+#include "kernels/cpu_ops.h"
 
 namespace tailor::bench {
 namespace {

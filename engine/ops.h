@@ -7,7 +7,7 @@
 
 #include "common/dtype.h"
 #include "engine/program.h"
-#include "kernels/cpu_kernels.h"
+#include "kernels/cpu_ops.h"
 
 namespace tailor {
 

@@ -7,7 +7,7 @@
 
 #include "common/dtype.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu_kernels.h"
+#include "kernels/cpu_ops.h"
 #include "kernels/reference_kernels.h"
 
 namespace tailor {
