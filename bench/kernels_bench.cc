@@ -31,8 +31,12 @@ const Ceilings& OneCore() {
 
 template <class Isa, int kType>
 void MatMul(benchmark::State& state) {
-  if (std::is_same_v<Isa, kern::Avx512Bf16Isa> && HostCpuIsa() != CpuIsa::kAvx512Bf16) {
+  if (std::is_same_v<Isa, kern::Avx512Bf16Isa> && HostCpuIsa() < CpuIsa::kAvx512Bf16) {
     state.SkipWithError("this CPU lacks AVX512-BF16");
+    return;
+  }
+  if (std::is_same_v<Isa, kern::AmxIsa> && HostCpuIsa() != CpuIsa::kAmx) {
+    state.SkipWithError("this CPU lacks AMX-BF16");
     return;
   }
   const int rows = static_cast<int>(state.range(0)), k = static_cast<int>(state.range(1));
@@ -89,6 +93,7 @@ BENCHMARK(MatMul<kern::Avx512Isa, kern::kWF32>)->Name("MatMul/f32")->Apply(MatMu
 BENCHMARK(MatMul<kern::Avx512Isa, kern::kWF16>)->Name("MatMul/f16")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::Avx512Isa, kern::kWBF16>)->Name("MatMul/bf16_emulated")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::Avx512Bf16Isa, kern::kWBF16>)->Name("MatMul/bf16")->Apply(MatMulArgs)->UseRealTime();
+BENCHMARK(MatMul<kern::AmxIsa, kern::kWBF16>)->Name("MatMul/bf16_amx")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(Attention)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();
 
 }  // namespace
