@@ -63,10 +63,16 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   rt->constants_ = OpConstants{c.n_heads, c.n_kv_heads, c.head_dim, c.n_layers, pkg.kv_block,
                                pkg.kv_dtype, c.rms_eps};
   // The native path computes what the package's generated code computes (bf16 matmuls on AMX
-  // and on the other variants differ in the last bits), unless this CPU lacks that variant.
-  rt->isa_ = HostCpuIsa();
+  // and on the other variants differ in the last bits), unless this CPU (or TAILOR_CPU_ISA)
+  // does not allow that variant; then the generated code does not run either.
+  const CpuIsa host_isa = HostCpuIsa();
+  bool isa_allowed = true;
+  rt->isa_ = host_isa;
   for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
-    if (pkg.kernel_isa == CpuIsaName(isa) && isa < rt->isa_) rt->isa_ = isa;
+    if (pkg.kernel_isa == CpuIsaName(isa)) {
+      if (isa < rt->isa_) rt->isa_ = isa;
+      isa_allowed = isa <= host_isa;
+    }
   }
 
   int max_ols = 1, max_ctx = 1, max_rows = 1, max_batch = 1, max_table = 1;
@@ -105,6 +111,10 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     std::vector<std::string> host = HostCpuFeatures(), missing;
     for (const auto& f : pkg.cpu_features) {
       if (std::find(host.begin(), host.end(), f) == host.end()) missing.push_back(f);
+    }
+    if (!isa_allowed) {
+      missing.push_back(absl::StrCat(pkg.kernel_isa, " kernels (this machine allows ", CpuIsaName(host_isa),
+                                     std::getenv("TAILOR_CPU_ISA") ? ", capped by TAILOR_CPU_ISA" : "", ")"));
     }
     if (!missing.empty()) {
       if (options.warn) {

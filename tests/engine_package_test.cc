@@ -379,6 +379,20 @@ TEST_F(DamagedPackage, MissingCpuFeatureFallsBackToNative) {
   EXPECT_THAT(warning, AllOf(HasSubstr("avx9000"), HasSubstr("native path")));
 }
 
+// Kernels built for a variant above what TAILOR_CPU_ISA allows do not run; the native path does.
+TEST_F(DamagedPackage, KernelIsaAboveTheCapFallsBackToNative) {
+  EditManifest([](auto& j) { j["fingerprint"]["kernel_isa"] = "avx512"; });
+  ASSERT_EQ(setenv("TAILOR_CPU_ISA", "portable", 1), 0);
+  std::string warning;
+  RuntimeOptions o;
+  o.warn = [&](const std::string& w) { warning = w; };
+  auto rt = Runtime::Open(dir_, o);
+  unsetenv("TAILOR_CPU_ISA");
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  EXPECT_FALSE((*rt)->uses_generated_kernels());
+  EXPECT_THAT(warning, AllOf(HasSubstr("avx512 kernels"), HasSubstr("TAILOR_CPU_ISA"), HasSubstr("native path")));
+}
+
 TEST(EnginePackage, RecompilingReusesIdenticalKernels) {
   testing_util::TempDir tmp;
   auto model = LoadModel(kShared + "/models/tiny-mistral-f16");
