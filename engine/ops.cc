@@ -112,6 +112,13 @@ const char* CpuIsaName(CpuIsa isa) {
   }
 }
 
+std::optional<CpuIsa> ParseCpuIsa(std::string_view name) {
+  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
+    if (name == CpuIsaName(isa)) return isa;
+  }
+  return std::nullopt;
+}
+
 bool AmxUsable() { return kern::amx::Available(); }
 
 CpuIsa HostCpuIsa() {
@@ -123,10 +130,8 @@ CpuIsa HostCpuIsa() {
   if (avx512 && __builtin_cpu_supports("avx512bf16")) best = AmxUsable() ? CpuIsa::kAmx : CpuIsa::kAvx512Bf16;
   const char* cap = std::getenv("TAILOR_CPU_ISA");
   if (cap == nullptr) return best;
-  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
-    if (std::string_view(cap) == CpuIsaName(isa)) return isa < best ? isa : best;
-  }
-  return best;  // an unknown name caps nothing
+  const std::optional<CpuIsa> limit = ParseCpuIsa(cap);
+  return limit && *limit < best ? *limit : best;  // an unknown name caps nothing
 }
 
 void RunOpNative(const Op& op, const Program& program, const OpConstants& k,

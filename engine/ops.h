@@ -4,6 +4,8 @@
 #define TAILOR_ENGINE_OPS_H_
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "common/dtype.h"
 #include "engine/program.h"
@@ -28,6 +30,7 @@ int KernelType(DType t);
 // each variant on its own is batch-invariant.
 enum class CpuIsa { kPortable, kAvx512, kAvx512Bf16, kAmx };
 const char* CpuIsaName(CpuIsa isa);  // "portable", "avx512", "avx512bf16", "amx"
+std::optional<CpuIsa> ParseCpuIsa(std::string_view name);  // CpuIsaName's inverse; nullopt if unknown
 
 // Whether this CPU has AMX-BF16 and the kernel lets this process use the tiles (asks for it).
 bool AmxUsable();

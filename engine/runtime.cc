@@ -66,14 +66,9 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   // and on the other variants differ in the last bits), unless this CPU (or TAILOR_CPU_ISA)
   // does not allow that variant; then the generated code does not run either.
   const CpuIsa host_isa = HostCpuIsa();
-  bool isa_allowed = true;
-  rt->isa_ = host_isa;
-  for (CpuIsa isa : {CpuIsa::kPortable, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
-    if (pkg.kernel_isa == CpuIsaName(isa)) {
-      if (isa < rt->isa_) rt->isa_ = isa;
-      isa_allowed = isa <= host_isa;
-    }
-  }
+  const std::optional<CpuIsa> built_for = ParseCpuIsa(pkg.kernel_isa);
+  const bool isa_allowed = !built_for || *built_for <= host_isa;
+  rt->isa_ = built_for && *built_for < host_isa ? *built_for : host_isa;
 
   int max_ols = 1, max_ctx = 1, max_rows = 1, max_batch = 1, max_table = 1;
   int64_t max_arena = 0, max_blocks_needed = 1;
