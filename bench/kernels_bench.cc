@@ -64,23 +64,32 @@ void MatMul(benchmark::State& state) {
   state.counters["peak_GFLOP/s"] = c.fma_gflop_per_s;
 }
 
+// `rows` query rows of one sequence ending at position `positions` - 1 (rows 1: decode; 64: a
+// prefill chunk), 32 heads of 64 over f32 KV.
 void Attention(benchmark::State& state) {
-  const int positions = static_cast<int>(state.range(0));
+  const int positions = static_cast<int>(state.range(0)), rows = static_cast<int>(state.range(1));
   constexpr int kHeads = 32, kHeadDim = 64, kBlock = 16, kLayers = 1;
   const int blocks = (positions + kBlock - 1) / kBlock;
   std::vector<float> pool(static_cast<size_t>(blocks) * kLayers * 2 * kBlock * kHeads * kHeadDim, 0.01f);
-  std::vector<float> q(kHeads * kHeadDim, 0.1f), out(kHeads * kHeadDim), scores(positions);
-  std::vector<int32_t> table(blocks);
+  std::vector<float> q(static_cast<size_t>(rows) * kHeads * kHeadDim, 0.1f), out(q.size()), scores(kern::AttentionScratch(positions));
+  std::vector<int32_t> table(blocks), pos(rows), row_of(rows, 0);
   for (int b = 0; b < blocks; ++b) table[b] = b;
-  const int32_t pos = positions - 1, row_of = 0;
+  double pairs = 0;  // (row, position) pairs attended, per head
+  for (int m = 0; m < rows; ++m) {
+    pos[m] = positions - rows + m;
+    pairs += pos[m] + 1;
+  }
   for (auto _ : state) {
-    kern::AttentionOp<kern::Avx512Isa, kern::kWF32>(1, kHeads, kHeads, kHeadDim, kBlock, blocks, kLayers, 0,
-                                                    q.data(), &pos, &row_of, table.data(), pool.data(),
+    kern::AttentionOp<kern::Avx512Isa, kern::kWF32>(rows, kHeads, kHeads, kHeadDim, kBlock, blocks, kLayers, 0,
+                                                    q.data(), pos.data(), row_of.data(), table.data(), pool.data(),
                                                     out.data(), scores.data(), 0, kHeads);
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["KV_GB/s"] = benchmark::Counter(
       state.iterations() * 2.0 * positions * kHeads * kHeadDim * 4 / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(state.iterations() * 4.0 * pairs * kHeads * kHeadDim / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["peak_GFLOP/s"] = OneCore().fma_gflop_per_s;
 }
 
 void MatMulArgs(benchmark::internal::Benchmark* b) {
@@ -94,7 +103,7 @@ BENCHMARK(MatMul<kern::Avx512Isa, kern::kWF16>)->Name("MatMul/f16")->Apply(MatMu
 BENCHMARK(MatMul<kern::Avx512Isa, kern::kWBF16>)->Name("MatMul/bf16_emulated")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::Avx512Bf16Isa, kern::kWBF16>)->Name("MatMul/bf16")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::AmxIsa, kern::kWBF16>)->Name("MatMul/bf16_amx")->Apply(MatMulArgs)->UseRealTime();
-BENCHMARK(Attention)->Arg(64)->Arg(256)->Arg(1024)->UseRealTime();
+BENCHMARK(Attention)->Args({64, 1})->Args({256, 1})->Args({1024, 1})->Args({320, 64})->UseRealTime();
 
 }  // namespace
 }  // namespace tailor::bench

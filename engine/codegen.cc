@@ -63,12 +63,12 @@ std::string OpCall(const Op& op, const Program& p, const OpConstants& k) {
                           C(k.n_kv_heads), ", ", C(k.head_dim), ", ", C(k.kv_block), ", ", C(p.max_blocks),
                           ", ", C(k.n_layers), ", ", op.layer, ", ", Buf(p, op.in, true),
                           ", a->pos, a->row_of, a->tables, a->kv_pool, ", Buf(p, op.out, false),
-                          ", a->scores + static_cast<int64_t>(part) * ", p.spec.shape.ctx_len, ", b, e);");
+                          ", a->scores + part * AttentionScratch(", p.spec.shape.ctx_len, "), b, e);");
     case OpKind::kAdd:
       return absl::StrCat("AddOp(", C(op.n), ", ", Buf(p, op.in, false), ", ", Buf(p, op.in2, true),
                           ", b, e);");
     case OpKind::kSwiGlu:
-      return absl::StrCat("SwiGluOp(", C(op.n), ", ", Buf(p, op.in, false), ", ", Buf(p, op.in2, true),
+      return absl::StrCat("SwiGluOp<Isa>(", C(op.n), ", ", Buf(p, op.in, false), ", ", Buf(p, op.in2, true),
                           ", b, e);");
     case OpKind::kGather:
       return absl::StrCat("GatherOp(", C(op.n), ", ", Buf(p, op.in, true), ", a->keep, ",

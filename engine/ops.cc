@@ -33,7 +33,7 @@ void Attention(const Op& op, const Program& p, const OpConstants& k, const kern:
   kern::AttentionOp<Isa, kKv>(op.rows, k.n_heads, k.n_kv_heads, k.head_dim, k.kv_block,
                               p.max_blocks, k.n_layers, op.layer, At<const float>(a, p, op.in),
                               a.pos, a.row_of, a.tables, a.kv_pool, At<float>(a, p, op.out),
-                              a.scores + static_cast<int64_t>(part) * p.spec.shape.ctx_len, b, e);
+                              a.scores + part * kern::AttentionScratch(p.spec.shape.ctx_len), b, e);
 }
 
 template <int kKv>
@@ -85,7 +85,7 @@ void Run(const Op& op, const Program& p, const OpConstants& k, const kern::OpArg
       kern::AddOp(op.n, At<float>(a, p, op.in), At<const float>(a, p, op.in2), b, e);
       return;
     case OpKind::kSwiGlu:
-      kern::SwiGluOp(op.n, At<float>(a, p, op.in), At<const float>(a, p, op.in2), b, e);
+      kern::SwiGluOp<Isa>(op.n, At<float>(a, p, op.in), At<const float>(a, p, op.in2), b, e);
       return;
     case OpKind::kGather:
       kern::GatherOp(op.n, At<const float>(a, p, op.in), a.keep, At<float>(a, p, op.out), b, e);

@@ -177,7 +177,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     }
   }
   rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
-  rt->scores_.resize(static_cast<size_t>(max_ols) * max_ctx);
+  rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   rt->tokens_.resize(max_rows);
   rt->pos_.resize(max_rows);
   rt->row_of_.resize(max_rows);

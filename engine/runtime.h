@@ -67,7 +67,7 @@ class Runtime final : public Executor {
   std::unique_ptr<std::byte[], void (*)(std::byte*)> kv_{nullptr, nullptr};
   std::unique_ptr<std::byte[], void (*)(std::byte*)> arena_{nullptr, nullptr};
   std::vector<float> cos_sin_;  // [max ctx_len, head_dim / 2, 2]
-  std::vector<float> scores_;   // [threads, max ctx_len]
+  std::vector<float> scores_;   // [threads, kern::AttentionScratch(max ctx_len)]
   // Step inputs, sized for the largest specialization.
   std::vector<int32_t> tokens_, pos_, row_of_, tables_, keep_;
 };

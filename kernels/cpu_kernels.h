@@ -9,8 +9,9 @@
 // Batch invariance: each output element is computed by the same sequence of operations whatever
 // the number of rows, the tile that holds it, the partition or the padding. Dot products use 16
 // fused multiply-add lanes over k (missing lanes are zero) and one fixed reduction tree; softmax
-// and activations use scalar libm calls. The AVX-512 and the portable variants of a kernel give
-// bitwise-identical results (same lanes, same fused multiply-adds, same tree).
+// and activations use one exponential of our own (ExpScalar, avx512::Exp), not libm's. The
+// AVX-512 and the portable variants of a kernel give bitwise-identical results (same lanes, same
+// fused multiply-adds, same tree, same polynomial).
 //
 // bf16 weights compute in bf16 x bf16 -> fp32: activations are rounded to bf16 (nearest even),
 // and lane l of each 32-wide chunk of k accumulates the pair (2l+1, 2l), odd element first, with
@@ -144,6 +145,28 @@ inline float ReduceLanes(const float* a) {
   return t2[0] + t2[1];
 }
 
+// e^x in float for softmax and SiLU, the same bits here and in avx512::Exp (lane by lane):
+// n = nearest-even(x * log2 e), r = x - n ln2 (two fused steps), a degree-7 Taylor polynomial in
+// r by fused Horner steps, scaled by 2^n. x < -87 gives 0 (results stay normal), x > 88.72 +inf,
+// NaN stays NaN. Within 2 ulp of e^x elsewhere.
+namespace exp_constants {
+inline constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+inline constexpr float kLow = -87.0f, kHigh = 88.72f;
+inline constexpr float kC[8] = {1.0f, 1.0f, 0.5f, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
+}  // namespace exp_constants
+
+inline float ExpScalar(float x) {
+  using namespace exp_constants;
+  if (std::isnan(x)) return x;
+  if (x < kLow) return 0.0f;
+  if (x > kHigh) return INFINITY;
+  const float n = std::nearbyint(x * kLog2e);
+  const float r = std::fma(n, -kLn2Lo, std::fma(n, -kLn2Hi, x));
+  float p = kC[7];
+  for (int i = 6; i >= 0; --i) p = std::fma(p, r, kC[i]);
+  return std::ldexp(p, static_cast<int>(n));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Portable variant: 16 emulated lanes with std::fma.
 namespace portable {
@@ -242,6 +265,42 @@ TAILOR_AVX512_INLINE float Reduce(__m512 a) {
   __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
   __m128 t1 = _mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1));
   return _mm_cvtss_f32(t1);
+}
+
+// Lane j of the result is Reduce(a[j]) (the tree of ReduceLanes) for 16 vectors at once:
+// 256-bit halves, then 128-bit blocks, then pairs, then neighbours. The inputs go in in the
+// order 0, 4, 8, 12, 1, 5, ... so that the results come out in lane order.
+TAILOR_AVX512_INLINE __m512 Reduce16(const __m512* a) {
+  __m512 b[8], c[4], d[2];
+  for (int k = 0; k < 8; ++k) {
+    const __m512 x = a[(2 * k) % 4 * 4 + (2 * k) / 4], y = a[(2 * k + 1) % 4 * 4 + (2 * k + 1) / 4];
+    b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xee));
+  }
+  for (int k = 0; k < 4; ++k) {
+    c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0xdd));
+  }
+  for (int k = 0; k < 2; ++k) {
+    const __m512d x = _mm512_castps_pd(c[2 * k]), y = _mm512_castps_pd(c[2 * k + 1]);
+    d[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xdd));
+}
+
+// ExpScalar in 16 lanes.
+TAILOR_AVX512_INLINE __m512 Exp(__m512 x) {
+  using namespace exp_constants;
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-kLn2Hi), x);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(kC[7]);
+  for (int i = 6; i >= 0; --i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC[i]));
+  __m512 e = _mm512_scalef_ps(p, n);
+  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(kLow), _CMP_LT_OQ), _mm512_setzero_ps());
+  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(kHigh), _CMP_GT_OQ),
+                         _mm512_set1_ps(INFINITY));
+  return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
 // Tiles of kTm rows x kTn weight rows, kTm * kTn accumulators.
@@ -373,6 +432,18 @@ TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off
     acc = _mm512_fmadd_ps(LoadW<kWF32>(a, c, count), LoadW<kType>(b, b_off + c, count), acc);
   }
   return Reduce(acc);
+}
+
+// g[i] = g[i] / (1 + Exp(-g[i])) * u[i] for i in [0, n).
+TAILOR_AVX512_TARGET inline void SwiGlu(int64_t n, float* g, const float* u) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = HalfMask(n - i < 16 ? static_cast<int>(n - i) : 16);
+    const __m512 gv = _mm512_maskz_loadu_ps(mask, g + i);
+    const __m512 e = Exp(_mm512_xor_ps(gv, _mm512_set1_ps(-0.0f)));
+    const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, e));
+    _mm512_mask_storeu_ps(g + i, mask, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, u + i)));
+  }
 }
 
 // o[d] = fma(w, b[b_off + d], o[d]) for d in [0, n): one fused multiply-add per element, so

@@ -161,50 +161,282 @@ inline void KvWriteOp(KD kv_dim, BS block_size, MB max_blocks, NL n_layers, int 
   }
 }
 
+// Where position p of a batch row's KV lives: element offset of its K row for layer `layer`,
+// kv head `kvh` (V is block_size * kv_dim further). See KvWriteOp for the layout.
+struct KvCursor {
+  const int32_t* table;  // block ids of the batch row
+  int64_t block_stride;  // elements per KV block (all layers, K and V)
+  int64_t base;          // offset of this layer's K and this kv head inside a block
+  int64_t v_shift;       // V row minus K row
+  int block_size, kv_dim;
+  int64_t K(int p) const {
+    return table[p / block_size] * block_stride + base + static_cast<int64_t>(p % block_size) * kv_dim;
+  }
+};
+
+// Visits K rows of positions p, p + 1, ... in order without a division per position.
+struct KvWalk {
+  const int32_t* table;
+  int64_t block_stride, base, kv_dim;
+  int block_size, page = 0, slot = 0;
+  int64_t page_base;
+  KvWalk(const KvCursor& c, int p)
+      : table(c.table), block_stride(c.block_stride), base(c.base), kv_dim(c.kv_dim),
+        block_size(c.block_size), page(p / c.block_size), slot(p % c.block_size),
+        page_base(c.table[page] * c.block_stride + c.base) {}
+  int64_t Next() {  // K row of the next position (reads no table entry past it)
+    if (slot == block_size) {
+      slot = 0;
+      ++page;
+      page_base = table[page] * block_stride + base;
+    }
+    return page_base + slot++ * kv_dim;
+  }
+};
+
+namespace attention {
+
+// Softmax weights of one query: scores[p] = q . k_p * scale for p < n (each a 16-lane dot product
+// with the fixed tree), then e_p = Exp(scores[p] - max) summed in 16 lanes by p mod 16 and
+// reduced with the tree; returns 1 / sum. scores[p] holds e_p afterwards.
+template <int kKv, class HD>
+inline float Weights(HD head_dim, const float* qh, const void* pool, const KvCursor& kv, int n,
+                     float scale, float* scores) {
+  float max_score = -INFINITY;
+  for (int p = 0; p < n; ++p) {
+    scores[p] = portable::Dot<kKv>(head_dim, qh, pool, kv.K(p)) * scale;
+    max_score = scores[p] > max_score ? scores[p] : max_score;
+  }
+  float lanes[16] = {};
+  for (int p = 0; p < n; ++p) {
+    scores[p] = ExpScalar(scores[p] - max_score);
+    lanes[p % 16] += scores[p];
+  }
+  return 1.0f / ReduceLanes(lanes);
+}
+
+// The AVX-512 path: a set of up to kQueries queries over the same K and V rows (rows of one
+// sequence, heads of one kv head) walks the positions in tiles of kTile, each tile's K (then V)
+// rows reused by every query while in L1. Per query it computes exactly what Weights and the
+// position-ordered weighted sum of V compute: 16 positions per step, their dot products reduced
+// together by Reduce16 (the tree of Reduce), Exp in lanes.
+inline constexpr int kQueries = 16, kTile = 32;
+
+struct Query {
+  const float* q;  // [head_dim]
+  float* out;      // [head_dim]
+  int n;           // positions attended: [0, n)
+};
+
+// scores[p] = q . k_p * scale for p in [p_begin, p_end) (p_begin a multiple of 16); *vmax holds
+// the running maximum in lanes.
+// Rows read straight from the pool (kType = the KV type) or from a tile copied by CopyTile
+// (kType = kWF32, rows of kC * 16 floats).
+struct PoolRows {
+  KvWalk walk;
+  int64_t shift;  // 0 for K, v_shift for V
+  int64_t Next() { return walk.Next() + shift; }
+};
+struct TileRows {
+  int64_t next, stride;
+  int64_t Next() { return (next += stride) - stride; }
+};
+
+// buf[p - p_begin] = K (or V) row of p as floats, for p in [p_begin, p_end); lanes past head_dim 0.
+template <int kKv, int kC>
+TAILOR_AVX512_INLINE void CopyTile(int head_dim, const void* pool, const KvCursor& kv, bool v, int p_begin,
+                                   int p_end, float* buf) {
+  KvWalk walk(kv, p_begin);
+  for (int p = p_begin; p < p_end; ++p) {
+    const int64_t at = walk.Next() + (v ? kv.v_shift : 0);
+#pragma GCC unroll 8
+    for (int c = 0; c < kC; ++c) {
+      _mm512_storeu_ps(buf + (p - p_begin) * kC * 16 + 16 * c, avx512::LoadW<kKv>(pool, at + 16 * c, head_dim - 16 * c));
+    }
+  }
+}
+
+template <int kType, int kC, class Rows>
+TAILOR_AVX512_INLINE void ScoreTile(int head_dim, const float* qh, const void* src, Rows rows,
+                                    int p_begin, int p_end, float scale, float* scores, __m512* vmax) {
+  __m512 q[kC];
+#pragma GCC unroll 8
+  for (int c = 0; c < kC; ++c) q[c] = avx512::LoadW<kWF32>(qh, 16 * c, head_dim - 16 * c);
+  for (int p0 = p_begin; p0 < p_end; p0 += 16) {
+    const int count = p_end - p0 < 16 ? p_end - p0 : 16;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; ++t) {
+      acc[t] = _mm512_setzero_ps();
+      if (t >= count) continue;
+      const int64_t at = rows.Next();
+#pragma GCC unroll 8
+      for (int c = 0; c < kC; ++c) {
+        acc[t] = _mm512_fmadd_ps(q[c], avx512::LoadW<kType>(src, at + 16 * c, head_dim - 16 * c), acc[t]);
+      }
+    }
+    const __mmask16 mask = avx512::HalfMask(count);
+    const __m512 s = _mm512_mul_ps(avx512::Reduce16(acc), _mm512_set1_ps(scale));
+    _mm512_mask_storeu_ps(scores + p0, mask, s);
+    *vmax = _mm512_mask_max_ps(*vmax, mask, *vmax, s);
+  }
+}
+
+// scores[p] = Exp(scores[p] - max) for p < n, summed in lanes by p mod 16; returns 1 / sum.
+TAILOR_AVX512_INLINE float ExpSum(int n, __m512 vmax, float* scores) {
+  const __m512 max_score = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  __m512 lanes = _mm512_setzero_ps();
+  for (int p0 = 0; p0 < n; p0 += 16) {
+    const __mmask16 mask = avx512::HalfMask(n - p0);
+    const __m512 s = _mm512_maskz_loadu_ps(mask, scores + p0);
+    const __m512 e = _mm512_maskz_mov_ps(mask, avx512::Exp(_mm512_sub_ps(s, max_score)));
+    _mm512_mask_storeu_ps(scores + p0, mask, e);
+    lanes = _mm512_add_ps(lanes, e);
+  }
+  return 1.0f / avx512::Reduce(lanes);
+}
+
+// o = fma(scores[p] * inv, v_p, o) for p in [p_begin, p_end) in order; o starts at zero when
+// p_begin is 0, else continues from out.
+template <int kType, int kC, class Rows>
+TAILOR_AVX512_INLINE void MixTile(int head_dim, const void* src, Rows rows, int p_begin, int p_end,
+                                  const float* scores, float inv, float* out) {
+  __m512 acc[kC];
+  int count[kC];
+#pragma GCC unroll 8
+  for (int c = 0; c < kC; ++c) {
+    count[c] = head_dim - 16 * c;
+    acc[c] = p_begin == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(avx512::HalfMask(count[c]), out + 16 * c);
+  }
+  for (int p = p_begin; p < p_end; ++p) {
+    const __m512 w = _mm512_set1_ps(scores[p] * inv);
+    const int64_t at = rows.Next();
+#pragma GCC unroll 8
+    for (int c = 0; c < kC; ++c) acc[c] = _mm512_fmadd_ps(w, avx512::LoadW<kType>(src, at + 16 * c, count[c]), acc[c]);
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < kC; ++c) _mm512_mask_storeu_ps(out + 16 * c, avx512::HalfMask(count[c]), acc[c]);
+}
+
+// Attends `nq` (<= kQueries) queries over kv; scores: nq * (max n) floats. With several queries
+// each tile of K (then V) rows is first copied to a float buffer in L1, whatever the KV type.
+template <int kKv, int kC>
+TAILOR_AVX512_TARGET inline void AttendSet(int head_dim, const Query* qs, int nq, const void* pool,
+                                           const KvCursor& kv, float scale, float* scores) {
+  int stride = 0;
+  for (int i = 0; i < nq; ++i) stride = qs[i].n > stride ? qs[i].n : stride;
+  __m512 vmax[kQueries];
+  float inv[kQueries];
+  alignas(64) float buf[kTile * kC * 16];
+  for (int i = 0; i < nq; ++i) vmax[i] = _mm512_set1_ps(-INFINITY);
+  for (int v = 0; v < 2; ++v) {
+    if (v == 1) {
+      for (int i = 0; i < nq; ++i) inv[i] = ExpSum(qs[i].n, vmax[i], scores + i * stride);
+    }
+    for (int t0 = 0; t0 < stride; t0 += kTile) {
+      const int t_end = stride < t0 + kTile ? stride : t0 + kTile;
+      if (nq > 1) CopyTile<kKv, kC>(head_dim, pool, kv, v == 1, t0, t_end, buf);
+      for (int i = 0; i < nq; ++i) {
+        const int end = qs[i].n < t_end ? qs[i].n : t_end;
+        if (end <= t0) continue;
+        float* si = scores + i * stride;
+        if (nq > 1) {
+          const TileRows rows{0, kC * 16};
+          if (v == 0) ScoreTile<kWF32, kC>(head_dim, qs[i].q, buf, rows, t0, end, scale, si, &vmax[i]);
+          if (v == 1) MixTile<kWF32, kC>(head_dim, buf, rows, t0, end, si, inv[i], qs[i].out);
+        } else {
+          const PoolRows rows{KvWalk(kv, t0), v == 1 ? kv.v_shift : 0};
+          if (v == 0) ScoreTile<kKv, kC>(head_dim, qs[i].q, pool, rows, t0, end, scale, si, &vmax[i]);
+          if (v == 1) MixTile<kKv, kC>(head_dim, pool, rows, t0, end, si, inv[i], qs[i].out);
+        }
+      }
+    }
+  }
+}
+
+template <int kKv>
+inline void AttendSetAnyDim(int head_dim, const Query* qs, int nq, const void* pool, const KvCursor& kv,
+                            float scale, float* scores) {
+  switch ((head_dim + 15) / 16) {
+    case 1: return AttendSet<kKv, 1>(head_dim, qs, nq, pool, kv, scale, scores);
+    case 2: return AttendSet<kKv, 2>(head_dim, qs, nq, pool, kv, scale, scores);
+    case 3: return AttendSet<kKv, 3>(head_dim, qs, nq, pool, kv, scale, scores);
+    case 4: return AttendSet<kKv, 4>(head_dim, qs, nq, pool, kv, scale, scores);
+    case 5: return AttendSet<kKv, 5>(head_dim, qs, nq, pool, kv, scale, scores);
+    case 6: return AttendSet<kKv, 6>(head_dim, qs, nq, pool, kv, scale, scores);
+    case 7: return AttendSet<kKv, 7>(head_dim, qs, nq, pool, kv, scale, scores);
+    default: return AttendSet<kKv, 8>(head_dim, qs, nq, pool, kv, scale, scores);
+  }
+}
+
+}  // namespace attention
+
 // Causal attention over paged KV for heads [head_begin, head_end), every token row m with
 // pos[m] >= 0 attending positions [0, pos[m]] of its batch row. Cost grows with the positions
-// used, not with ctx_len. scores: scratch of (max position + 1) floats per calling thread.
+// used, not with ctx_len. scores: scratch of AttentionScratch(ctx_len) floats per calling thread.
+// Each (row, head) is computed alone by attention::Weights and a weighted sum of V rows in
+// position order, so its bits do not depend on the other rows or heads; the AVX-512 path
+// (head_dim up to 128) computes the same operations for sets of queries sharing K and V.
+inline int64_t AttentionScratch(int ctx_len) { return static_cast<int64_t>(attention::kQueries) * ctx_len; }
+
 template <class Isa, int kKv, class HQ, class HK, class HD, class BS, class MB, class NL>
 inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS block_size,
                         MB max_blocks, NL n_layers, int layer, const float* q, const int32_t* pos,
                         const int32_t* row_of, const int32_t* tables, const void* pool, float* out,
                         float* scores, int head_begin, int head_end) {
   const int group = static_cast<int>(n_heads) / static_cast<int>(n_kv_heads);
-  const int kv_dim = static_cast<int>(n_kv_heads) * static_cast<int>(head_dim);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(static_cast<int>(head_dim)));
-  const int64_t layer_stride = static_cast<int64_t>(block_size) * kv_dim;
-  for (int m = 0; m < rows; ++m) {
-    for (int h = head_begin; h < head_end; ++h) {
-      float* o = out + (static_cast<int64_t>(m) * n_heads + h) * head_dim;
+  const int hd = static_cast<int>(head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  KvCursor kv;
+  kv.block_size = static_cast<int>(block_size);
+  kv.kv_dim = static_cast<int>(n_kv_heads) * hd;
+  kv.v_shift = static_cast<int64_t>(kv.block_size) * kv.kv_dim;
+  kv.block_stride = static_cast<int64_t>(n_layers) * 2 * kv.v_shift;
+  auto at = [&](auto* base, int m, int h) { return base + (static_cast<int64_t>(m) * n_heads + h) * hd; };
+  if constexpr (kAvx512<Isa>) {
+    if (hd <= 128) {
+      attention::Query set[attention::kQueries];
+      for (int kvh = head_begin / group; kvh * group < head_end; ++kvh) {
+        kv.base = static_cast<int64_t>(layer) * 2 * kv.v_shift + kvh * hd;
+        const int hb = head_begin > kvh * group ? head_begin : kvh * group;
+        const int he = head_end < (kvh + 1) * group ? head_end : (kvh + 1) * group;
+        for (int m0 = 0; m0 < rows;) {  // runs of rows of one sequence share K and V
+          int m1 = m0 + 1;
+          while (m1 < rows && row_of[m1] == row_of[m0]) ++m1;
+          kv.table = tables + row_of[m0] * static_cast<int>(max_blocks);
+          int nq = 0;
+          for (int m = m0; m < m1; ++m) {
+            for (int h = hb; h < he; ++h) {
+              if (pos[m] < 0) {
+                for (int d = 0; d < hd; ++d) at(out, m, h)[d] = 0.0f;
+                continue;
+              }
+              set[nq++] = {at(q, m, h), at(out, m, h), pos[m] + 1};
+              if (nq == attention::kQueries) {
+                attention::AttendSetAnyDim<kKv>(hd, set, nq, pool, kv, scale, scores);
+                nq = 0;
+              }
+            }
+          }
+          if (nq > 0) attention::AttendSetAnyDim<kKv>(hd, set, nq, pool, kv, scale, scores);
+          m0 = m1;
+        }
+      }
+      return;
+    }
+  }
+  for (int h = head_begin; h < head_end; ++h) {
+    for (int m = 0; m < rows; ++m) {
+      float* o = at(out, m, h);
       if (pos[m] < 0) {
-        for (int d = 0; d < static_cast<int>(head_dim); ++d) o[d] = 0.0f;
+        for (int d = 0; d < hd; ++d) o[d] = 0.0f;
         continue;
       }
-      const float* qh = q + (static_cast<int64_t>(m) * n_heads + h) * head_dim;
-      const int kvh = h / group;
-      const int32_t* table = tables + row_of[m] * static_cast<int>(max_blocks);
-      const int n_pos = pos[m] + 1;
-      float max_score = -INFINITY;
-      for (int p = 0; p < n_pos; ++p) {
-        const int64_t kb = ((static_cast<int64_t>(table[p / static_cast<int>(block_size)]) * n_layers + layer) * 2) *
-                               layer_stride +
-                           static_cast<int64_t>(p % static_cast<int>(block_size)) * kv_dim + kvh * static_cast<int>(head_dim);
-        scores[p] = DotOp<Isa, kKv>(head_dim, qh, pool, kb) * scale;
-        max_score = scores[p] > max_score ? scores[p] : max_score;
-      }
-      float sum = 0.0f;
-      for (int p = 0; p < n_pos; ++p) {
-        scores[p] = std::exp(scores[p] - max_score);
-        sum += scores[p];
-      }
-      const float inv = 1.0f / sum;
-      for (int d = 0; d < static_cast<int>(head_dim); ++d) o[d] = 0.0f;
-      for (int p = 0; p < n_pos; ++p) {
-        const int64_t vb = ((static_cast<int64_t>(table[p / static_cast<int>(block_size)]) * n_layers + layer) * 2 + 1) *
-                               layer_stride +
-                           static_cast<int64_t>(p % static_cast<int>(block_size)) * kv_dim + kvh * static_cast<int>(head_dim);
-        AxpyOp<Isa, kKv>(head_dim, scores[p] * inv, pool, vb, o);
-      }
+      kv.table = tables + row_of[m] * static_cast<int>(max_blocks);
+      kv.base = static_cast<int64_t>(layer) * 2 * kv.v_shift + (h / group) * hd;
+      const float inv = attention::Weights<kKv>(head_dim, at(q, m, h), pool, kv, pos[m] + 1, scale, scores);
+      for (int d = 0; d < hd; ++d) o[d] = 0.0f;
+      for (int p = 0; p <= pos[m]; ++p) AxpyOp<Isa, kKv>(head_dim, scores[p] * inv, pool, kv.K(p) + kv.v_shift, o);
     }
   }
 }
@@ -217,12 +449,17 @@ inline void AddOp(D dim, float* x, const float* y, int row_begin, int row_end) {
   }
 }
 
-// g[m] = silu(g[m]) * u[m] for rows [row_begin, row_end).
-template <class F>
+// g[m] = silu(g[m]) * u[m] = g / (1 + e^-g) * u for rows [row_begin, row_end), e^x by ExpScalar
+// (avx512::Exp in lanes: the same bits).
+template <class Isa, class F>
 inline void SwiGluOp(F ffn, float* g, const float* u, int row_begin, int row_end) {
-  for (int64_t i = static_cast<int64_t>(row_begin) * ffn; i < static_cast<int64_t>(row_end) * ffn; ++i) {
-    g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  int64_t i = static_cast<int64_t>(row_begin) * ffn;
+  const int64_t end = static_cast<int64_t>(row_end) * ffn;
+  if constexpr (kAvx512<Isa>) {
+    if (i < end) avx512::SwiGlu(end - i, g + i, u + i);
+    return;
   }
+  for (; i < end; ++i) g[i] = g[i] / (1.0f + ExpScalar(-g[i])) * u[i];
 }
 
 // out[r] = x[index[r]] (index < 0: zeros) for rows [row_begin, row_end).

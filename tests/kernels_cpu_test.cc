@@ -2,6 +2,8 @@
 // AVX-512 and portable variants agree bitwise (AMX bf16 matmuls: within tolerance); a row's result does not depend on the other rows,
 // on the tile that computed it, or on the -ols partition.
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -18,6 +20,10 @@ using kern::PortableIsa;
 
 bool HasAvx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"); }
+
+TAILOR_AVX512_TARGET void ExpLanes(const float* x, float* out) {
+  _mm512_storeu_ps(out, kern::avx512::Exp(_mm512_loadu_ps(x)));
+}
 
 std::vector<float> Random(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -168,7 +174,7 @@ void CheckAttentionVariantsAgree() {
   const std::vector<int32_t> pos = {5, 30, -1}, row_of = {0, 1, 1};
   std::vector<int32_t> tables(2 * kMaxBlocks);
   for (int i = 0; i < 2 * kMaxBlocks; ++i) tables[i] = (i * 5) % (2 * kMaxBlocks);
-  std::vector<float> a(3 * kHeads * kHeadDim, NAN), b(a.size(), NAN), scores(64);
+  std::vector<float> a(3 * kHeads * kHeadDim, NAN), b(a.size(), NAN), scores(kern::AttentionScratch(31));
   kern::AttentionOp<PortableIsa, kKv>(3, kHeads, kKvHeads, kHeadDim, kBlock, kMaxBlocks, kLayers, 1, q.data(),
                                       pos.data(), row_of.data(), tables.data(), pool.data(), a.data(),
                                       scores.data(), 0, kHeads);
@@ -183,6 +189,141 @@ TEST(CpuKernels, AttentionAvx512MatchesPortableBitwise) {
   CheckAttentionVariantsAgree<kern::kWF32>();
   CheckAttentionVariantsAgree<kern::kWF16>();
   CheckAttentionVariantsAgree<kern::kWBF16>();
+}
+
+// Paged KV of every type with rows at positions on both sides of 16-position groups and page
+// edges: the result of each (row, head) against the float64-accumulating reference, the AVX-512
+// variant bitwise equal to the portable one, and each row alone or in a head partition bitwise
+// equal to the batch (the per-row invariance prefill and decode rely on).
+template <int kKv>
+void CheckAttention(int head_dim, int block) {
+  constexpr int kHeads = 4, kKvHeads = 2, kLayers = 2, kLayer = 1;
+  const std::vector<int32_t> pos = {0, 15, 16, 17, 40, -1, 70};
+  const std::vector<int32_t> row_of = {0, 1, 1, 2, 3, 3, 4};
+  const int rows = static_cast<int>(pos.size()), n_rows = 5;
+  const int max_blocks = 71 / block + 1, n_blocks = n_rows * max_blocks;
+  const int kv_dim = kKvHeads * head_dim;
+  const auto kv_f = Random(static_cast<size_t>(n_blocks) * kLayers * 2 * block * kv_dim, 9);
+  std::vector<float> kv_exact;
+  auto pool = Encode(kv_f, kKv, &kv_exact);
+  const auto q = Random(static_cast<size_t>(rows) * kHeads * head_dim, 10);
+  std::vector<int32_t> tables(static_cast<size_t>(n_rows) * max_blocks);
+  for (int i = 0; i < n_blocks; ++i) tables[i] = (i * 7) % n_blocks;  // scattered blocks
+  const size_t out_size = static_cast<size_t>(rows) * kHeads * head_dim;
+  std::vector<float> a(out_size, NAN), b(out_size, NAN), scores(kern::AttentionScratch(71));
+  auto run = [&](auto isa, int n_rows_run, const float* qr, const int32_t* pr, const int32_t* ro,
+                 float* out, int hb, int he) {
+    kern::AttentionOp<decltype(isa), kKv>(n_rows_run, kHeads, kKvHeads, head_dim, block, max_blocks, kLayers,
+                                          kLayer, qr, pr, ro, tables.data(), pool.data(), out, scores.data(),
+                                          hb, he);
+  };
+  run(PortableIsa{}, rows, q.data(), pos.data(), row_of.data(), a.data(), 0, kHeads);
+  std::vector<float> keys, values, ref_out(head_dim), ref_scores(71);
+  for (int m = 0; m < rows; ++m) {
+    for (int h = 0; h < kHeads; ++h) {
+      const float* got = a.data() + (static_cast<size_t>(m) * kHeads + h) * head_dim;
+      if (pos[m] < 0) {
+        for (int d = 0; d < head_dim; ++d) ASSERT_EQ(got[d], 0.0f);
+        continue;
+      }
+      keys.assign(static_cast<size_t>(pos[m] + 1) * head_dim, 0);
+      values.assign(keys.size(), 0);
+      for (int p = 0; p <= pos[m]; ++p) {
+        const int64_t blk = tables[row_of[m] * max_blocks + p / block];
+        const int64_t at = ((blk * kLayers + kLayer) * 2) * block * kv_dim + (p % block) * kv_dim +
+                           (h / (kHeads / kKvHeads)) * head_dim;
+        for (int d = 0; d < head_dim; ++d) {
+          keys[static_cast<size_t>(p) * head_dim + d] = kv_exact[at + d];
+          values[static_cast<size_t>(p) * head_dim + d] = kv_exact[at + static_cast<int64_t>(block) * kv_dim + d];
+        }
+      }
+      ref::AttendOneHead(q.data() + (static_cast<size_t>(m) * kHeads + h) * head_dim, keys.data(), values.data(),
+                         head_dim, pos[m] + 1, head_dim, ref_out.data(), ref_scores.data());
+      for (int d = 0; d < head_dim; ++d) {
+        ASSERT_NEAR(got[d], ref_out[d], 2e-6 * std::sqrt(static_cast<float>(head_dim)))
+            << "kv type " << kKv << " head_dim " << head_dim << " row " << m << " head " << h << " d " << d;
+      }
+    }
+  }
+  if (HasAvx512()) {
+    run(Avx512Isa{}, rows, q.data(), pos.data(), row_of.data(), b.data(), 0, kHeads);
+    for (size_t i = 0; i < out_size; ++i) ASSERT_EQ(a[i], b[i]) << "kv type " << kKv << " head_dim " << head_dim;
+  }
+  for (auto isa : {0, 1}) {
+    if (isa == 1 && !HasAvx512()) continue;
+    for (int m = 0; m < rows; ++m) {
+      std::vector<float> one(static_cast<size_t>(kHeads) * head_dim, NAN);
+      const float* qm = q.data() + static_cast<size_t>(m) * kHeads * head_dim;
+      for (auto [hb, he] : {std::pair{0, 1}, std::pair{1, 3}, std::pair{3, 4}}) {
+        if (isa == 0) run(PortableIsa{}, 1, qm, &pos[m], &row_of[m], one.data(), hb, he);
+        if (isa == 1) run(Avx512Isa{}, 1, qm, &pos[m], &row_of[m], one.data(), hb, he);
+      }
+      for (size_t i = 0; i < one.size(); ++i) {
+        ASSERT_EQ(one[i], a[static_cast<size_t>(m) * kHeads * head_dim + i]) << "row " << m << " alone";
+      }
+    }
+  }
+}
+
+TEST(CpuKernels, AttentionMatchesReferenceAndIsPerRow) {
+  for (int head_dim : {8, 40, 64, 128, 144}) {
+    for (int block : {4, 5, 16}) {
+      CheckAttention<kern::kWF32>(head_dim, block);
+      CheckAttention<kern::kWF16>(head_dim, block);
+      CheckAttention<kern::kWBF16>(head_dim, block);
+    }
+  }
+}
+
+// The exponential of softmax and SiLU: within 2 ulp of e^x, its limits, and the vector variant
+// bitwise equal lane by lane.
+TEST(CpuKernels, ExpIsAccurateAndVariantsAgree) {
+  std::vector<float> xs = {0.0f, -0.0f, 1.0f, -1.0f, -87.0f, -86.99f, -87.01f, 88.72f, 88.7f, 88.73f,
+                           -INFINITY, INFINITY, NAN, 1e-30f, -1e-30f, 0.5f * 0.6931472f};
+  for (int i = 0; i < 20000; ++i) xs.push_back(-100.0f + 200.0f * static_cast<float>(i) / 20000);
+  for (float x : Random(4000, 11)) xs.push_back(4 * x);
+  for (float x : xs) {
+    const float e = kern::ExpScalar(x);
+    if (std::isnan(x)) {
+      EXPECT_TRUE(std::isnan(e));
+    } else if (x < -87.0f) {
+      EXPECT_EQ(e, 0.0f) << x;
+    } else if (x > 88.72f) {
+      EXPECT_EQ(e, INFINITY) << x;
+    } else {
+      const double ref = std::exp(static_cast<double>(x));
+      ASSERT_LE(std::abs(e - ref), 2.0 * ref * std::numeric_limits<float>::epsilon()) << x;
+    }
+  }
+  if (!HasAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU: the vector variant was not compared";
+  xs.resize(xs.size() / 16 * 16);
+  std::vector<float> got(xs.size());
+  for (size_t i = 0; i < xs.size(); i += 16) ExpLanes(xs.data() + i, got.data() + i);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float want = kern::ExpScalar(xs[i]);
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got[i]));
+    } else {
+      ASSERT_EQ(std::memcmp(&got[i], &want, 4), 0) << xs[i] << ": " << got[i] << " vs " << want;
+    }
+  }
+}
+
+TEST(CpuKernels, SwiGluMatchesReferenceAndVariantsAgree) {
+  const int ffn = 70, rows = 3;
+  auto g = Random(rows * ffn, 12), u = Random(rows * ffn, 13);
+  for (auto& x : g) x *= 8;  // reaches the tails of the sigmoid
+  g[5] = -200.0f;
+  g[6] = 200.0f;
+  std::vector<float> ref_out(rows * ffn), a = g;
+  ref::SwiGlu(g.data(), u.data(), rows * ffn, ref_out.data());
+  kern::SwiGluOp<PortableIsa>(ffn, a.data(), u.data(), 0, rows);
+  for (int i = 0; i < rows * ffn; ++i) ASSERT_NEAR(a[i], ref_out[i], 1e-6 * (1 + std::abs(ref_out[i]))) << i;
+  if (!HasAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU: the vector variant was not compared";
+  std::vector<float> b = g;
+  kern::SwiGluOp<Avx512Isa>(ffn, b.data(), u.data(), 0, 1);  // one row, then the others
+  kern::SwiGluOp<Avx512Isa>(ffn, b.data(), u.data(), 1, rows);
+  for (int i = 0; i < rows * ffn; ++i) ASSERT_EQ(a[i], b[i]) << i;
 }
 
 TEST(CpuKernels, RmsNormMatchesReference) {
