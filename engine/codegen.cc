@@ -50,7 +50,7 @@ std::string OpCall(const Op& op, const Program& p, const OpConstants& k) {
     case OpKind::kMatMul:
       return absl::StrCat("MatMulOp<Isa, ", WType(op.weight.dtype), ">(", C(op.rows), ", ", C(op.k),
                           ", ", Buf(p, op.in, true), ", ", w, ", ", Buf(p, op.out, false), ", ", op.n,
-                          ", b, e);");
+                          ", b, e, a->packed ? a->packed + ", op.weight.offset, " : nullptr);");
     case OpKind::kRope:
       return absl::StrCat("RopeOp(", C(k.n_heads), ", ", C(k.n_kv_heads), ", ", C(k.head_dim), ", ",
                           Buf(p, op.in, false), ", ", Buf(p, op.in2, false), ", a->pos, a->cos_sin, b, e);");

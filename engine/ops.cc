@@ -17,7 +17,8 @@ T* At(const kern::OpArgs& a, const Program& p, int32_t buffer) {
 template <class Isa, int kW>
 void MatMul(const Op& op, const Program& p, const kern::OpArgs& a, int b, int e) {
   kern::MatMulOp<Isa, kW>(op.rows, op.k, At<const float>(a, p, op.in), a.weights + op.weight.offset,
-                          At<float>(a, p, op.out), op.n, b, e);
+                          At<float>(a, p, op.out), op.n, b, e,
+                          a.packed != nullptr ? a.packed + op.weight.offset : nullptr);
 }
 
 template <class Isa, int kW>

@@ -1,12 +1,14 @@
 #include "engine/runtime.h"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -37,7 +39,7 @@ std::string ShapeList(std::span<const Specialization> specs) {
 }  // namespace
 
 std::string ProgramKey(const Program& p, const OpConstants& k) {
-  std::string text = absl::StrCat("v1 ", p.spec.Name(), " ols", p.spec.ols, " blk", k.kv_block, " kv",
+  std::string text = absl::StrCat("v2 ", p.spec.Name(), " ols", p.spec.ols, " blk", k.kv_block, " kv",
                                   static_cast<int>(k.kv_dtype), " h", k.n_heads, "/", k.n_kv_heads,
                                   "/", k.head_dim, " l", k.n_layers, " eps", k.rms_eps);
   for (const Op& op : p.ops) {
@@ -52,6 +54,7 @@ std::string ProgramKey(const Program& p, const OpConstants& k) {
 Runtime::~Runtime() {
   pool_.reset();
   for (void* h : dl_handles_) dlclose(h);
+  if (packed_ != nullptr) munmap(packed_, packed_size_);
 }
 
 absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::path& dir,
@@ -176,6 +179,29 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
       rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
     }
   }
+  // AMX tiles stream weights best from the blocked layout: each Packable bf16 matmul weight gets
+  // its copy once (the same bits as from the row-major weights).
+  if (rt->isa_ == CpuIsa::kAmx) {
+    const MappedFile& file = *pkg.weights_file;
+    void* m = mmap(nullptr, file.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+      return absl::ResourceExhaustedError(absl::StrCat("cannot map ", file.size(), " bytes for AMX weight tiles"));
+    }
+    rt->packed_ = static_cast<std::byte*>(m);
+    rt->packed_size_ = file.size();
+    std::set<int64_t> done;
+    for (const Program& prog : rt->programs_) {
+      for (const Op& op : prog.ops) {
+        if (op.kind != OpKind::kMatMul || op.weight.dtype != DType::kBF16 || !kern::amx::Packable(op.n, op.k) ||
+            !done.insert(op.weight.offset).second) {
+          continue;
+        }
+        kern::amx::PackWeights(reinterpret_cast<const uint16_t*>(file.data() + op.weight.offset), op.n, op.k,
+                               reinterpret_cast<uint16_t*>(rt->packed_ + op.weight.offset));
+      }
+    }
+    mprotect(rt->packed_, rt->packed_size_, PROT_READ);
+  }
   rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   rt->tokens_.resize(max_rows);
@@ -255,7 +281,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
   }
   kern::OpArgs args{arena_.get(),   package_->weights_file->data(), kv_.get(), tokens_.data(),
                     pos_.data(),    row_of_.data(), tables_.data(), keep_.data(),
-                    cos_sin_.data(), scores_.data()};
+                    cos_sin_.data(), scores_.data(), packed_};
   const bool gen = !generated_.empty();
   for (size_t i = 0; i < prog.ops.size(); ++i) {
     const Op& op = prog.ops[i];

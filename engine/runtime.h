@@ -68,6 +68,10 @@ class Runtime final : public Executor {
   std::unique_ptr<std::byte[], void (*)(std::byte*)> arena_{nullptr, nullptr};
   std::vector<float> cos_sin_;  // [max ctx_len, head_dim / 2, 2]
   std::vector<float> scores_;   // [threads, kern::AttentionScratch(max ctx_len)]
+  // AMX only: anonymous mapping the size of the weights file holding, at each Packable bf16
+  // matmul weight's offset, its amx::PackWeights copy (other pages never touched); read-only.
+  std::byte* packed_ = nullptr;
+  size_t packed_size_ = 0;
   // Step inputs, sized for the largest specialization.
   std::vector<int32_t> tokens_, pos_, row_of_, tables_, keep_;
 };

@@ -589,15 +589,40 @@ TAILOR_AMX_INLINE void StoreTile(const float (*c)[16], float* y, int64_t ldy, in
   }
 }
 
-// One block of 16 weight rows at w (row stride ldw bytes, k readable up to 32 * steps) against
-// every x block: accumulator tile 0.
-TAILOR_AMX_INLINE void OneBlock(const uint16_t* w, int64_t ldw, const uint32_t* xp, int m_blocks, int steps,
-                                int rows, float* y, int64_t ldy, int n0, int n_count) {
+// Tile-blocked weights: a copy of w[n, k] (Packable) in which the weight tile of rows
+// [16 j, 16 j + 16) and k [32 s, 32 s + 32) is 1 KiB at element (j * k / 32 + s) * 512, its rows
+// 64 bytes apart. Tile loads then read contiguous memory (one prefetchable stream per block
+// instead of 16 rows); MatMul computes the same tiles, so the same bits, from either layout.
+inline bool Packable(int64_t n, int64_t k) { return n % 16 == 0 && k % 32 == 0; }
+
+inline void PackWeights(const uint16_t* w, int64_t n, int64_t k, uint16_t* out) {
+  const int64_t steps = k / 32;
+  for (int64_t j = 0; j < n / 16; ++j) {
+    for (int64_t r = 0; r < 16; ++r) {
+      for (int64_t s = 0; s < steps; ++s) {
+        std::memcpy(out + (j * steps + s) * 512 + r * 32, w + (16 * j + r) * k + 32 * s, 64);
+      }
+    }
+  }
+}
+
+// Where MatMul finds the weight tile of block row n0 (a multiple of 16 when packed) and k step
+// s: base + n0 * k + s * step, rows stride bytes apart (the row-major or the blocked layout).
+struct WeightTiles {
+  const uint16_t* base;
+  int64_t k, step, stride;
+  const uint16_t* At(int n0, int s) const { return base + n0 * k + s * step; }
+};
+
+// One block of 16 weight rows (tile of k step s at block + s * step, rows stride bytes apart)
+// against every x block into y columns [n0, n0 + n_count): accumulator tile 0.
+TAILOR_AMX_INLINE void OneBlock(const uint16_t* block, int64_t step, int64_t stride, const uint32_t* xp,
+                                int m_blocks, int steps, int rows, float* y, int64_t ldy, int n0, int n_count) {
   alignas(64) float c[16][16];
   for (int mb = 0; mb < m_blocks; ++mb) {
     _tile_zero(0);
     for (int s = 0; s < steps; ++s) {
-      _tile_loadd(4, w + 32 * s, ldw);
+      _tile_loadd(4, block + s * step, stride);
       _tile_loadd(6, xp + (static_cast<int64_t>(mb) * steps + s) * kTileWords, 64);
       _tile_dpbf16ps(0, 4, 6);
     }
@@ -607,16 +632,20 @@ TAILOR_AMX_INLINE void OneBlock(const uint16_t* w, int64_t ldw, const uint32_t* 
 }
 
 // y[m, n] = dot(bf16(x[m, :k]), w[n, :k]) for m in [0, rows), n in [n_begin, n_end);
-// w: [*, k] bf16 row-major.
+// w: [ldy, k] bf16 row-major; w_packed: null or its PackWeights copy (used when Packable and
+// n_begin is a multiple of 16; the bits are the same either way).
 template <class R, class K>
 TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w_v, float* y,
-                              int64_t ldy, int n_begin, int n_end) {
+                              int64_t ldy, int n_begin, int n_end, const void* w_packed = nullptr) {
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
   if (rows <= 0 || n_end <= n_begin) return;
   const int steps = (k + 31) / 32, m_blocks = (rows + 15) / 16;
   const int m_pairs = (m_blocks + 1) / 2;
   const int64_t ldw = static_cast<int64_t>(k) * 2;  // bytes
   const uint16_t* w = static_cast<const uint16_t*>(w_v);
+  const bool packed = w_packed != nullptr && Packable(ldy, k) && n_begin % 16 == 0;
+  const WeightTiles wt = packed ? WeightTiles{static_cast<const uint16_t*>(w_packed), k, 512, 64}
+                                : WeightTiles{w, k, 32, ldw};
   // Owned scratch: x tiles (an even number of x blocks) and 16 zero-padded weight rows.
   std::unique_ptr<uint32_t[]> xp(new uint32_t[static_cast<size_t>(2 * m_pairs) * steps * kTileWords]);
   PackX(rows, k, x, ldx, 2 * m_pairs, steps, xp.get());
@@ -633,22 +662,28 @@ TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, cons
   int n = n_begin;
   const bool k_whole = k % 32 == 0;  // otherwise every block goes through the padded copy
   if (k_whole && m_blocks == 1) {
-    // Decode: four weight blocks share each x tile.
+    // Decode: four weight blocks share each x tile. Blocked weights are four streams, fetched
+    // four tiles ahead (the tile loads alone keep too few lines in flight).
     for (; n + 64 <= n_end; n += 64) {
-      const uint16_t* w0 = w + static_cast<int64_t>(n) * k;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
       for (int s = 0; s < steps; ++s) {
+        if (packed) {
+          for (int b = 0; b < 4; ++b) {
+            const char* ahead = reinterpret_cast<const char*>(wt.At(n + 16 * b, s + 4));
+            for (int line = 0; line < 16; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
+          }
+        }
         _tile_loadd(6, xp.get() + static_cast<int64_t>(s) * kTileWords, 64);
-        _tile_loadd(4, w0 + 32 * s, ldw);
+        _tile_loadd(4, wt.At(n, s), wt.stride);
         _tile_dpbf16ps(0, 4, 6);
-        _tile_loadd(5, w0 + 16 * static_cast<int64_t>(k) + 32 * s, ldw);
+        _tile_loadd(5, wt.At(n + 16, s), wt.stride);
         _tile_dpbf16ps(1, 5, 6);
-        _tile_loadd(4, w0 + 32 * static_cast<int64_t>(k) + 32 * s, ldw);
+        _tile_loadd(4, wt.At(n + 32, s), wt.stride);
         _tile_dpbf16ps(2, 4, 6);
-        _tile_loadd(5, w0 + 48 * static_cast<int64_t>(k) + 32 * s, ldw);
+        _tile_loadd(5, wt.At(n + 48, s), wt.stride);
         _tile_dpbf16ps(3, 5, 6);
       }
       _tile_stored(0, c, 64);
@@ -663,8 +698,6 @@ TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, cons
   } else if (k_whole) {
     // Prefill: 32 weight rows x 32 x rows per group; the weight rows stay in cache across x.
     for (; n + 32 <= n_end; n += 32) {
-      const uint16_t* w0 = w + static_cast<int64_t>(n) * k;
-      const uint16_t* w1 = w0 + 16 * static_cast<int64_t>(k);
       for (int mp = 0; mp < m_pairs; ++mp) {
         const uint32_t* x0 = xp.get() + static_cast<int64_t>(2 * mp) * steps * kTileWords;
         const uint32_t* x1 = x0 + static_cast<int64_t>(steps) * kTileWords;
@@ -673,12 +706,12 @@ TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, cons
         _tile_zero(2);
         _tile_zero(3);
         for (int s = 0; s < steps; ++s) {
-          _tile_loadd(4, w0 + 32 * s, ldw);
+          _tile_loadd(4, wt.At(n, s), wt.stride);
           _tile_loadd(6, x0 + static_cast<int64_t>(s) * kTileWords, 64);
           _tile_dpbf16ps(0, 4, 6);
           _tile_loadd(7, x1 + static_cast<int64_t>(s) * kTileWords, 64);
           _tile_dpbf16ps(1, 4, 7);
-          _tile_loadd(5, w1 + 32 * s, ldw);
+          _tile_loadd(5, wt.At(n + 16, s), wt.stride);
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
         }
@@ -698,7 +731,7 @@ TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, cons
   }
   if (k_whole) {
     for (; n + 16 <= n_end; n += 16) {
-      OneBlock(w + static_cast<int64_t>(n) * k, ldw, xp.get(), m_blocks, steps, rows, y, ldy, n, 16);
+      OneBlock(wt.At(n, 0), wt.step, wt.stride, xp.get(), m_blocks, steps, rows, y, ldy, n, 16);
     }
   }
   if (n < n_end) {
@@ -712,7 +745,7 @@ TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, cons
       for (int i = 0; i < count; ++i) {
         std::memcpy(pad.get() + i * ldp, w + static_cast<int64_t>(n + i) * k, sizeof(uint16_t) * k);
       }
-      OneBlock(pad.get(), ldp * 2, xp.get(), m_blocks, steps, rows, y, ldy, n, count);
+      OneBlock(pad.get(), 32, ldp * 2, xp.get(), m_blocks, steps, rows, y, ldy, n, count);
     }
   }
   _tile_release();

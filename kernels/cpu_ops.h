@@ -24,7 +24,9 @@ struct OpArgs {
   const int32_t* tables;        // [batch, max_blocks] block ids
   const int32_t* keep;          // [batch]: token row whose logits are kept, -1 for none
   const float* cos_sin;         // rope table [max_positions, head_dim / 2, 2]
-  float* scores;                // [n_parts, ctx_len] attention scratch
+  float* scores;                // [n_parts, AttentionScratch(ctx_len)] attention scratch
+  const std::byte* packed;      // null, or at a weight's offset its amx::PackWeights copy (AMX
+                                // runtimes, bf16 matmul weights that are Packable)
 };
 
 // Splits [0, total) into `parts` contiguous ranges; returns range `part`.
@@ -45,11 +47,12 @@ template <class Isa>
 inline constexpr bool kAvx512 =
     std::is_same_v<Isa, Avx512Isa> || std::is_same_v<Isa, Avx512Bf16Isa> || std::is_same_v<Isa, AmxIsa>;
 
+// w_packed: null or the amx::PackWeights copy of w (read by AMX bf16 matmuls only).
 template <class Isa, int kType, class R, class K>
 inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n_total, int n_begin,
-                     int n_end) {
+                     int n_end, const void* w_packed = nullptr) {
   if constexpr (kType == kWBF16 && std::is_same_v<Isa, AmxIsa>) {
-    amx::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
+    amx::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, w_packed);
   } else if constexpr (kType == kWBF16 && std::is_same_v<Isa, Avx512Bf16Isa>) {
     avx512bf16::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
   } else if constexpr (kAvx512<Isa>) {

@@ -7,5 +7,7 @@ if [ ! -f build/CMakeCache.txt ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" >/dev/null
 fi
 cmake --build build -j "$JOBS"
+# The CLI tests use the default package; remake it if this build changed the compiler.
+scripts/make-default-package.sh
 cd build
 ctest --output-on-failure -j "$JOBS" "$@"

@@ -80,6 +80,23 @@ void CheckMatMul(int rows, int k, int n) {
     }
     for (int j = 0; j < n; ++j) ASSERT_EQ(one[j], y[m * n + j]) << m << "," << j;
   }
+  // AMX: the tile-blocked copy of the weights gives the same bits, whole or in partitions (whose
+  // unaligned starts read the row-major weights).
+  if constexpr (std::is_same_v<Isa, kern::AmxIsa>) {
+    if (kern::amx::Packable(n, k)) {
+      std::vector<uint16_t> packed(static_cast<size_t>(n) * k);
+      kern::amx::PackWeights(reinterpret_cast<const uint16_t*>(w.data()), n, k, packed.data());
+      for (int parts : {1, 2, 3}) {
+        std::vector<float> yp(y.size(), NAN);
+        for (int part = 0; part < parts; ++part) {
+          int b, e;
+          kern::Partition(n, parts, part, &b, &e);
+          kern::MatMulOp<Isa, kType>(rows, k, x.data(), w.data(), yp.data(), n, b, e, packed.data());
+        }
+        for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(yp[i], y[i]) << "packed, " << parts << " parts, " << i;
+      }
+    }
+  }
   // Compile-time extents give the same bits.
   if (k == 37 && n == 9) {
     std::vector<float> fixed(static_cast<size_t>(rows) * n, NAN);
@@ -155,7 +172,8 @@ TEST(CpuKernels, MatMulAmx) {
   if (!kern::amx::Available()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or the kernel refused it)";
   for (int rows : {1, 3, 16, 17, 37, 70}) {
     for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}, std::pair{64, 64},
-                        std::pair{128, 130}, std::pair{96, 200}, std::pair{172, 100}}) {
+                        std::pair{128, 130}, std::pair{96, 200}, std::pair{172, 100}, std::pair{64, 128},
+                        std::pair{96, 96}}) {
       CheckMatMul<kern::AmxIsa, kern::kWBF16>(rows, k, n);
     }
   }
