@@ -29,7 +29,8 @@ const Ceilings& OneCore() {
   return c;
 }
 
-template <class Isa, int kType>
+// kPacked: the AMX runtime's tile-blocked copy of the weights (amx::PackWeights).
+template <class Isa, int kType, bool kPacked = false>
 void MatMul(benchmark::State& state) {
   if (std::is_same_v<Isa, kern::Avx512Bf16Isa> && HostCpuIsa() < CpuIsa::kAvx512Bf16) {
     state.SkipWithError("this CPU lacks AVX512-BF16");
@@ -49,10 +50,16 @@ void MatMul(benchmark::State& state) {
     const uint16_t h = static_cast<uint16_t>(0x3000 + rng() % 0x0c00);
     std::memcpy(&pool[i], &h, 2);
   }
+  std::vector<std::byte> packed(kPacked ? pool.size() : 0);
+  for (size_t i = 0; kPacked && i < matrices; ++i) {
+    kern::amx::PackWeights(reinterpret_cast<const uint16_t*>(pool.data() + i * matrix_bytes), kN, k,
+                           reinterpret_cast<uint16_t*>(packed.data() + i * matrix_bytes));
+  }
   std::vector<float> x(static_cast<size_t>(rows) * k, 0.25f), y(static_cast<size_t>(rows) * kN);
   size_t m = 0;
   for (auto _ : state) {
-    kern::MatMulOp<Isa, kType>(rows, k, x.data(), pool.data() + m * matrix_bytes, y.data(), kN, 0, kN);
+    kern::MatMulOp<Isa, kType>(rows, k, x.data(), pool.data() + m * matrix_bytes, y.data(), kN, 0, kN,
+                               kPacked ? packed.data() + m * matrix_bytes : nullptr);
     benchmark::DoNotOptimize(y.data());
     m = (m + 1) % matrices;
   }
@@ -103,6 +110,7 @@ BENCHMARK(MatMul<kern::Avx512Isa, kern::kWF16>)->Name("MatMul/f16")->Apply(MatMu
 BENCHMARK(MatMul<kern::Avx512Isa, kern::kWBF16>)->Name("MatMul/bf16_emulated")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::Avx512Bf16Isa, kern::kWBF16>)->Name("MatMul/bf16")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::AmxIsa, kern::kWBF16>)->Name("MatMul/bf16_amx")->Apply(MatMulArgs)->UseRealTime();
+BENCHMARK(MatMul<kern::AmxIsa, kern::kWBF16, true>)->Name("MatMul/bf16_amx_packed")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(Attention)->Args({64, 1})->Args({256, 1})->Args({1024, 1})->Args({320, 64})->UseRealTime();
 
 }  // namespace

@@ -580,13 +580,37 @@ TAILOR_AMX_INLINE void PackX(int rows, int k, const float* x, int64_t ldx, int m
   }
 }
 
-// y[m0 + m, n0 + i] = c[i][m] for i < n_count, m < m_count (c: an accumulator tile, stored).
+// y[m0 + m, n0 + i] = c[i][m] for i < n_count, m < m_count (c: an accumulator tile, stored):
+// a 16 x 16 transpose in registers (pairs, quads, then 128-bit lanes), one masked row store per m.
 TAILOR_AMX_INLINE void StoreTile(const float (*c)[16], float* y, int64_t ldy, int n0, int n_count, int m0,
                                  int m_count) {
-  for (int m = 0; m < m_count; ++m) {
-    float* yr = y + (m0 + m) * ldy + n0;
-    for (int i = 0; i < n_count; ++i) yr[i] = c[i][m];
+  if (m_count == 1) {  // decode: one column
+    for (int i = 0; i < n_count; ++i) y[m0 * ldy + n0 + i] = c[i][0];
+    return;
   }
+  __m512 a[16], b[16], t[16];
+  for (int i = 0; i < 8; ++i) {
+    const __m512 r0 = _mm512_load_ps(c[2 * i]), r1 = _mm512_load_ps(c[2 * i + 1]);
+    a[2 * i] = _mm512_unpacklo_ps(r0, r1);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r0, r1);
+  }
+  for (int j = 0; j < 4; ++j) {  // b[4 j + q], 128-bit lane l: c[4 j .. 4 j + 3][4 l + q]
+    b[4 * j] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0x44);
+    b[4 * j + 1] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0xee);
+    b[4 * j + 2] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0x44);
+    b[4 * j + 3] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0xee);
+  }
+  for (int q = 0; q < 4; ++q) {  // t[m] = column m: lanes l of b[q], b[4 + q], b[8 + q], b[12 + q]
+    const __m512 e0 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0x88), e1 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0xdd);
+    const __m512 e2 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0x88),
+                 e3 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0xdd);
+    t[q] = _mm512_shuffle_f32x4(e0, e2, 0x88);
+    t[8 + q] = _mm512_shuffle_f32x4(e0, e2, 0xdd);
+    t[4 + q] = _mm512_shuffle_f32x4(e1, e3, 0x88);
+    t[12 + q] = _mm512_shuffle_f32x4(e1, e3, 0xdd);
+  }
+  const __mmask16 mask = avx512::HalfMask(n_count);
+  for (int m = 0; m < m_count; ++m) _mm512_mask_storeu_ps(y + (m0 + m) * ldy + n0, mask, t[m]);
 }
 
 // Tile-blocked weights: a copy of w[n, k] (Packable) in which the weight tile of rows
