@@ -274,7 +274,8 @@ TEST(EnginePackage, SelectionFollowsCostsAndRefusesWhatDoesNotFit) {
   auto rt = Open(Stories());
   ASSERT_NE(rt, nullptr);
   std::vector<Specialization> specs(rt->specializations().begin(), rt->specializations().end());
-  CostTable costs{{1.0, 2.0, 3.0, 4.0, 5.0}};
+  CostTable costs;
+  costs.seconds_per_step = {1.0, 2.0, 3.0, 4.0, 5.0};
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 10}), 0);   // cheapest covering
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 100}), 1);  // ctx 64 too small
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{2, 1, 100}), 2);
