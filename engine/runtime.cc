@@ -190,14 +190,22 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     rt->packed_ = static_cast<std::byte*>(m);
     rt->packed_size_ = file.size();
     std::set<int64_t> done;
+    ThreadPool packers(ThreadPool::ThreadsFor(max_ols));
     for (const Program& prog : rt->programs_) {
       for (const Op& op : prog.ops) {
         if (op.kind != OpKind::kMatMul || op.weight.dtype != DType::kBF16 || !kern::amx::Packable(op.n, op.k) ||
             !done.insert(op.weight.offset).second) {
           continue;
         }
-        kern::amx::PackWeights(reinterpret_cast<const uint16_t*>(file.data() + op.weight.offset), op.n, op.k,
-                               reinterpret_cast<uint16_t*>(rt->packed_ + op.weight.offset));
+        const auto* w = reinterpret_cast<const uint16_t*>(file.data() + op.weight.offset);
+        auto* out = reinterpret_cast<uint16_t*>(rt->packed_ + op.weight.offset);
+        const int parts = std::max(1, max_ols);
+        packers.Run(parts, [&](int part) {  // 16-row blocks [b, e) each; block j's tiles sit at 16 j k
+          int b, e;
+          kern::Partition(op.n / 16, parts, part, &b, &e);
+          const int64_t at = int64_t{16} * b * op.k;
+          kern::amx::PackWeights(w + at, int64_t{16} * (e - b), op.k, out + at);
+        });
       }
     }
     mprotect(rt->packed_, rt->packed_size_, PROT_READ);
