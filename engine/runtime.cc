@@ -179,6 +179,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
       rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
     }
   }
+  rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
   // AMX tiles stream weights best from the blocked layout: each Packable bf16 matmul weight gets
   // its copy once (the same bits as from the row-major weights).
   if (rt->isa_ == CpuIsa::kAmx) {
@@ -190,7 +191,6 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     rt->packed_ = static_cast<std::byte*>(m);
     rt->packed_size_ = file.size();
     std::set<int64_t> done;
-    ThreadPool packers(ThreadPool::ThreadsFor(max_ols));
     for (const Program& prog : rt->programs_) {
       for (const Op& op : prog.ops) {
         if (op.kind != OpKind::kMatMul || op.weight.dtype != DType::kBF16 || !kern::amx::Packable(op.n, op.k) ||
@@ -199,8 +199,8 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
         }
         const auto* w = reinterpret_cast<const uint16_t*>(file.data() + op.weight.offset);
         auto* out = reinterpret_cast<uint16_t*>(rt->packed_ + op.weight.offset);
-        const int parts = std::max(1, max_ols);
-        packers.Run(parts, [&](int part) {  // 16-row blocks [b, e) each; block j's tiles sit at 16 j k
+        const int parts = max_ols;
+        rt->pool_->Run(parts, [&](int part) {  // 16-row blocks [b, e) each; block j's tiles sit at 16 j k
           int b, e;
           kern::Partition(op.n / 16, parts, part, &b, &e);
           const int64_t at = int64_t{16} * b * op.k;
@@ -210,7 +210,6 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     }
     mprotect(rt->packed_, rt->packed_size_, PROT_READ);
   }
-  rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   rt->tokens_.resize(max_rows);
   rt->pos_.resize(max_rows);

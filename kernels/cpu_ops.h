@@ -231,8 +231,6 @@ struct Query {
   int n;           // positions attended: [0, n)
 };
 
-// scores[p] = q . k_p * scale for p in [p_begin, p_end) (p_begin a multiple of 16); *vmax holds
-// the running maximum in lanes.
 // Rows read straight from the pool (kType = the KV type) or from a tile copied by CopyTile
 // (kType = kWF32, rows of kC * 16 floats).
 struct PoolRows {
@@ -259,6 +257,8 @@ TAILOR_AVX512_INLINE void CopyTile(int head_dim, const void* pool, const KvCurso
   }
 }
 
+// scores[p] = q . k_p * scale for p in [p_begin, p_end) (p_begin a multiple of 16), K rows from
+// `rows`; *vmax holds the running maximum in lanes.
 template <int kType, int kC, class Rows>
 TAILOR_AVX512_INLINE void ScoreTile(int head_dim, const float* qh, const void* src, Rows rows,
                                     int p_begin, int p_end, float scale, float* scores, __m512* vmax) {
