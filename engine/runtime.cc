@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -206,6 +207,13 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
           const int64_t at = int64_t{16} * b * op.k;
           kern::amx::PackWeights(w + at, int64_t{16} * (e - b), op.k, out + at);
         });
+        // The row-major pages are read again only by a partition that starts off a 16-row
+        // boundary or by an embedding lookup: give them back (they stay in the page cache, and
+        // a later read faults them in again), so the process holds one copy, not two.
+        const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+        const uintptr_t from = (reinterpret_cast<uintptr_t>(w) + page - 1) / page * page;
+        const uintptr_t to = (reinterpret_cast<uintptr_t>(w) + int64_t{2} * op.n * op.k) / page * page;
+        if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
       }
     }
     mprotect(rt->packed_, rt->packed_size_, PROT_READ);
