@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kernels_bench: this CPU lacks AVX-512; the benchmarks here time the AVX-512 kernels\n");
     return 2;
   }
-  const bool bf16 = tailor::HostCpuIsa() == tailor::CpuIsa::kAvx512Bf16;
+  const bool bf16 = tailor::HostCpuIsa() >= tailor::CpuIsa::kAvx512Bf16;
   const tailor::bench::Ceilings& c = tailor::bench::OneCore();
   std::printf("one core: read bandwidth %.1f GB/s, fp32 FMA peak %.1f GFLOP/s%s\n", c.read_gb_per_s,
               c.fma_gflop_per_s, bf16 ? "" : " (no AVX512-BF16: MatMul/bf16 is skipped)");

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "common/checksum.h"
 #include "common/status_macros.h"
+#include "engine/kernels_text.h"
 
 namespace tailor {
 namespace {
@@ -40,9 +41,15 @@ std::string ShapeList(std::span<const Specialization> specs) {
 }  // namespace
 
 std::string ProgramKey(const Program& p, const OpConstants& k) {
-  std::string text = absl::StrCat("v2 ", p.spec.Name(), " ols", p.spec.ols, " blk", k.kv_block, " kv",
-                                  static_cast<int>(k.kv_dtype), " h", k.n_heads, "/", k.n_kv_heads,
-                                  "/", k.head_dim, " l", k.n_layers, " eps", k.rms_eps);
+  // The kernels' text: generated code inlines them and the native path must compute the same
+  // bits over the same weight layouts, so a package made with other kernels is recompiled.
+  static const std::string kernels = [] {
+    const std::string text = absl::StrCat(kKernelsText, "\n", kOpsText);
+    return ChecksumHex(std::as_bytes(std::span<const char>(text.data(), text.size())));
+  }();
+  std::string text = absl::StrCat("v3 ", kernels, " ", p.spec.Name(), " ols", p.spec.ols, " blk",
+                                  k.kv_block, " kv", static_cast<int>(k.kv_dtype), " h", k.n_heads, "/",
+                                  k.n_kv_heads, "/", k.head_dim, " l", k.n_layers, " eps", k.rms_eps);
   for (const Op& op : p.ops) {
     absl::StrAppend(&text, ";", static_cast<int>(op.kind), ",", op.layer, ",", op.rows, ",", op.k,
                     ",", op.n, ",", op.weight.offset, ",", static_cast<int>(op.weight.dtype), ",",
