@@ -62,54 +62,58 @@ __attribute__((target("avx2,fma"))) float FmaLoopAvx2(long iters) {
 
 }  // namespace
 
-Ceilings MeasureCeilings(int threads, int buffer_mib) {
-  Ceilings c;
-  c.threads = threads;
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  const size_t floats = static_cast<size_t>(buffer_mib) << 18;
-  auto* buf = static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float)));
+CeilingMeter::CeilingMeter(int threads, int buffer_mib)
+    : threads_(threads), floats_(static_cast<size_t>(buffer_mib) << 18) {
+  buf_ = static_cast<float*>(std::aligned_alloc(64, floats_ * sizeof(float)));
   // Touch the buffer from the threads that read it (first-touch placement).
-  {
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t) {
-      ts.emplace_back([&, t] {
-        size_t b = floats / threads * t, e = t + 1 == threads ? floats : floats / threads * (t + 1);
-        for (size_t i = b; i < e; ++i) buf[i] = 1.0f;
-      });
-    }
-    for (auto& t : ts) t.join();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads_; ++t) {
+    ts.emplace_back([this, t] {
+      size_t b = floats_ / threads_ * t, e = t + 1 == threads_ ? floats_ : floats_ / threads_ * (t + 1);
+      for (size_t i = b; i < e; ++i) buf_[i] = 1.0f;
+    });
   }
+  for (auto& t : ts) t.join();
+}
+
+CeilingMeter::~CeilingMeter() { std::free(buf_); }
+
+Ceilings CeilingMeter::Measure() {
+  Ceilings c;
+  c.threads = threads_;
+  const bool avx512 = __builtin_cpu_supports("avx512f");
   volatile float sink = 0;
+  const size_t chunk = floats_ / threads_ / 64 * 64;
   double best = 1e30;
   for (int rep = 0; rep < 5; ++rep) {
     std::vector<std::thread> ts;
     const double t0 = Now();
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; t < threads_; ++t) {
       ts.emplace_back([&, t] {
-        size_t chunk = floats / threads / 64 * 64;
-        const float* p = buf + chunk * t;
+        const float* p = buf_ + chunk * t;
         sink = sink + (avx512 ? SumAvx512(p, chunk) : SumPortable(p, chunk));
       });
     }
     for (auto& t : ts) t.join();
     best = std::min(best, Now() - t0);
   }
-  c.read_gb_per_s = static_cast<double>(floats / threads / 64 * 64 * threads) * 4 / best / 1e9;
-  std::free(buf);
+  c.read_gb_per_s = static_cast<double>(chunk * threads_) * 4 / best / 1e9;
 
   const long iters = 20'000'000;
   best = 1e30;
   for (int rep = 0; rep < 3; ++rep) {
     std::vector<std::thread> ts;
     const double t0 = Now();
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; t < threads_; ++t) {
       ts.emplace_back([&] { sink = sink + (avx512 ? FmaLoopAvx512(iters) : FmaLoopAvx2(iters)); });
     }
     for (auto& t : ts) t.join();
     best = std::min(best, Now() - t0);
   }
-  c.fma_gflop_per_s = static_cast<double>(iters) * 12 * (avx512 ? 16 : 8) * 2 * threads / best / 1e9;
+  c.fma_gflop_per_s = static_cast<double>(iters) * 12 * (avx512 ? 16 : 8) * 2 * threads_ / best / 1e9;
   return c;
 }
+
+Ceilings MeasureCeilings(int threads, int buffer_mib) { return CeilingMeter(threads, buffer_mib).Measure(); }
 
 }  // namespace tailor::bench

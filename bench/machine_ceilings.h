@@ -3,6 +3,8 @@
 #ifndef TAILOR_BENCH_MACHINE_CEILINGS_H_
 #define TAILOR_BENCH_MACHINE_CEILINGS_H_
 
+#include <cstddef>
+
 namespace tailor::bench {
 
 struct Ceilings {
@@ -11,8 +13,26 @@ struct Ceilings {
   double fma_gflop_per_s = 0;  // fp32, 2 flops per fused multiply-add
 };
 
-// `buffer_mib` should be many times the last-level cache (default 1 GiB).
-Ceilings MeasureCeilings(int threads, int buffer_mib = 1024);
+// Measures the ceilings again and again over one buffer (allocated and first-touched once):
+// a benchmark pairs each measurement with the kernels timed right after it. Not thread-safe.
+class CeilingMeter {
+ public:
+  // `buffer_mib` should be many times the last-level cache (default 1 GiB).
+  explicit CeilingMeter(int threads, int buffer_mib = 1024);
+  ~CeilingMeter();
+  CeilingMeter(const CeilingMeter&) = delete;
+  CeilingMeter& operator=(const CeilingMeter&) = delete;
+
+  // About a second: the best of 5 reads of the buffer and of 3 FMA loops.
+  Ceilings Measure();
+
+ private:
+  int threads_;
+  size_t floats_;
+  float* buf_;  // owned, floats_ floats
+};
+
+Ceilings MeasureCeilings(int threads, int buffer_mib = 1024);  // one CeilingMeter's Measure()
 
 }  // namespace tailor::bench
 

@@ -3,10 +3,11 @@
 // Per specialization: tokens/s; for decode (seq_len 1) achieved GB/s and the fraction of the
 // bandwidth bound; for prefill achieved GFLOP/s and the fraction of the fp32 FMA peak; and the
 // speed of generated kernels relative to the native path. A shared machine's speed drifts over
-// seconds (other tenants on the memory bus), so the whole measurement (ceilings, then every
-// specialization, generated and native) runs R rounds (default 3) and each speed is the best
-// round's: the machine's capability and the kernels' against it, not the neighbours' load.
-// gen/native is the median, over every turn of every round, of the ratio within a turn.
+// seconds (other tenants on the memory bus and on the cores' siblings), so the measurement runs
+// R rounds (default 3); in each, every specialization is timed right after the ceilings are
+// measured again, and its fractions are against those ceilings: what the machine could do at
+// that moment. A fraction is the median of its rounds'; speeds are the best round's; gen/native
+// is the median, over every turn of every round, of the ratio within a turn.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,6 +29,7 @@ struct Row {
   double gen_tokens_per_s = 0, native_tokens_per_s = 0;
   double bytes_per_step = 0, flops_per_step = 0, gen_seconds = 0;
   std::vector<double> ratios;  // native / generated seconds of each turn, every round
+  std::vector<double> bw_fractions, peak_fractions;  // per round, against that round's ceilings
 };
 
 // Long enough for the other runtime's pool workers to stop spinning (thread_pool.cc spins ~1 ms
@@ -116,13 +118,13 @@ int Main(int argc, char** argv) {
     rows.push_back(row);
     steps_of.push_back(std::move(*step));
   }
-  Ceilings ceil;
+  CeilingMeter meter(threads);
+  std::vector<double> read_seen, fma_seen;  // every ceiling measurement
   for (int round = 0; round < rounds; ++round) {
-    const Ceilings now = MeasureCeilings(threads);
-    ceil.threads = now.threads;
-    ceil.read_gb_per_s = std::max(ceil.read_gb_per_s, now.read_gb_per_s);
-    ceil.fma_gflop_per_s = std::max(ceil.fma_gflop_per_s, now.fma_gflop_per_s);
     for (size_t i = 0; i < rows.size(); ++i) {
+      const Ceilings now = meter.Measure();
+      read_seen.push_back(now.read_gb_per_s);
+      fma_seen.push_back(now.fma_gflop_per_s);
       const StepPlan& plan = steps_of[i]->plan;
       double tg, tn;
       if (!TimeSteps(**gen, **nat, plan, steps, &tg, &tn, &rows[i].ratios)) {
@@ -134,28 +136,35 @@ int Main(int argc, char** argv) {
       if (row.gen_seconds == 0 || tg < row.gen_seconds) row.gen_seconds = tg;
       row.gen_tokens_per_s = s.batch_size * s.seq_len / row.gen_seconds;
       row.native_tokens_per_s = std::max(row.native_tokens_per_s, s.batch_size * s.seq_len / tn);
+      row.bw_fractions.push_back(row.bytes_per_step / tg / 1e9 / now.read_gb_per_s);
+      row.peak_fractions.push_back(row.flops_per_step / tg / 1e9 / now.fma_gflop_per_s);
     }
   }
 
-  std::printf("machine: %d threads, read bandwidth %.1f GB/s, fp32 FMA peak %.1f GFLOP/s (best of %d rounds)\n",
-              ceil.threads, ceil.read_gb_per_s, ceil.fma_gflop_per_s, rounds);
+  const auto [read_lo, read_hi] = std::minmax_element(read_seen.begin(), read_seen.end());
+  const auto [fma_lo, fma_hi] = std::minmax_element(fma_seen.begin(), fma_seen.end());
+  std::printf("machine: %d threads; ceilings before each of %zu timings (%d rounds): read bandwidth %.1f-%.1f GB/s, "
+              "fp32 FMA peak %.1f-%.1f GFLOP/s\n",
+              threads, read_seen.size(), rounds, *read_lo, *read_hi, *fma_lo, *fma_hi);
   std::printf("package: %s (%s weights, %s KV)\n\n", package.c_str(), DTypeName(pkg.weight_dtype),
               DTypeName(pkg.kv_dtype));
   std::printf("%-16s %4s %12s %10s %9s %10s %9s %10s\n", "specialization", "ols", "tokens/s", "GB/s", "of_bw",
               "GFLOP/s", "of_peak", "gen/native");
-  nlohmann::json j = {{"machine", {{"threads", ceil.threads}, {"read_gb_per_s", ceil.read_gb_per_s},
-                                   {"fma_gflop_per_s", ceil.fma_gflop_per_s}}},
+  nlohmann::json j = {{"machine", {{"threads", threads}, {"read_gb_per_s", Median(read_seen)},
+                                   {"fma_gflop_per_s", Median(fma_seen)}, {"read_gb_per_s_all", read_seen},
+                                   {"fma_gflop_per_s_all", fma_seen}}},
                       {"rounds", rounds},
                       {"package", package}, {"specializations", nlohmann::json::array()}};
   for (const Row& r : rows) {
     const double gbs = r.bytes_per_step / r.gen_seconds / 1e9, gfs = r.flops_per_step / r.gen_seconds / 1e9;
+    const double of_bw = Median(r.bw_fractions), of_peak = Median(r.peak_fractions);
     std::printf("%-16s %4d %12.1f %10.2f %8.1f%% %10.2f %8.1f%% %10.2f\n", r.name.c_str(), r.ols,
-                r.gen_tokens_per_s, gbs, 100 * gbs / ceil.read_gb_per_s, gfs, 100 * gfs / ceil.fma_gflop_per_s,
-                Median(r.ratios));
+                r.gen_tokens_per_s, gbs, 100 * of_bw, gfs, 100 * of_peak, Median(r.ratios));
     j["specializations"].push_back({{"name", r.name}, {"ols", r.ols}, {"tokens_per_s", r.gen_tokens_per_s},
                                     {"native_tokens_per_s", r.native_tokens_per_s}, {"gb_per_s", gbs},
-                                    {"fraction_of_bandwidth", gbs / ceil.read_gb_per_s}, {"gflop_per_s", gfs},
-                                    {"fraction_of_fma_peak", gfs / ceil.fma_gflop_per_s},
+                                    {"fraction_of_bandwidth", of_bw}, {"fraction_of_bandwidth_rounds", r.bw_fractions},
+                                    {"gflop_per_s", gfs}, {"fraction_of_fma_peak", of_peak},
+                                    {"fraction_of_fma_peak_rounds", r.peak_fractions},
                                     {"generated_over_native", Median(r.ratios)},
                                     {"generated_over_native_best", r.gen_tokens_per_s / r.native_tokens_per_s}});
   }
