@@ -39,9 +39,8 @@ constexpr auto kSettle = std::chrono::milliseconds(4);
 
 // Seconds per step of the generated and the native path, each the fastest of `steps` runs taken
 // in turns (each going first every other turn), so that both see the same interference (which
-// only ever adds time). Appends each
-// turn's native / generated time to `ratios`: a pair runs within milliseconds, so their ratio is
-// robust to drift that spans seconds.
+// only ever adds time). Appends each turn's native / generated time to `ratios`: a pair runs
+// within milliseconds, so their ratio is robust to drift that spans seconds.
 bool TimeSteps(Runtime& gen, Runtime& nat, const StepPlan& plan, int steps, double* tg, double* tn,
                std::vector<double>* ratios) {
   if (!gen.Execute(plan).ok() || !nat.Execute(plan).ok()) return false;  // warm-up
