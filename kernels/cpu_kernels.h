@@ -256,7 +256,9 @@ TAILOR_AVX512_INLINE __m512 LoadW(const void* base, int64_t i, int count) {
 }
 
 // Weight rows are read once per call, in address order: the tiles prefetch this far ahead of
-// their loads (past the end of a matrix it only fetches unused lines; prefetches never fault).
+// their loads (past the end of a matrix it only fetches unused lines; prefetches never fault),
+// into L2, not L1: L1 keeps the x rows and the weight lines a second row tile reads again
+// (measured on one core: batch-8 GEMVs 10-30% faster, single rows the same or up to 10%).
 constexpr int64_t kPrefetchBytes = 16384;
 
 TAILOR_AVX512_INLINE float Reduce(__m512 a) {
@@ -318,7 +320,7 @@ TAILOR_AVX512_INLINE void Tile(K k, const float* x, int64_t ldx, const void* w, 
     for (int j = 0; j < kTn; ++j) {
       const int64_t at = static_cast<int64_t>(n0 + j) * k + c;
       wv[j] = LoadW<kType>(w, at, count);
-      _mm_prefetch(static_cast<const char*>(w) + at * (kType == kWF32 ? 4 : 2) + kPrefetchBytes, _MM_HINT_T0);
+      _mm_prefetch(static_cast<const char*>(w) + at * (kType == kWF32 ? 4 : 2) + kPrefetchBytes, _MM_HINT_T1);
     }
     for (int i = 0; i < kTm; ++i) {
       __m512 xv = _mm512_maskz_loadu_ps(mask, x + (m0 + i) * ldx + c);
@@ -368,7 +370,7 @@ TAILOR_AVX512_INLINE void TileBf16(K k, const float* x, int64_t ldx, const void*
     for (int j = 0; j < kTn; ++j) {
       const uint16_t* at = static_cast<const uint16_t*>(w) + static_cast<int64_t>(n0 + j) * k + c;
       __m512i v = _mm512_maskz_loadu_epi16(PairMask(count), at);
-      _mm_prefetch(reinterpret_cast<const char*>(at) + kPrefetchBytes, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(at) + kPrefetchBytes, _MM_HINT_T1);
       w_even[j] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
       w_odd[j] = _mm512_castsi512_ps(_mm512_and_si512(v, keep));
     }
@@ -479,7 +481,7 @@ TAILOR_AVX512BF16_INLINE void Tile(K k, const uint16_t* xb, int64_t ldxb, const 
     for (int j = 0; j < kTn; ++j) {
       wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(mask, wr + static_cast<int64_t>(j) * k + c);
       _mm_prefetch(reinterpret_cast<const char*>(wr + static_cast<int64_t>(j) * k + c) + avx512::kPrefetchBytes,
-                   _MM_HINT_T0);
+                   _MM_HINT_T1);
     }
     for (int i = 0; i < kTm; ++i) {
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + (m0 + i) * ldxb + c);
