@@ -65,6 +65,44 @@ Runtime::~Runtime() {
   if (packed_ != nullptr) munmap(packed_, packed_size_);
 }
 
+// AMX tiles stream weights best from the blocked layout: each Packable bf16 matmul weight gets
+// its copy once (the same bits as from the row-major weights), packed in `parts` on the pool.
+absl::Status Runtime::PackAmxWeights(int parts) {
+  const MappedFile& file = *package_->weights_file;
+  void* m = mmap(nullptr, file.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot map ", file.size(), " bytes for AMX weight tiles"));
+  }
+  packed_ = static_cast<std::byte*>(m);
+  packed_size_ = file.size();
+  std::set<int64_t> done;
+  for (const Program& prog : programs_) {
+    for (const Op& op : prog.ops) {
+      if (op.kind != OpKind::kMatMul || op.weight.dtype != DType::kBF16 || !kern::amx::Packable(op.n, op.k) ||
+          !done.insert(op.weight.offset).second) {
+        continue;
+      }
+      const auto* w = reinterpret_cast<const uint16_t*>(file.data() + op.weight.offset);
+      auto* out = reinterpret_cast<uint16_t*>(packed_ + op.weight.offset);
+      pool_->Run(parts, [&](int part) {  // 16-row blocks [b, e) each; block j's tiles sit at 16 j k
+        int b, e;
+        kern::Partition(op.n / 16, parts, part, &b, &e);
+        const int64_t at = int64_t{16} * b * op.k;
+        kern::amx::PackWeights(w + at, int64_t{16} * (e - b), op.k, out + at);
+      });
+      // The row-major pages are read again only by a partition that starts off a 16-row
+      // boundary or by an embedding lookup: give them back (they stay in the page cache, and
+      // a later read faults them in again), so the process holds one copy, not two.
+      const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+      const uintptr_t from = (reinterpret_cast<uintptr_t>(w) + page - 1) / page * page;
+      const uintptr_t to = (reinterpret_cast<uintptr_t>(w) + int64_t{2} * op.n * op.k) / page * page;
+      if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+    }
+  }
+  mprotect(packed_, packed_size_, PROT_READ);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::path& dir,
                                                        const RuntimeOptions& options) {
   auto rt = std::unique_ptr<Runtime>(new Runtime());
@@ -188,43 +226,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     }
   }
   rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
-  // AMX tiles stream weights best from the blocked layout: each Packable bf16 matmul weight gets
-  // its copy once (the same bits as from the row-major weights).
-  if (rt->isa_ == CpuIsa::kAmx) {
-    const MappedFile& file = *pkg.weights_file;
-    void* m = mmap(nullptr, file.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) {
-      return absl::ResourceExhaustedError(absl::StrCat("cannot map ", file.size(), " bytes for AMX weight tiles"));
-    }
-    rt->packed_ = static_cast<std::byte*>(m);
-    rt->packed_size_ = file.size();
-    std::set<int64_t> done;
-    for (const Program& prog : rt->programs_) {
-      for (const Op& op : prog.ops) {
-        if (op.kind != OpKind::kMatMul || op.weight.dtype != DType::kBF16 || !kern::amx::Packable(op.n, op.k) ||
-            !done.insert(op.weight.offset).second) {
-          continue;
-        }
-        const auto* w = reinterpret_cast<const uint16_t*>(file.data() + op.weight.offset);
-        auto* out = reinterpret_cast<uint16_t*>(rt->packed_ + op.weight.offset);
-        const int parts = max_ols;
-        rt->pool_->Run(parts, [&](int part) {  // 16-row blocks [b, e) each; block j's tiles sit at 16 j k
-          int b, e;
-          kern::Partition(op.n / 16, parts, part, &b, &e);
-          const int64_t at = int64_t{16} * b * op.k;
-          kern::amx::PackWeights(w + at, int64_t{16} * (e - b), op.k, out + at);
-        });
-        // The row-major pages are read again only by a partition that starts off a 16-row
-        // boundary or by an embedding lookup: give them back (they stay in the page cache, and
-        // a later read faults them in again), so the process holds one copy, not two.
-        const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-        const uintptr_t from = (reinterpret_cast<uintptr_t>(w) + page - 1) / page * page;
-        const uintptr_t to = (reinterpret_cast<uintptr_t>(w) + int64_t{2} * op.n * op.k) / page * page;
-        if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
-      }
-    }
-    mprotect(rt->packed_, rt->packed_size_, PROT_READ);
-  }
+  if (rt->isa_ == CpuIsa::kAmx) TAILOR_RETURN_IF_ERROR(rt->PackAmxWeights(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   rt->tokens_.resize(max_rows);
   rt->pos_.resize(max_rows);

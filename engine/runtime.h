@@ -48,6 +48,9 @@ class Runtime final : public Executor {
   int64_t kv_block_bytes() const { return block_bytes_; }
 
  private:
+  // Fills packed_ (AMX runtimes), partitions on pool_ in `parts`.
+  absl::Status PackAmxWeights(int parts);
+
   using OpFn = void (*)(const kern::OpArgs*, int, int);
 
   Runtime() = default;
