@@ -143,13 +143,14 @@ absl::StatusOr<BuiltKernel> BuildKernel(const fs::path& dir, const std::string& 
   fs::create_directories(dir / "kernels", ec);
   fs::create_directories(dir / "build", ec);
   if (ec) return absl::InternalError(absl::StrCat(dir.string(), ": cannot create directories: ", ec.message()));
-  const std::string header = absl::StrCat(kKernelsText, "\n", kOpsText);  // both, for the cache key
+  const std::string header = absl::StrCat(kKernelsText, "\n", kAmxText, "\n", kOpsText);  // for the cache key
   auto write = [](const fs::path& path, const std::string& text) -> absl::Status {
     std::ofstream out(path, std::ios::trunc | std::ios::binary);
     out << text;
     return out ? absl::OkStatus() : absl::InternalError(absl::StrCat(path.string(), ": cannot write"));
   };
   TAILOR_RETURN_IF_ERROR(write(dir / "kernels" / "cpu_kernels.h", kKernelsText));
+  TAILOR_RETURN_IF_ERROR(write(dir / "kernels" / "amx_kernels.h", kAmxText));
   TAILOR_RETURN_IF_ERROR(write(dir / "kernels" / "tailor_kernels.h", kOpsText));
   BuiltKernel out;
   out.source = absl::StrCat("kernels/", name, ".cc");

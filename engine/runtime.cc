@@ -44,7 +44,7 @@ std::string ProgramKey(const Program& p, const OpConstants& k) {
   // The kernels' text: generated code inlines them and the native path must compute the same
   // bits over the same weight layouts, so a package made with other kernels is recompiled.
   static const std::string kernels = [] {
-    const std::string text = absl::StrCat(kKernelsText, "\n", kOpsText);
+    const std::string text = absl::StrCat(kKernelsText, "\n", kAmxText, "\n", kOpsText);
     return ChecksumHex(std::as_bytes(std::span<const char>(text.data(), text.size())));
   }();
   std::string text = absl::StrCat("v3 ", kernels, " ", p.spec.Name(), " ols", p.spec.ols, " blk",

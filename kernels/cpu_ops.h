@@ -4,7 +4,7 @@
 #ifndef TAILOR_KERNELS_CPU_OPS_H_
 #define TAILOR_KERNELS_CPU_OPS_H_
 
-#include "cpu_kernels.h"
+#include "amx_kernels.h"  // and cpu_kernels.h
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
