@@ -117,7 +117,7 @@ TEST(CpuKernels, MatMulPortable) {
 
 TEST(CpuKernels, MatMulAvx512MatchesPortableBitwise) {
   if (!HasAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
-  for (int rows : {1, 3, 4, 9}) {
+  for (int rows : {1, 3, 4, 9, 13}  /* 13: 8 x 2, 4 x 4 and 1-row tiles */) {
     for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}}) {
       CheckMatMul<Avx512Isa, kern::kWF32>(rows, k, n);
       CheckMatMul<Avx512Isa, kern::kWBF16>(rows, k, n);
@@ -138,7 +138,7 @@ bool HasAvx512Bf16() { return HasAvx512() && __builtin_cpu_supports("avx512bf16"
 // bits, for k that is and is not a multiple of the 32-wide chunk, and values of any magnitude.
 TEST(CpuKernels, Bf16MatMulVariantsAgreeBitwise) {
   if (!HasAvx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
-  for (int rows : {1, 3, 4, 9}) {
+  for (int rows : {1, 3, 4, 9, 13}) {
     for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{100, 5}, std::pair{768, 8}}) {
       auto x = Random(static_cast<size_t>(rows) * k, 7);
       for (size_t i = 0; i < x.size(); ++i) x[i] *= std::ldexp(1.0f, static_cast<int>(i % 40) - 20);
@@ -158,7 +158,7 @@ TEST(CpuKernels, Bf16MatMulVariantsAgreeBitwise) {
 
 TEST(CpuKernels, MatMulAvx512Bf16) {
   if (!HasAvx512Bf16()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
-  for (int rows : {1, 3, 4, 9}) {
+  for (int rows : {1, 3, 4, 9, 13}) {
     for (auto [k, n] : {std::pair{37, 9}, std::pair{64, 16}, std::pair{128, 5}}) {
       CheckMatMul<kern::Avx512Bf16Isa, kern::kWBF16>(rows, k, n);
     }
