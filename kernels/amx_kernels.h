@@ -75,7 +75,7 @@ TAILOR_AMX_INLINE void PackX(int rows, int k, const float* x, int64_t ldx, int m
 // a 16 x 16 transpose in registers (pairs, quads, then 128-bit lanes), one masked row store per m.
 TAILOR_AMX_INLINE void StoreTile(const float (*c)[16], float* y, int64_t ldy, int n0, int n_count, int m0,
                                  int m_count) {
-  if (m_count == 1) {  // decode: one column
+  if (m_count == 1) {  // one column (the last block of 17, 33, ... rows)
     for (int i = 0; i < n_count; ++i) y[m0 * ldy + n0 + i] = c[i][0];
     return;
   }
@@ -143,6 +143,23 @@ TAILOR_AMX_INLINE void OneBlock(const uint16_t* block, int64_t step, int64_t str
     }
     _tile_stored(0, c, 64);
     StoreTile(c, y, ldy, n0, n_count, 16 * mb, rows - 16 * mb < 16 ? rows - 16 * mb : 16);
+  }
+}
+
+// Runs block(tiles, stride_bytes, n, count) for the weight rows [n, n_end) 16 at a time through
+// zero-padded copies (tile s of the copy at tiles + 32 s), so no tile load reads past a weight
+// row or past the matrix: the rows left over, or every block when k is not a multiple of 32.
+template <class Block>
+TAILOR_AMX_INLINE void PaddedBlocks(const uint16_t* w, int k, int steps, int n, int n_end, Block block) {
+  const int64_t ldp = static_cast<int64_t>(steps) * 32;  // elements
+  std::unique_ptr<uint16_t[]> pad(new uint16_t[16 * ldp]);
+  for (; n < n_end; n += 16) {
+    const int count = n_end - n < 16 ? n_end - n : 16;
+    std::memset(pad.get(), 0, sizeof(uint16_t) * 16 * ldp);
+    for (int i = 0; i < count; ++i) {
+      std::memcpy(pad.get() + i * ldp, w + static_cast<int64_t>(n + i) * k, sizeof(uint16_t) * k);
+    }
+    block(pad.get(), ldp * 2, n, count);
   }
 }
 
@@ -255,18 +272,9 @@ TAILOR_AMX_INLINE void MatMulFew(int rows, int k, const float* x, int64_t ldx, c
       OneBlockFew(wt.At(n, 0), wt.step, wt.stride, xp.get(), steps, rows, y, ldy, n, 16);
     }
   }
-  if (n < n_end) {  // zero-padded copies, as in MatMul
-    const int64_t ldp = static_cast<int64_t>(steps) * 32;  // elements
-    std::unique_ptr<uint16_t[]> pad(new uint16_t[16 * ldp]);
-    for (; n < n_end; n += 16) {
-      const int count = n_end - n < 16 ? n_end - n : 16;
-      std::memset(pad.get(), 0, sizeof(uint16_t) * 16 * ldp);
-      for (int i = 0; i < count; ++i) {
-        std::memcpy(pad.get() + i * ldp, w + static_cast<int64_t>(n + i) * k, sizeof(uint16_t) * k);
-      }
-      OneBlockFew(pad.get(), 32, ldp * 2, xp.get(), steps, rows, y, ldy, n, count);
-    }
-  }
+  PaddedBlocks(w, k, steps, n, n_end, [&](const uint16_t* tiles, int64_t stride, int n0, int count) TAILOR_AMX_TARGET {
+    OneBlockFew(tiles, 32, stride, xp.get(), steps, rows, y, ldy, n0, count);
+  });
   _tile_release();
 }
 
@@ -301,42 +309,9 @@ TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, cons
   alignas(64) float c[16][16];  // an accumulator tile on its way to y
   int n = n_begin;
   const bool k_whole = k % 32 == 0;  // otherwise every block goes through the padded copy
-  if (k_whole && m_blocks == 1) {
-    // Decode: four weight blocks share each x tile. Blocked weights are four streams, fetched
-    // four tiles ahead (the tile loads alone keep too few lines in flight).
-    for (; n + 64 <= n_end; n += 64) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      for (int s = 0; s < steps; ++s) {
-        if (packed) {
-          for (int b = 0; b < 4; ++b) {
-            const char* ahead = reinterpret_cast<const char*>(wt.At(n + 16 * b, s + 4));
-            for (int line = 0; line < 16; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
-          }
-        }
-        _tile_loadd(6, xp.get() + static_cast<int64_t>(s) * kTileWords, 64);
-        _tile_loadd(4, wt.At(n, s), wt.stride);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_loadd(5, wt.At(n + 16, s), wt.stride);
-        _tile_dpbf16ps(1, 5, 6);
-        _tile_loadd(4, wt.At(n + 32, s), wt.stride);
-        _tile_dpbf16ps(2, 4, 6);
-        _tile_loadd(5, wt.At(n + 48, s), wt.stride);
-        _tile_dpbf16ps(3, 5, 6);
-      }
-      _tile_stored(0, c, 64);
-      StoreTile(c, y, ldy, n, 16, 0, rows);
-      _tile_stored(1, c, 64);
-      StoreTile(c, y, ldy, n + 16, 16, 0, rows);
-      _tile_stored(2, c, 64);
-      StoreTile(c, y, ldy, n + 32, 16, 0, rows);
-      _tile_stored(3, c, 64);
-      StoreTile(c, y, ldy, n + 48, 16, 0, rows);
-    }
-  } else if (k_whole) {
-    // Prefill: 32 weight rows x 32 x rows per group; the weight rows stay in cache across x.
+  if (k_whole) {
+    // More than 16 rows (prefill): 32 weight rows x 32 x rows per group; the weight rows stay in
+    // cache across x.
     for (; n + 32 <= n_end; n += 32) {
       for (int mp = 0; mp < m_pairs; ++mp) {
         const uint32_t* x0 = xp.get() + static_cast<int64_t>(2 * mp) * steps * kTileWords;
@@ -368,26 +343,13 @@ TAILOR_AMX_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, cons
         }
       }
     }
-  }
-  if (k_whole) {
     for (; n + 16 <= n_end; n += 16) {
       OneBlock(wt.At(n, 0), wt.step, wt.stride, xp.get(), m_blocks, steps, rows, y, ldy, n, 16);
     }
   }
-  if (n < n_end) {
-    // Remaining rows (or every block when k is not a multiple of 32): zero-padded copies, so
-    // no tile load reads past a weight row or past the matrix.
-    const int64_t ldp = static_cast<int64_t>(steps) * 32;  // elements
-    std::unique_ptr<uint16_t[]> pad(new uint16_t[16 * ldp]);
-    for (; n < n_end; n += 16) {
-      const int count = n_end - n < 16 ? n_end - n : 16;
-      std::memset(pad.get(), 0, sizeof(uint16_t) * 16 * ldp);
-      for (int i = 0; i < count; ++i) {
-        std::memcpy(pad.get() + i * ldp, w + static_cast<int64_t>(n + i) * k, sizeof(uint16_t) * k);
-      }
-      OneBlock(pad.get(), 32, ldp * 2, xp.get(), m_blocks, steps, rows, y, ldy, n, count);
-    }
-  }
+  PaddedBlocks(w, k, steps, n, n_end, [&](const uint16_t* tiles, int64_t stride, int n0, int count) TAILOR_AMX_TARGET {
+    OneBlock(tiles, 32, stride, xp.get(), m_blocks, steps, rows, y, ldy, n0, count);
+  });
   _tile_release();
 }
 
