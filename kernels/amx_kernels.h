@@ -62,8 +62,7 @@ TAILOR_AMX_INLINE void PackX(int rows, int k, const float* x, int64_t ldx, int m
     for (int s = 0; s < steps; ++s) {
       const int count = k - 32 * s;
       const float* xr = x + m * ldx + 32 * s;
-      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
-                                             _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+      const __m512bh v = avx512bf16::ToBf16Pairs(xr, count);
       _mm512_store_si512(pairs, (__m512i)v);
       uint32_t* tile = tiles + static_cast<int64_t>(s) * kTileWords;
       for (int kp = 0; kp < 16; ++kp) tile[kp * 16] = pairs[kp];
@@ -171,8 +170,7 @@ TAILOR_AMX_INLINE void PackFewX(int rows, int k, const float* x, int64_t ldx, in
     for (int s = 0; s < steps; ++s) {
       const int count = k - 32 * s;
       const float* xr = x + m * ldx + 32 * s;
-      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
-                                             _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+      const __m512bh v = avx512bf16::ToBf16Pairs(xr, count);
       uint32_t* tile = xp + static_cast<int64_t>(s) * 16 * rows + m;
       if (rows == 1) {
         _mm512_storeu_si512(tile, (__m512i)v);

@@ -499,6 +499,13 @@ TAILOR_AVX512_TARGET void Axpy(N n, float w, const void* b, int64_t b_off, float
 // AVX512-BF16 variant of the bf16-weight matmul: VDPBF16PS on x converted by VCVTNE2PS2BF16.
 namespace avx512bf16 {
 
+// xr[0, 32) rounded to bf16 (VCVTNE2PS2BF16, nearest even) as 16 pairs; elements from `count`
+// on are zero.
+TAILOR_AVX512BF16_INLINE __m512bh ToBf16Pairs(const float* xr, int count) {
+  return _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
+                             _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+}
+
 // xb: activations already rounded to bf16, rows of ldxb (a multiple of 32) zero-padded elements.
 template <int kTm, int kTn, class K>
 TAILOR_AVX512BF16_INLINE void Tile(K k, const uint16_t* xb, int64_t ldxb, const void* w, float* y,
@@ -536,8 +543,7 @@ TAILOR_AVX512BF16_TARGET void MatMul(R rows, K k, const float* x, int64_t ldx, c
     for (int c = 0; c < static_cast<int>(k); c += 32) {
       const int count = static_cast<int>(k) - c;
       const float* xr = x + m * ldx + c;
-      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(avx512::HalfMask(count - 16), xr + 16),
-                                             _mm512_maskz_loadu_ps(avx512::HalfMask(count), xr));
+      const __m512bh v = ToBf16Pairs(xr, count);
       _mm512_storeu_si512(xb.get() + m * ldxb + c, (__m512i)v);
     }
   }
