@@ -85,7 +85,7 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   TAILOR_ASSIGN_OR_RETURN(auto model, LoadModel(*f.Get("model"), lo));
   TAILOR_ASSIGN_OR_RETURN(auto specs, LoadSpecConfig(*f.Get("specializations"), model->config.max_positions));
   TAILOR_ASSIGN_OR_RETURN(auto tokenizer, Tokenizer::Load(model->tokenizer_path, model->config.vocab_size));
-  o.tokenizer_model = tokenizer->SerializedModel();
+  o.tokenizer_bytes = tokenizer->SerializedModel();
   std::cerr << "compile: " << model->config.name << " (" << ModelFormatName(model->format) << "), "
             << specs.size() << " specializations -> " << o.out.string() << "\n";
   TAILOR_RETURN_IF_ERROR(CompilePackage(*model, specs, o));
@@ -96,7 +96,7 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
 absl::Status Inspect(const std::vector<std::string>& args) {
   if (args.size() != 1) return absl::InvalidArgumentError("usage: tailor inspect DIR");
   TAILOR_ASSIGN_OR_RETURN(auto pkg, OpenPackage(args[0]));
-  const LlamaConfig& c = pkg->config;
+  const ModelConfig& c = pkg->config;
   std::cout << absl::StrFormat(
       "package %s\nmodel %s (%s): dim %d, %d layers, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
       "max positions %d\nweights %s, %d bytes; kv %s, %d positions per block; target %s%s\n"

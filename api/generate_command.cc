@@ -83,11 +83,11 @@ double Seconds(std::chrono::steady_clock::duration d) {
 
 // Where logits come from: the reference forward pass of a model, or a compiled package.
 struct Backend {
-  LlamaConfig config;
+  ModelConfig config;
   std::unique_ptr<Tokenizer> tokenizer;
   std::function<absl::StatusOr<std::vector<float>>(std::span<const int32_t>)> feed;  // last logits
   // Owned state behind `feed`.
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Model> model;
   std::unique_ptr<ReferenceForward> forward;
   std::unique_ptr<ReferenceKvCache> cache;
   std::unique_ptr<Runtime> runtime;
@@ -127,7 +127,7 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const GenerateArgs& a) {
 
 absl::Status Generate(const GenerateArgs& a) {
   TAILOR_ASSIGN_OR_RETURN(auto backend, OpenBackend(a));
-  const LlamaConfig& c = backend->config;
+  const ModelConfig& c = backend->config;
   int32_t max_positions = c.max_positions;
   if (backend->runtime) {
     max_positions = 0;

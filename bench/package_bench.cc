@@ -93,7 +93,7 @@ int Main(int argc, char** argv) {
   }
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const Package& pkg = (*gen)->package();
-  const LlamaConfig& c = pkg.config;
+  const ModelConfig& c = pkg.config;
   const double kv_elem = pkg.kv_dtype == DType::kF32 ? 4 : 2;
 
   std::vector<Row> rows;

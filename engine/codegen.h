@@ -13,6 +13,12 @@
 
 namespace tailor {
 
+// The C++ aggregate initializer of `desc` ("OpDesc{...}"), as generated code passes it.
+std::string OpDescLiteral(const kern::OpDesc& desc);
+
+// Every kernel header's name and text (kKernelFiles), for keys that must change with them.
+std::string KernelsText();
+
 // Source text of the program's ops as extern "C" functions tailor_op_<i>(args, part, parts),
 // the table tailor_ops, tailor_num_ops and tailor_program_key. `avx512` picks the kernel variant.
 std::string GenerateProgramSource(const Program& program, const OpConstants& constants, CpuIsa isa);

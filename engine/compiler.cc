@@ -25,14 +25,17 @@ class WeightWriter {
   bool ok() const { return static_cast<bool>(out_); }
   int64_t size() const { return offset_; }
 
-  // Converts `src` to `dtype`; `row_map(r)` gives the source row of package row r.
-  TensorRef Write(const WeightView& src, DType dtype, const std::function<int64_t(int64_t)>& row_map) {
+  // Converts `src` to `dtype`; `row_map(r)` gives the source row of package row r, `col_map(c)`
+  // the source column of package column c (either may be null: the identity).
+  TensorRef Write(const WeightView& src, DType dtype, const std::function<int64_t(int64_t)>& row_map,
+                  const std::function<int64_t(int64_t)>& col_map) {
     Pad();
     TensorRef t{dtype, offset_, src.rows, src.cols};
-    std::vector<float> row(src.cols);
+    std::vector<float> source_row(src.cols), row(src.cols);
     std::vector<char> bytes(RowBytes(dtype, src.cols));
     for (int64_t r = 0; r < src.rows; ++r) {
-      ref::DequantizeRow(src, row_map ? row_map(r) : r, row.data());
+      ref::DequantizeRow(src, row_map ? row_map(r) : r, source_row.data());
+      for (int64_t c = 0; c < src.cols; ++c) row[c] = source_row[col_map ? col_map(c) : c];
       for (int64_t c = 0; c < src.cols; ++c) {
         if (dtype == DType::kF32) {
           std::memcpy(bytes.data() + 4 * c, &row[c], 4);
@@ -58,35 +61,27 @@ class WeightWriter {
   int64_t offset_ = 0;
 };
 
-absl::StatusOr<WeightLayout> WriteWeights(const LlamaModel& model, DType dtype, const fs::path& path) {
-  const LlamaConfig& c = model.config;
+absl::StatusOr<WeightLayout> WriteWeights(const Model& model, DType dtype, const fs::path& path) {
+  const ModelConfig& c = model.config;
   WeightWriter w(path);
   if (!w.ok()) return absl::InternalError(absl::StrCat(path.string(), ": cannot write"));
-  // Hugging Face q/k rows are ordered for rotate-half rope; packages use interleaved pairs.
+  // Rotary features ordered for rotate-half rope (Hugging Face, GGUF qwen) are stored for
+  // interleaved pairs: package feature 2i + j of a head is source feature i + j * head_dim / 2.
   const bool permute = c.rope_layout == RopeLayout::kHalf;
   const int64_t hd = c.head_dim, half = c.head_dim / 2;
-  auto qk_map = [&](int64_t r) {
-    if (!permute) return r;
-    const int64_t head = r / hd, i = (r % hd) / 2, j = r % 2;
+  const std::function<int64_t(int64_t)> rope_map = [&](int64_t f) {
+    const int64_t head = f / hd, i = (f % hd) / 2, j = f % 2;
     return head * hd + i + j * half;
   };
   WeightLayout L;
-  L.token_embedding = w.Write(model.weights.token_embedding, dtype, nullptr);
-  for (const LlamaLayerWeights& src : model.weights.layers) {
-    LayerTensors t;
-    t.attn_norm = w.Write(src.attn_norm, DType::kF32, nullptr);
-    t.wq = w.Write(src.wq, dtype, qk_map);
-    t.wk = w.Write(src.wk, dtype, qk_map);
-    t.wv = w.Write(src.wv, dtype, nullptr);
-    t.wo = w.Write(src.wo, dtype, nullptr);
-    t.ffn_norm = w.Write(src.ffn_norm, DType::kF32, nullptr);
-    t.w_gate = w.Write(src.w_gate, dtype, nullptr);
-    t.w_up = w.Write(src.w_up, dtype, nullptr);
-    t.w_down = w.Write(src.w_down, dtype, nullptr);
-    L.layers.push_back(t);
+  for (size_t i = 0; i < model.tensors.size(); ++i) {
+    const TensorDesc& t = model.tensors[i];
+    const WeightView& src = model.weights[i];
+    const bool rope = permute && t.rope_features;
+    const bool vector = t.kind == TensorKind::kVector;
+    L.tensors.push_back(w.Write(src, vector ? DType::kF32 : dtype, rope && !vector ? rope_map : nullptr,
+                                rope && vector ? rope_map : nullptr));
   }
-  L.output_norm = w.Write(model.weights.output_norm, DType::kF32, nullptr);
-  L.output = c.tied_embeddings ? L.token_embedding : w.Write(model.weights.output, dtype, nullptr);
   w.Pad();
   L.total_bytes = w.size();
   if (!w.ok()) return absl::InternalError(absl::StrCat(path.string(), ": write failed (disk full?)"));
@@ -115,7 +110,7 @@ absl::StatusOr<std::vector<double>> ReadCostTable(const fs::path& path,
 
 }  // namespace
 
-double EstimateStepSeconds(const Program& p, const LlamaConfig& c, int32_t end_pos) {
+double EstimateStepSeconds(const Program& p, const ModelConfig& c, int32_t end_pos) {
   constexpr double kBytesPerSecond = 10e9, kFlopsPerSecond = 50e9, kSecondsPerOp = 2e-6;
   const SpecShape& s = p.spec.shape;
   const double attention_flops = 4.0 * s.batch_size * s.seq_len * end_pos * c.q_dim() * c.n_layers;
@@ -123,7 +118,7 @@ double EstimateStepSeconds(const Program& p, const LlamaConfig& c, int32_t end_p
   return std::max(p.weight_bytes_read / kBytesPerSecond, compute) + kSecondsPerOp * p.ops.size();
 }
 
-absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specialization>& specs,
+absl::Status CompilePackage(const Model& model, const std::vector<Specialization>& specs,
                             const CompileOptions& o) {
   auto progress = [&](const std::string& line) {
     if (o.progress) o.progress(line);
@@ -137,6 +132,10 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
   pkg.dir = o.out;
   pkg.config = model.config;
   pkg.config.rope_layout = RopeLayout::kInterleaved;
+  pkg.config.rope_inv_freq = RopeInvFreq(model.config);
+  pkg.family = model.family;
+  pkg.bos_token = model.bos_token;
+  pkg.eos_token = model.eos_token;
   pkg.source_format = std::string(ModelFormatName(model.format));
   pkg.chat_template = model.chat_template;
   pkg.weight_dtype = o.weight_dtype;
@@ -160,17 +159,18 @@ absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specializ
     pkg.weights_checksum = ChecksumHex(mapped->bytes());
   }
   {
+    pkg.tokenizer_file = o.tokenizer_file;
     std::ofstream tok(o.out / pkg.tokenizer_file, std::ios::binary | std::ios::trunc);
-    tok << o.tokenizer_model;
+    tok << o.tokenizer_bytes;
     if (!tok) return absl::InternalError(absl::StrCat((o.out / pkg.tokenizer_file).string(), ": cannot write"));
-    pkg.tokenizer_checksum = ChecksumHex(std::as_bytes(std::span<const char>(o.tokenizer_model)));
+    pkg.tokenizer_checksum = ChecksumHex(std::as_bytes(std::span<const char>(o.tokenizer_bytes)));
   }
 
   const OpConstants k{model.config.n_heads, model.config.n_kv_heads, model.config.head_dim,
                       model.config.n_layers, o.kv_block, o.kv_dtype, model.config.rms_eps};
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    Program prog = LowerProgram(pkg.config, pkg.weights, specs[i], o.kv_block);
+    Program prog = LowerProgram(pkg.config, *pkg.family, pkg.weights, specs[i], o.kv_block);
     PackageSpec ps;
     ps.spec = specs[i];
     ps.arena_bytes = prog.arena_bytes;

@@ -12,7 +12,7 @@
 #include "engine/codegen.h"
 #include "engine/executor.h"
 #include "engine/package.h"
-#include "models/llama_model.h"
+#include "models/model.h"
 
 namespace tailor {
 
@@ -25,16 +25,18 @@ struct CompileOptions {
   bool compile_only = false;  // estimate costs from bytes and FLOPs instead of timing
   std::optional<std::filesystem::path> cost_table;  // JSON {"b1_s1_c128": seconds, ...}
   BuildOptions build;
-  std::string tokenizer_model;  // serialized SentencePiece ModelProto, stored in the package
+  // The tokenizer as the package stores it (Tokenizer::Serialize): file name and bytes.
+  std::string tokenizer_file = "tokenizer.model";
+  std::string tokenizer_bytes;
   std::function<void(const std::string&)> progress;  // one line per step, for stderr
 };
 
-absl::Status CompilePackage(const LlamaModel& model, const std::vector<Specialization>& specs,
+absl::Status CompilePackage(const Model& model, const std::vector<Specialization>& specs,
                             const CompileOptions& options);
 
 // Seconds per step estimated from the bytes a program reads and the FLOPs it does, with every
 // row's tokens ending at position `end_pos` (attention reads every earlier position).
-double EstimateStepSeconds(const Program& program, const LlamaConfig& config, int32_t end_pos);
+double EstimateStepSeconds(const Program& program, const ModelConfig& config, int32_t end_pos);
 
 }  // namespace tailor
 

@@ -1,97 +1,57 @@
 #include "engine/ops.h"
 
+#include <array>
 #include <cstdlib>
 #include <string_view>
+#include <utility>
 
 namespace tailor {
 namespace {
 
-using kern::Avx512Isa;
-using kern::PortableIsa;
+using kern::OpDesc;
 
-template <class T>
-T* At(const kern::OpArgs& a, const Program& p, int32_t buffer) {
-  return reinterpret_cast<T*>(a.arena + p.buffers[buffer].offset);
+using NativeFn = void (*)(const OpDesc&, const kern::OpArgs&, int part, int b, int e);
+
+// RunKind of one kind for the descriptor's element types, with runtime shapes. Kinds that do not
+// depend on an element type are instantiated once for it (kWF32).
+template <int kKind, class Isa>
+void RunNativeKind(const OpDesc& d, const kern::OpArgs& a, int part, int b, int e) {
+  constexpr kern::OpKindInfo info = kern::kOpKinds[kKind];
+  const kern::RuntimeShapes s{d};
+  auto with_kv = [&]<int kW>() {
+    if constexpr (info.kv_typed) {
+      [&]<size_t... I>(std::index_sequence<I...>) {
+        ((d.kvtype == kern::kWeightTypes[I] ? kern::RunKind<kKind, Isa, kW, kern::kWeightTypes[I]>(s, a, part, b, e)
+                                            : void()),
+         ...);
+      }(std::make_index_sequence<std::size(kern::kWeightTypes)>{});
+    } else {
+      kern::RunKind<kKind, Isa, kW, kern::kWF32>(s, a, part, b, e);
+    }
+  };
+  if constexpr (info.weight_typed) {
+    [&]<size_t... I>(std::index_sequence<I...>) {
+      ((d.wtype == kern::kWeightTypes[I] ? with_kv.template operator()<kern::kWeightTypes[I]>() : void()), ...);
+    }(std::make_index_sequence<std::size(kern::kWeightTypes)>{});
+  } else {
+    with_kv.template operator()<kern::kWF32>();
+  }
 }
 
-template <class Isa, int kW>
-void MatMul(const Op& op, const Program& p, const kern::OpArgs& a, int b, int e) {
-  kern::MatMulOp<Isa, kW>(op.rows, op.k, At<const float>(a, p, op.in), a.weights + op.weight.offset,
-                          At<float>(a, p, op.out), op.n, b, e,
-                          a.packed != nullptr ? a.packed + op.weight.offset : nullptr);
-}
-
-template <class Isa, int kW>
-void RmsNorm(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int b,
-             int e) {
-  kern::RmsNormOp<Isa, kW>(op.n, At<const float>(a, p, op.in), a.weights + op.weight.offset,
-                           k.rms_eps, At<float>(a, p, op.out), b, e);
-}
-
-template <class Isa, int kKv>
-void Attention(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int part,
-               int b, int e) {
-  kern::AttentionOp<Isa, kKv>(op.rows, k.n_heads, k.n_kv_heads, k.head_dim, k.kv_block,
-                              p.max_blocks, k.n_layers, op.layer, At<const float>(a, p, op.in),
-                              a.pos, a.row_of, a.tables, a.kv_pool, At<float>(a, p, op.out),
-                              a.scores + part * kern::AttentionScratch(p.spec.shape.ctx_len), b, e);
-}
-
-template <int kKv>
-void KvWrite(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int b,
-             int e) {
-  kern::KvWriteOp<kKv>(k.n_kv_heads * k.head_dim, k.kv_block, p.max_blocks, k.n_layers, op.layer,
-                       At<const float>(a, p, op.in), At<const float>(a, p, op.in2), a.pos, a.row_of,
-                       a.tables, a.kv_pool, b, e);
+// The native entry point of every kind for one kernel variant, indexed by OpKind.
+template <class Isa>
+constexpr std::array<NativeFn, kern::kNumOpKinds> NativeTable() {
+  return []<size_t... K>(std::index_sequence<K...>) {
+    return std::array<NativeFn, kern::kNumOpKinds>{&RunNativeKind<static_cast<int>(K), Isa>...};
+  }(std::make_index_sequence<kern::kNumOpKinds>{});
 }
 
 template <class Isa>
-void Run(const Op& op, const Program& p, const OpConstants& k, const kern::OpArgs& a, int part,
-         int parts) {
+void Run(const OpDesc& d, const kern::OpArgs& a, int part, int parts) {
+  static constexpr std::array<NativeFn, kern::kNumOpKinds> kTable = NativeTable<Isa>();
   int b, e;
-  kern::Partition(op.split, parts, part, &b, &e);
-  const int w = KernelType(op.weight.dtype);
-  const int kv = KernelType(k.kv_dtype);
-  switch (op.kind) {
-    case OpKind::kEmbed:
-      if (w == kern::kWF32) kern::EmbedOp<kern::kWF32>(op.n, a.tokens, a.pos, a.weights + op.weight.offset, At<float>(a, p, op.out), b, e);
-      if (w == kern::kWF16) kern::EmbedOp<kern::kWF16>(op.n, a.tokens, a.pos, a.weights + op.weight.offset, At<float>(a, p, op.out), b, e);
-      if (w == kern::kWBF16) kern::EmbedOp<kern::kWBF16>(op.n, a.tokens, a.pos, a.weights + op.weight.offset, At<float>(a, p, op.out), b, e);
-      return;
-    case OpKind::kRmsNorm:
-      if (w == kern::kWF32) RmsNorm<Isa, kern::kWF32>(op, p, k, a, b, e);
-      if (w == kern::kWF16) RmsNorm<Isa, kern::kWF16>(op, p, k, a, b, e);
-      if (w == kern::kWBF16) RmsNorm<Isa, kern::kWBF16>(op, p, k, a, b, e);
-      return;
-    case OpKind::kMatMul:
-      if (w == kern::kWF32) MatMul<Isa, kern::kWF32>(op, p, a, b, e);
-      if (w == kern::kWF16) MatMul<Isa, kern::kWF16>(op, p, a, b, e);
-      if (w == kern::kWBF16) MatMul<Isa, kern::kWBF16>(op, p, a, b, e);
-      return;
-    case OpKind::kRope:
-      kern::RopeOp(k.n_heads, k.n_kv_heads, k.head_dim, At<float>(a, p, op.in), At<float>(a, p, op.in2),
-                   a.pos, a.cos_sin, b, e);
-      return;
-    case OpKind::kKvWrite:
-      if (kv == kern::kWF32) KvWrite<kern::kWF32>(op, p, k, a, b, e);
-      if (kv == kern::kWF16) KvWrite<kern::kWF16>(op, p, k, a, b, e);
-      if (kv == kern::kWBF16) KvWrite<kern::kWBF16>(op, p, k, a, b, e);
-      return;
-    case OpKind::kAttention:
-      if (kv == kern::kWF32) Attention<Isa, kern::kWF32>(op, p, k, a, part, b, e);
-      if (kv == kern::kWF16) Attention<Isa, kern::kWF16>(op, p, k, a, part, b, e);
-      if (kv == kern::kWBF16) Attention<Isa, kern::kWBF16>(op, p, k, a, part, b, e);
-      return;
-    case OpKind::kAdd:
-      kern::AddOp(op.n, At<float>(a, p, op.in), At<const float>(a, p, op.in2), b, e);
-      return;
-    case OpKind::kSwiGlu:
-      kern::SwiGluOp<Isa>(op.n, At<float>(a, p, op.in), At<const float>(a, p, op.in2), b, e);
-      return;
-    case OpKind::kGather:
-      kern::GatherOp(op.n, At<const float>(a, p, op.in), a.keep, At<float>(a, p, op.out), b, e);
-      return;
-  }
+  kern::Partition(d.split, parts, part, &b, &e);
+  kTable[d.kind](d, a, part, b, e);
 }
 
 }  // namespace
@@ -102,6 +62,32 @@ int KernelType(DType t) {
     case DType::kBF16: return kern::kWBF16;
     default: return kern::kWF32;
   }
+}
+
+kern::OpDesc DescribeOp(const Op& op, const Program& p, const OpConstants& k) {
+  auto offset = [&](int32_t buffer) { return buffer < 0 ? int64_t{-1} : p.buffers[buffer].offset; };
+  OpDesc d;
+  d.kind = op.kind;
+  d.wtype = KernelType(op.weight.dtype);
+  d.kvtype = KernelType(k.kv_dtype);
+  d.layer = op.layer;
+  d.rows = op.rows;
+  d.k = op.k;
+  d.n = op.n;
+  d.split = op.split;
+  d.n_heads = k.n_heads;
+  d.n_kv_heads = k.n_kv_heads;
+  d.head_dim = k.head_dim;
+  d.kv_block = k.kv_block;
+  d.max_blocks = p.max_blocks;
+  d.n_layers = k.n_layers;
+  d.ctx_len = p.spec.shape.ctx_len;
+  d.eps = k.rms_eps;
+  d.in = offset(op.in);
+  d.in2 = offset(op.in2);
+  d.out = offset(op.out);
+  d.weight = op.weight.offset;
+  return d;
 }
 
 const char* CpuIsaName(CpuIsa isa) {
@@ -135,13 +121,12 @@ CpuIsa HostCpuIsa() {
   return limit && *limit < best ? *limit : best;  // an unknown name caps nothing
 }
 
-void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
-                 const kern::OpArgs& args, int part, int parts, CpuIsa isa) {
+void RunOpNative(const kern::OpDesc& desc, const kern::OpArgs& args, int part, int parts, CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::kAmx: return Run<kern::AmxIsa>(op, program, k, args, part, parts);
-    case CpuIsa::kAvx512Bf16: return Run<kern::Avx512Bf16Isa>(op, program, k, args, part, parts);
-    case CpuIsa::kAvx512: return Run<Avx512Isa>(op, program, k, args, part, parts);
-    default: return Run<PortableIsa>(op, program, k, args, part, parts);
+    case CpuIsa::kAmx: return Run<kern::AmxIsa>(desc, args, part, parts);
+    case CpuIsa::kAvx512Bf16: return Run<kern::Avx512Bf16Isa>(desc, args, part, parts);
+    case CpuIsa::kAvx512: return Run<kern::Avx512Isa>(desc, args, part, parts);
+    default: return Run<kern::PortableIsa>(desc, args, part, parts);
   }
 }
 

@@ -9,7 +9,7 @@
 
 #include "common/dtype.h"
 #include "engine/program.h"
-#include "kernels/cpu_ops.h"
+#include "kernels/op_table.h"
 
 namespace tailor {
 
@@ -35,9 +35,12 @@ std::optional<CpuIsa> ParseCpuIsa(std::string_view name);  // CpuIsaName's inver
 // Whether this CPU has AMX-BF16 and the kernel lets this process use the tiles (asks for it).
 bool AmxUsable();
 
-// Runs partition `part` of `parts` of `op` (partitions split op.split) with runtime shapes.
-void RunOpNative(const Op& op, const Program& program, const OpConstants& k,
-                 const kern::OpArgs& args, int part, int parts, CpuIsa isa);
+// The descriptor of `op` (kernels/op_table.h): its operands' arena offsets from the program's
+// memory plan, the model constants from `k`. What both the native path and generated code run.
+kern::OpDesc DescribeOp(const Op& op, const Program& program, const OpConstants& k);
+
+// Runs partition `part` of `parts` of `desc` (partitions split desc.split) with runtime shapes.
+void RunOpNative(const kern::OpDesc& desc, const kern::OpArgs& args, int part, int parts, CpuIsa isa);
 
 // The best variant this CPU runs (detected at run time), capped by the environment variable
 // TAILOR_CPU_ISA when it names a variant (e.g. avx512bf16: the same bits on every AVX512-BF16 CPU).

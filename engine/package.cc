@@ -1,6 +1,7 @@
 #include "engine/package.h"
 
 #include <fstream>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,7 +17,7 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 // Only the fields the model set: {"do_sample": false, "temperature": 0.7, ...}.
-json SamplingDefaultsJson(const LlamaConfig::SamplingDefaults& d) {
+json SamplingDefaultsJson(const ModelConfig::SamplingDefaults& d) {
   json j = json::object();
   if (d.do_sample) j["do_sample"] = *d.do_sample;
   if (d.temperature) j["temperature"] = *d.temperature;
@@ -26,7 +27,7 @@ json SamplingDefaultsJson(const LlamaConfig::SamplingDefaults& d) {
   return j;
 }
 
-absl::Status ReadSamplingDefaults(const json& j, LlamaConfig::SamplingDefaults* d) {
+absl::Status ReadSamplingDefaults(const json& j, ModelConfig::SamplingDefaults* d) {
   auto bad = [](const char* key) {
     return absl::InvalidArgumentError(absl::StrCat(key, " has the wrong type"));
   };
@@ -45,10 +46,6 @@ absl::Status ReadSamplingDefaults(const json& j, LlamaConfig::SamplingDefaults* 
     d->top_k = j["top_k"].get<int32_t>();
   }
   return absl::OkStatus();
-}
-
-json TensorJson(const TensorRef& t) {
-  return json{{"dtype", std::string(DTypeName(t.dtype))}, {"offset", t.offset}, {"rows", t.rows}, {"cols", t.cols}};
 }
 
 // Reading: every accessor checks presence and type, and errors name the manifest field.
@@ -81,39 +78,61 @@ class Reader {
     if (!t || *t == DType::kQ8_0) return Error(path + key, "must be f32, f16 or bf16");
     return *t;
   }
-  absl::StatusOr<TensorRef> GetTensor(const json& j, const std::string& key, const std::string& path) const {
-    if (!j.contains(key)) return Error(path + key, "is missing");
-    const json& t = j[key];
-    const std::string p = path + key + ".";
-    TensorRef r;
-    TAILOR_ASSIGN_OR_RETURN(r.dtype, GetDType(t, "dtype", p));
-    TAILOR_ASSIGN_OR_RETURN(r.offset, Get<int64_t>(t, "offset", p));
-    TAILOR_ASSIGN_OR_RETURN(r.rows, Get<int64_t>(t, "rows", p));
-    TAILOR_ASSIGN_OR_RETURN(r.cols, Get<int64_t>(t, "cols", p));
-    if (r.offset < 0 || r.rows <= 0 || r.cols <= 0 || r.offset % 64 != 0) {
-      return Error(path + key, "has an invalid offset or shape");
+  // The manifest's "weights.tensors": [{name, dtype, shape, offset}], checked against the
+  // family's tensor list (every tensor present once, with its shape, inside the file) and placed
+  // in its order.
+  absl::StatusOr<WeightLayout> GetTensors(const json& w, std::span<const TensorDesc> expected, int64_t file_size) const {
+    if (!w.contains("tensors") || !w["tensors"].is_array()) return Error("weights.tensors", "must be a list");
+    std::map<std::string, TensorRef> found;
+    for (size_t i = 0; i < w["tensors"].size(); ++i) {
+      const json& t = w["tensors"][i];
+      const std::string p = absl::StrCat("weights.tensors[", i, "].");
+      TAILOR_ASSIGN_OR_RETURN(std::string name, Get<std::string>(t, "name", p));
+      TensorRef r;
+      TAILOR_ASSIGN_OR_RETURN(r.dtype, GetDType(t, "dtype", p));
+      TAILOR_ASSIGN_OR_RETURN(r.offset, Get<int64_t>(t, "offset", p));
+      if (!t.contains("shape") || !t["shape"].is_array() || t["shape"].empty() || t["shape"].size() > 2) {
+        return Error(p + "shape", "must be [rows, cols] or [n]");
+      }
+      std::vector<int64_t> shape;
+      for (const json& d : t["shape"]) {
+        if (!d.is_number_integer() || d.get<int64_t>() <= 0 || d.get<int64_t>() > (int64_t{1} << 40)) {
+          return Error(p + "shape", "must hold positive integers");
+        }
+        shape.push_back(d.get<int64_t>());
+      }
+      r.rows = shape.size() == 2 ? shape[0] : 1;
+      r.cols = shape.back();
+      if (r.offset < 0 || r.offset % 64 != 0 || r.offset + r.bytes() > file_size) {
+        return Error(p + "offset", absl::StrCat("puts tensor ", name, " outside weights.bin (", file_size,
+                                                " bytes) or off a 64-byte boundary: the package is truncated or corrupt"));
+      }
+      if (!found.emplace(name, r).second) return Error(p + "name", absl::StrCat("repeats tensor ", name));
     }
-    return r;
+    WeightLayout layout;
+    for (const TensorDesc& d : expected) {
+      auto it = found.find(d.name);
+      if (it == found.end()) return Error("weights.tensors", absl::StrCat("has no tensor ", d.name));
+      const TensorRef& r = it->second;
+      if (r.rows != d.rows || r.cols != d.cols) {
+        return Error("weights.tensors", absl::StrCat("tensor ", d.name, " is [", r.rows, ", ", r.cols, "], expected [",
+                                                     d.rows, ", ", d.cols, "]"));
+      }
+      if (d.kind == TensorKind::kVector && r.dtype != DType::kF32) {
+        return Error("weights.tensors", absl::StrCat("tensor ", d.name, " must be f32"));
+      }
+      layout.tensors.push_back(r);
+      found.erase(it);
+    }
+    if (!found.empty()) {
+      return Error("weights.tensors", absl::StrCat("has tensor ", found.begin()->first, " that the model does not use"));
+    }
+    return layout;
   }
 
  private:
   std::string file_;
 };
-
-absl::Status CheckTensor(const TensorRef& t, const std::string& name, int64_t rows, int64_t cols,
-                         int64_t file_size, const std::string& file) {
-  if (t.rows != rows || t.cols != cols) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": corrupt package manifest: tensor ", name,
-                                                   " is [", t.rows, ", ", t.cols, "], expected [",
-                                                   rows, ", ", cols, "]"));
-  }
-  if (t.offset + t.bytes() > file_size) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": tensor ", name,
-                                                   " lies beyond the end of weights.bin (",
-                                                   file_size, " bytes): the package is truncated"));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -146,20 +165,23 @@ std::vector<std::string> HostCpuFeatures() {
 }
 
 absl::Status WriteManifest(const Package& p) {
-  const LlamaConfig& c = p.config;
-  json model = {{"name", c.name},         {"dim", c.dim},
+  const ModelConfig& c = p.config;
+  json model = {{"name", c.name},         {"family", c.family},
+                {"architecture", c.architecture}, {"dim", c.dim},
                 {"n_layers", c.n_layers}, {"n_heads", c.n_heads},
                 {"n_kv_heads", c.n_kv_heads}, {"head_dim", c.head_dim},
                 {"ffn_dim", c.ffn_dim},   {"vocab_size", c.vocab_size},
                 {"max_positions", c.max_positions}, {"rms_eps", c.rms_eps},
-                {"rope_theta", c.rope_theta}, {"tied_embeddings", c.tied_embeddings},
+                {"rope_theta", c.rope_theta}, {"rope_inv_freq", RopeInvFreq(c)},
+                {"tied_embeddings", c.tied_embeddings},
                 {"source_format", p.source_format}};
-  json layers = json::array();
-  for (const LayerTensors& L : p.weights.layers) {
-    layers.push_back({{"attn_norm", TensorJson(L.attn_norm)}, {"wq", TensorJson(L.wq)},
-                      {"wk", TensorJson(L.wk)}, {"wv", TensorJson(L.wv)}, {"wo", TensorJson(L.wo)},
-                      {"ffn_norm", TensorJson(L.ffn_norm)}, {"w_gate", TensorJson(L.w_gate)},
-                      {"w_up", TensorJson(L.w_up)}, {"w_down", TensorJson(L.w_down)}});
+  json tensors = json::array();
+  const std::vector<TensorDesc> descs = p.family->Tensors(c);
+  for (size_t i = 0; i < descs.size() && i < p.weights.tensors.size(); ++i) {
+    const TensorRef& t = p.weights.tensors[i];
+    json shape = descs[i].kind == TensorKind::kVector ? json::array({t.cols}) : json::array({t.rows, t.cols});
+    tensors.push_back({{"name", descs[i].name}, {"dtype", std::string(DTypeName(t.dtype))}, {"shape", shape},
+                       {"offset", t.offset}});
   }
   json specs = json::array();
   for (const PackageSpec& s : p.specs) {
@@ -183,12 +205,11 @@ absl::Status WriteManifest(const Package& p) {
       {"generation", {{"bos_id", c.bos_id}, {"eos_ids", c.eos_ids}, {"add_bos", c.add_bos},
                       {"sampling_defaults", SamplingDefaultsJson(c.sampling_defaults)}}},
       {"chat_template", p.chat_template},
+      {"special_tokens", {{"bos", p.bos_token}, {"eos", p.eos_token}}},
       {"tokenizer", {{"file", p.tokenizer_file}, {"checksum", p.tokenizer_checksum}}},
       {"weights", {{"file", "weights.bin"}, {"dtype", std::string(DTypeName(p.weight_dtype))},
                    {"bytes", p.weights.total_bytes}, {"checksum", p.weights_checksum},
-                   {"token_embedding", TensorJson(p.weights.token_embedding)},
-                   {"output_norm", TensorJson(p.weights.output_norm)},
-                   {"output", TensorJson(p.weights.output)}, {"layers", layers}}},
+                   {"tensors", tensors}}},
       {"kv", {{"dtype", std::string(DTypeName(p.kv_dtype))}, {"block", p.kv_block}}},
       {"specializations", specs}};
   const fs::path tmp = p.dir / "manifest.json.tmp";
@@ -240,8 +261,12 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   }
 
   const json& mo = m.value("model", json::object());
-  LlamaConfig& c = p->config;
+  ModelConfig& c = p->config;
   TAILOR_ASSIGN_OR_RETURN(c.name, r.Get<std::string>(mo, "name", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.family, r.Get<std::string>(mo, "family", "model."));
+  TAILOR_ASSIGN_OR_RETURN(c.architecture, r.Get<std::string>(mo, "architecture", "model."));
+  p->family = FindFamily(c.family);
+  if (p->family == nullptr) return r.Error("model.family", absl::StrCat("names an unknown family '", c.family, "'"));
   TAILOR_ASSIGN_OR_RETURN(c.dim, r.Get<int32_t>(mo, "dim", "model."));
   TAILOR_ASSIGN_OR_RETURN(c.n_layers, r.Get<int32_t>(mo, "n_layers", "model."));
   TAILOR_ASSIGN_OR_RETURN(c.n_heads, r.Get<int32_t>(mo, "n_heads", "model."));
@@ -255,6 +280,14 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   TAILOR_ASSIGN_OR_RETURN(c.tied_embeddings, r.Get<bool>(mo, "tied_embeddings", "model."));
   TAILOR_ASSIGN_OR_RETURN(p->source_format, r.Get<std::string>(mo, "source_format", "model."));
   c.rope_layout = RopeLayout::kInterleaved;
+  if (!mo.contains("rope_inv_freq") || !mo["rope_inv_freq"].is_array()) return r.Error("model.rope_inv_freq", "must be a list");
+  for (const json& f : mo["rope_inv_freq"]) {
+    if (!f.is_number() || !(f.get<double>() > 0)) return r.Error("model.rope_inv_freq", "must hold positive numbers");
+    c.rope_inv_freq.push_back(f.get<double>());
+  }
+  if (c.head_dim <= 0 || c.head_dim > 4096 || c.rope_inv_freq.size() != static_cast<size_t>(c.head_dim / 2)) {
+    return r.Error("model.rope_inv_freq", "must hold head_dim / 2 frequencies");
+  }
   if (c.dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
       c.head_dim % 2 != 0 || c.n_heads % c.n_kv_heads != 0 || c.ffn_dim <= 0 || c.vocab_size <= 0 ||
       c.max_positions <= 0) {
@@ -277,6 +310,9 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   if (m.contains("chat_template") && m["chat_template"].is_string()) {
     p->chat_template = m["chat_template"].get<std::string>();
   }
+  const json& special = m.value("special_tokens", json::object());
+  TAILOR_ASSIGN_OR_RETURN(p->bos_token, r.Get<std::string>(special, "bos", "special_tokens."));
+  TAILOR_ASSIGN_OR_RETURN(p->eos_token, r.Get<std::string>(special, "eos", "special_tokens."));
 
   const json& kv = m.value("kv", json::object());
   TAILOR_ASSIGN_OR_RETURN(p->kv_dtype, r.GetDType(kv, "dtype", "kv."));
@@ -287,29 +323,6 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   TAILOR_ASSIGN_OR_RETURN(p->weight_dtype, r.GetDType(w, "dtype", "weights."));
   TAILOR_ASSIGN_OR_RETURN(p->weights.total_bytes, r.Get<int64_t>(w, "bytes", "weights."));
   TAILOR_ASSIGN_OR_RETURN(p->weights_checksum, r.Get<std::string>(w, "checksum", "weights."));
-  TAILOR_ASSIGN_OR_RETURN(p->weights.token_embedding, r.GetTensor(w, "token_embedding", "weights."));
-  TAILOR_ASSIGN_OR_RETURN(p->weights.output_norm, r.GetTensor(w, "output_norm", "weights."));
-  TAILOR_ASSIGN_OR_RETURN(p->weights.output, r.GetTensor(w, "output", "weights."));
-  if (!w.contains("layers") || !w["layers"].is_array() ||
-      static_cast<int32_t>(w["layers"].size()) != c.n_layers) {
-    return r.Error("weights.layers", absl::StrCat("must list ", c.n_layers, " layers"));
-  }
-  for (size_t l = 0; l < w["layers"].size(); ++l) {
-    const json& L = w["layers"][l];
-    const std::string pre = absl::StrCat("weights.layers[", l, "].");
-    LayerTensors t;
-    TAILOR_ASSIGN_OR_RETURN(t.attn_norm, r.GetTensor(L, "attn_norm", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.wq, r.GetTensor(L, "wq", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.wk, r.GetTensor(L, "wk", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.wv, r.GetTensor(L, "wv", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.wo, r.GetTensor(L, "wo", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.ffn_norm, r.GetTensor(L, "ffn_norm", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.w_gate, r.GetTensor(L, "w_gate", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.w_up, r.GetTensor(L, "w_up", pre));
-    TAILOR_ASSIGN_OR_RETURN(t.w_down, r.GetTensor(L, "w_down", pre));
-    p->weights.layers.push_back(t);
-  }
-
   // Weights: size, every tensor inside, checksum.
   const fs::path wpath = dir / "weights.bin";
   TAILOR_ASSIGN_OR_RETURN(p->weights_file, MappedFile::Open(wpath));
@@ -319,20 +332,10 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
                                                    p->weights.total_bytes, ": the package is truncated or corrupt"));
   }
   const std::string ws = wpath.string();
-  const int64_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ffn_dim, V = c.vocab_size;
-  TAILOR_RETURN_IF_ERROR(CheckTensor(p->weights.token_embedding, "token_embedding", V, D, wsize, ws));
-  TAILOR_RETURN_IF_ERROR(CheckTensor(p->weights.output_norm, "output_norm", 1, D, wsize, ws));
-  TAILOR_RETURN_IF_ERROR(CheckTensor(p->weights.output, "output", V, D, wsize, ws));
-  for (const LayerTensors& L : p->weights.layers) {
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.attn_norm, "attn_norm", 1, D, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wq, "wq", Q, D, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wk, "wk", KV, D, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wv, "wv", KV, D, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.wo, "wo", D, Q, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.ffn_norm, "ffn_norm", 1, D, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.w_gate, "w_gate", F, D, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.w_up, "w_up", F, D, wsize, ws));
-    TAILOR_RETURN_IF_ERROR(CheckTensor(L.w_down, "w_down", D, F, wsize, ws));
+  {
+    const int64_t total = p->weights.total_bytes;
+    TAILOR_ASSIGN_OR_RETURN(p->weights, r.GetTensors(w, p->family->Tensors(c), wsize));
+    p->weights.total_bytes = total;
   }
   if (ChecksumHex(p->weights_file->bytes()) != p->weights_checksum) {
     return absl::InvalidArgumentError(

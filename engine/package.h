@@ -2,7 +2,8 @@
 //   manifest.json    versioned: model config, tokenizer, chat template, specializations with
 //                    their options, arena sizes, costs and kernel objects, checksums, fingerprint
 //   weights.bin      every weight once, 64-byte aligned, memory-mapped by the runtime
-//   tokenizer.model  the SentencePiece model (also for GGUF / llama2.c vocabularies)
+//   tokenizer.model  the SentencePiece model (also for GGUF / llama2.c vocabularies), or
+//   tokenizer.json   the Hugging Face tokenizer (also for GGUF gpt2 vocabularies)
 //   kernels/         generated sources and shared objects (--target generated)
 // A package contains native code: open only packages from a trusted source.
 #ifndef TAILOR_ENGINE_PACKAGE_H_
@@ -18,11 +19,13 @@
 #include "common/mapped_file.h"
 #include "engine/executor.h"
 #include "engine/program.h"
-#include "models/llama_model.h"
+#include "models/family.h"
+#include "models/model.h"
 
 namespace tailor {
 
-inline constexpr int kPackageVersion = 1;
+// 2: named tensors (weights.tensors), the model's family, rotary frequencies, special tokens.
+inline constexpr int kPackageVersion = 2;
 
 enum class Target { kGenerated, kNative };
 
@@ -39,9 +42,11 @@ struct PackageSpec {
 
 struct Package {
   std::filesystem::path dir;
-  LlamaConfig config;  // q/k rows stored for interleaved rope
+  ModelConfig config;  // q/k rows stored for interleaved rope
+  const ModelFamily* family = nullptr;  // FindFamily(config.family)
   std::string source_format;
   std::string chat_template;
+  std::string bos_token, eos_token;  // their text, for chat templates
   DType weight_dtype = DType::kF32;
   DType kv_dtype = DType::kF32;
   int32_t kv_block = 16;

@@ -12,16 +12,90 @@ constexpr int64_t kAlign = 64;
 
 int64_t AlignUp(int64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
-class Builder {
+// Lowers a family's graph: one buffer per value, ops in emission order.
+class ProgramBuilder final : public GraphBuilder {
  public:
-  explicit Builder(Program* p) : p_(p) {}
+  ProgramBuilder(const ModelConfig& c, const WeightLayout& w, Program* p) : c_(c), w_(w), p_(p) {}
 
-  int32_t NewBuffer(std::string name, int64_t floats) {
-    p_->buffers.push_back(Buffer{std::move(name), floats * 4, -1, -1, 0});
-    return static_cast<int32_t>(p_->buffers.size() - 1);
+  Value Embed(int32_t t) override {
+    const Value x = NewValue("embed", p_->token_rows, static_cast<int32_t>(Tensor(t).cols));
+    Emit(RowOp(kern::kOpEmbed, x, -1, -1, x.id), t);
+    return x;
+  }
+  Value RmsNorm(Value x, int32_t t) override {
+    const Value out = NewValue("norm", Rows(x), x.width);
+    Emit(RowOp(kern::kOpRmsNorm, x, x.id, -1, out.id), t);
+    return out;
+  }
+  void HeadRmsNorm(Value x, int32_t t) override {  // rows of head_dim: one per (row, head)
+    Op op = RowOp(kern::kOpRmsNorm, x, x.id, -1, x.id);
+    op.rows = Rows(x) * (x.width / c_.head_dim);
+    op.n = c_.head_dim;
+    op.split = op.rows;
+    Emit(op, t);
+  }
+  Value MatMul(Value x, int32_t t) override {
+    const TensorRef& w = Tensor(t);
+    const Value out = NewValue("matmul", Rows(x), static_cast<int32_t>(w.rows));
+    Op op;
+    op.kind = kern::kOpMatMul;
+    op.rows = Rows(x);
+    op.k = static_cast<int32_t>(w.cols);
+    op.n = static_cast<int32_t>(w.rows);
+    op.in = x.id;
+    op.out = out.id;
+    op.split = op.n;
+    Emit(op, t);
+    return out;
+  }
+  void AddBias(Value x, int32_t t) override { Emit(RowOp(kern::kOpAddBias, x, x.id, -1, x.id), t); }
+  void Rope(Value q, Value k) override { Emit(RowOp(kern::kOpRope, q, q.id, k.id, -1), -1); }
+  Value Attention(int32_t layer, Value q, Value k, Value v) override {
+    Op write = RowOp(kern::kOpKvWrite, k, k.id, v.id, -1);
+    write.layer = layer;
+    Emit(write, -1);
+    const Value out = NewValue("attention", Rows(q), q.width);
+    Op attn = RowOp(kern::kOpAttention, q, q.id, -1, out.id);
+    attn.layer = layer;
+    attn.split = c_.n_heads;
+    Emit(attn, -1);
+    return out;
+  }
+  void Add(Value acc, Value x) override { Emit(RowOp(kern::kOpAdd, acc, acc.id, x.id, acc.id), -1); }
+  void SwiGlu(Value gate, Value up) override { Emit(RowOp(kern::kOpSwiGlu, gate, gate.id, up.id, gate.id), -1); }
+  Value LastTokens(Value x) override {
+    const Value out = NewValue("kept", p_->keep_rows, x.width);
+    Op op = RowOp(kern::kOpGather, out, x.id, -1, out.id);
+    Emit(op, -1);
+    return out;
+  }
+  void Output(Value logits) override { p_->logits_buffer = logits.id; }
+
+ private:
+  const TensorRef& Tensor(int32_t t) const { return w_.tensors.at(static_cast<size_t>(t)); }
+  int32_t Rows(Value v) const { return rows_[v.id]; }
+
+  Value NewValue(const char* what, int32_t rows, int32_t width) {
+    p_->buffers.push_back(Buffer{absl::StrCat(what, ".", p_->buffers.size()), int64_t{rows} * width * 4, -1, -1, 0});
+    rows_.push_back(rows);
+    return {static_cast<int32_t>(p_->buffers.size() - 1), width};
   }
 
-  void Add(Op op) {
+  // An op over every row of `shape` (width shape.width), partitioned by rows.
+  Op RowOp(OpKind kind, Value shape, int32_t in, int32_t in2, int32_t out) const {
+    Op op;
+    op.kind = kind;
+    op.rows = Rows(shape);
+    op.n = shape.width;
+    op.in = in;
+    op.in2 = in2;
+    op.out = out;
+    op.split = op.rows;
+    return op;
+  }
+
+  void Emit(Op op, int32_t tensor) {
+    if (tensor >= 0) op.weight = Tensor(tensor);
     const int32_t index = static_cast<int32_t>(p_->ops.size());
     for (int32_t b : {op.in, op.in2, op.out}) {
       if (b < 0) continue;
@@ -29,125 +103,34 @@ class Builder {
       if (buf.first_op < 0) buf.first_op = index;
       buf.last_op = index;
     }
-    if (op.kind == OpKind::kMatMul) {
+    if (op.kind == kern::kOpMatMul) {
       p_->weight_bytes_read += op.weight.bytes();
       p_->flops += 2.0 * op.rows * op.k * op.n;
-    } else if (op.weight.offset >= 0 && op.kind != OpKind::kEmbed) {
+    } else if (op.weight.offset >= 0 && op.kind != kern::kOpEmbed) {
       p_->weight_bytes_read += op.weight.bytes();
     }
     p_->ops.push_back(op);
   }
 
-  Op MatMul(int32_t rows, const TensorRef& w, int32_t in, int32_t out) {
-    Op op;
-    op.kind = OpKind::kMatMul;
-    op.rows = rows;
-    op.k = static_cast<int32_t>(w.cols);
-    op.n = static_cast<int32_t>(w.rows);
-    op.weight = w;
-    op.in = in;
-    op.out = out;
-    op.split = op.n;
-    return op;
-  }
-
-  Op RowOp(OpKind kind, int32_t rows, int32_t width, int32_t in, int32_t in2, int32_t out) {
-    Op op;
-    op.kind = kind;
-    op.rows = rows;
-    op.n = width;
-    op.in = in;
-    op.in2 = in2;
-    op.out = out;
-    op.split = rows;
-    return op;
-  }
-
- private:
+  const ModelConfig& c_;
+  const WeightLayout& w_;
   Program* p_;
+  std::vector<int32_t> rows_;  // per buffer
 };
 
 }  // namespace
 
-const char* OpKindName(OpKind k) {
-  switch (k) {
-    case OpKind::kEmbed: return "embed";
-    case OpKind::kRmsNorm: return "rmsnorm";
-    case OpKind::kMatMul: return "matmul";
-    case OpKind::kRope: return "rope";
-    case OpKind::kKvWrite: return "kv_write";
-    case OpKind::kAttention: return "attention";
-    case OpKind::kAdd: return "add";
-    case OpKind::kSwiGlu: return "swiglu";
-    case OpKind::kGather: return "gather";
-  }
-  return "?";
-}
+const char* OpKindName(OpKind k) { return k >= 0 && k < kern::kNumOpKinds ? kern::kOpKinds[k].name : "?"; }
 
-Program LowerProgram(const LlamaConfig& c, const WeightLayout& w, const Specialization& spec,
-                     int32_t kv_block) {
+Program LowerProgram(const ModelConfig& c, const ModelFamily& family, const WeightLayout& w,
+                     const Specialization& spec, int32_t kv_block) {
   Program p;
   p.spec = spec;
-  const int32_t M = spec.shape.batch_size * spec.shape.seq_len;
-  const int32_t R = spec.shape.batch_size;
-  p.token_rows = M;
-  p.keep_rows = R;
+  p.token_rows = spec.shape.batch_size * spec.shape.seq_len;
+  p.keep_rows = spec.shape.batch_size;
   p.max_blocks = (spec.shape.ctx_len + kv_block - 1) / kv_block;
-  const int32_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ffn_dim;
-  Builder b(&p);
-
-  const int32_t x = b.NewBuffer("x", int64_t{M} * D);
-  Op embed = b.RowOp(OpKind::kEmbed, M, D, -1, -1, x);
-  embed.weight = w.token_embedding;
-  b.Add(embed);
-  for (int32_t l = 0; l < c.n_layers; ++l) {
-    const LayerTensors& L = w.layers[l];
-    const std::string s = absl::StrCat(".", l);
-    const int32_t xn = b.NewBuffer("attn_in" + s, int64_t{M} * D);
-    const int32_t q = b.NewBuffer("q" + s, int64_t{M} * Q);
-    const int32_t k = b.NewBuffer("k" + s, int64_t{M} * KV);
-    const int32_t v = b.NewBuffer("v" + s, int64_t{M} * KV);
-    const int32_t att = b.NewBuffer("attn" + s, int64_t{M} * Q);
-    const int32_t o = b.NewBuffer("attn_out" + s, int64_t{M} * D);
-    const int32_t fn = b.NewBuffer("ffn_in" + s, int64_t{M} * D);
-    const int32_t g = b.NewBuffer("gate" + s, int64_t{M} * F);
-    const int32_t u = b.NewBuffer("up" + s, int64_t{M} * F);
-    const int32_t d = b.NewBuffer("ffn_out" + s, int64_t{M} * D);
-
-    Op norm = b.RowOp(OpKind::kRmsNorm, M, D, x, -1, xn);
-    norm.weight = L.attn_norm;
-    b.Add(norm);
-    b.Add(b.MatMul(M, L.wq, xn, q));
-    b.Add(b.MatMul(M, L.wk, xn, k));
-    b.Add(b.MatMul(M, L.wv, xn, v));
-    b.Add(b.RowOp(OpKind::kRope, M, Q, q, k, -1));
-    Op kvw = b.RowOp(OpKind::kKvWrite, M, KV, k, v, -1);
-    kvw.layer = l;
-    b.Add(kvw);
-    Op attn = b.RowOp(OpKind::kAttention, M, Q, q, -1, att);
-    attn.layer = l;
-    attn.split = c.n_heads;
-    b.Add(attn);
-    b.Add(b.MatMul(M, L.wo, att, o));
-    b.Add(b.RowOp(OpKind::kAdd, M, D, x, o, x));
-    Op norm2 = b.RowOp(OpKind::kRmsNorm, M, D, x, -1, fn);
-    norm2.weight = L.ffn_norm;
-    b.Add(norm2);
-    b.Add(b.MatMul(M, L.w_gate, fn, g));
-    b.Add(b.MatMul(M, L.w_up, fn, u));
-    b.Add(b.RowOp(OpKind::kSwiGlu, M, F, g, u, g));
-    b.Add(b.MatMul(M, L.w_down, g, d));
-    b.Add(b.RowOp(OpKind::kAdd, M, D, x, d, x));
-  }
-  const int32_t last = b.NewBuffer("kept", int64_t{R} * D);
-  const int32_t last_n = b.NewBuffer("kept_norm", int64_t{R} * D);
-  p.logits_buffer = b.NewBuffer("logits", int64_t{R} * c.vocab_size);
-  b.Add(b.RowOp(OpKind::kGather, R, D, x, -1, last));
-  Op fnorm = b.RowOp(OpKind::kRmsNorm, R, D, last, -1, last_n);
-  fnorm.weight = w.output_norm;
-  b.Add(fnorm);
-  b.Add(b.MatMul(R, w.output, last_n, p.logits_buffer));
-  // The logits are read after the last op: keep them live to the end (they are already last).
+  ProgramBuilder builder(c, w, &p);
+  family.EmitGraph(c, family.Tensors(c), builder);
   p.arena_bytes = PlanMemory(p.buffers);
   return p;
 }

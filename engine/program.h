@@ -1,5 +1,6 @@
-// A specialization lowered to a program: a static list of kernel calls with every shape fixed
-// and every activation buffer placed in one arena by liveness. Immutable once built.
+// A specialization lowered to a program: the family's graph (models/family.h) as a static list
+// of kernel ops (kernels/op_table.h) with every shape fixed and every activation buffer placed
+// in one arena by liveness. Immutable once built.
 #ifndef TAILOR_ENGINE_PROGRAM_H_
 #define TAILOR_ENGINE_PROGRAM_H_
 
@@ -9,49 +10,37 @@
 
 #include "common/dtype.h"
 #include "engine/executor.h"
-#include "models/llama_model.h"
+#include "kernels/op_table.h"
+#include "models/family.h"
+#include "models/model.h"
 
 namespace tailor {
 
 // Where one weight tensor lives in the package's weights file.
 struct TensorRef {
   DType dtype = DType::kF32;
-  int64_t offset = -1;  // bytes from the start of the weights file (64-byte aligned)
+  int64_t offset = -1;  // bytes from the start of the weights file (64-byte aligned); -1: none
   int64_t rows = 0, cols = 0;
   int64_t bytes() const { return rows * RowBytes(dtype, cols); }
 };
 
-struct LayerTensors {
-  TensorRef attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
-};
-
-// The package's weights: q/k rows in interleaved-rope order whatever the source format.
+// The package's weights: one TensorRef per tensor of the family's list, in its order, q/k
+// features in interleaved-rope order whatever the source format.
 struct WeightLayout {
-  TensorRef token_embedding, output_norm, output;
-  std::vector<LayerTensors> layers;
+  std::vector<TensorRef> tensors;
   int64_t total_bytes = 0;
 };
 
-enum class OpKind : int32_t {
-  kEmbed,      // out[m] = embedding[token[m]]
-  kRmsNorm,    // out = rmsnorm(in) * weight
-  kMatMul,     // out[rows, n] = in[rows, k] x weight[n, k]^T
-  kRope,       // rotates in (q) and in2 (k) in place
-  kKvWrite,    // writes in (k) and in2 (v) into the paged KV of `layer`
-  kAttention,  // out = attention(in (q), KV of `layer`)
-  kAdd,        // out (== in) += in2
-  kSwiGlu,     // out (== in) = silu(in) * in2
-  kGather,     // out[r] = in[keep[r]]
-};
-const char* OpKindName(OpKind k);
+using kern::OpKind;
+const char* OpKindName(OpKind k);  // kern::kOpKinds[k].name
 
 struct Op {
-  OpKind kind = OpKind::kEmbed;
+  OpKind kind = kern::kOpEmbed;
   int32_t layer = -1;  // KvWrite, Attention
-  int32_t rows = 0;  // rows the op covers: token rows (batch*seq_len) or kept rows (batch)
+  int32_t rows = 0;  // rows the op covers: token rows (batch*seq_len), kept rows, or head rows
   int32_t k = 0;     // MatMul: summed dimension
   int32_t n = 0;     // MatMul: output features; other ops: row width
-  TensorRef weight;  // MatMul, RmsNorm, Embed
+  TensorRef weight;  // the tensor the op reads (offset -1: none)
   int32_t in = -1, in2 = -1, out = -1;  // buffer ids
   int32_t split = 0;  // size of the output dimension that -ols partitions (n, rows or heads)
 };
@@ -77,8 +66,9 @@ struct Program {
   double flops = 0;               // per step, matmuls only
 };
 
-// Lowers `spec` for the model; `kv_block` positions per KV block. Plans memory.
-Program LowerProgram(const LlamaConfig& config, const WeightLayout& weights,
+// Lowers `spec` of the model `config` (of `family`, whose tensors `weights` places); `kv_block`
+// positions per KV block. Plans memory.
+Program LowerProgram(const ModelConfig& config, const ModelFamily& family, const WeightLayout& weights,
                      const Specialization& spec, int32_t kv_block);
 
 // Assigns arena offsets so that buffers whose live ranges overlap never share bytes, reusing

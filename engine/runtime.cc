@@ -15,7 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "common/checksum.h"
 #include "common/status_macros.h"
-#include "engine/kernels_text.h"
+#include "engine/codegen.h"
 
 namespace tailor {
 namespace {
@@ -44,18 +44,11 @@ std::string ProgramKey(const Program& p, const OpConstants& k) {
   // The kernels' text: generated code inlines them and the native path must compute the same
   // bits over the same weight layouts, so a package made with other kernels is recompiled.
   static const std::string kernels = [] {
-    const std::string text = absl::StrCat(kKernelsText, "\n", kAmxText, "\n", kOpsText);
+    const std::string text = KernelsText();
     return ChecksumHex(std::as_bytes(std::span<const char>(text.data(), text.size())));
   }();
-  std::string text = absl::StrCat("v3 ", kernels, " ", p.spec.Name(), " ols", p.spec.ols, " blk",
-                                  k.kv_block, " kv", static_cast<int>(k.kv_dtype), " h", k.n_heads, "/",
-                                  k.n_kv_heads, "/", k.head_dim, " l", k.n_layers, " eps", k.rms_eps);
-  for (const Op& op : p.ops) {
-    absl::StrAppend(&text, ";", static_cast<int>(op.kind), ",", op.layer, ",", op.rows, ",", op.k,
-                    ",", op.n, ",", op.weight.offset, ",", static_cast<int>(op.weight.dtype), ",",
-                    op.in, ",", op.in2, ",", op.out, ",", op.split);
-  }
-  for (const Buffer& b : p.buffers) absl::StrAppend(&text, ";", b.offset);
+  std::string text = absl::StrCat("v4 ", kernels, " ", p.spec.Name(), " ols", p.spec.ols);
+  for (const Op& op : p.ops) absl::StrAppend(&text, ";", OpDescLiteral(DescribeOp(op, p, k)));
   return ChecksumHex(std::as_bytes(std::span<const char>(text.data(), text.size())));
 }
 
@@ -78,7 +71,7 @@ absl::Status Runtime::PackAmxWeights(int parts) {
   std::set<int64_t> done;
   for (const Program& prog : programs_) {
     for (const Op& op : prog.ops) {
-      if (op.kind != OpKind::kMatMul || op.weight.dtype != DType::kBF16 || !kern::amx::Packable(op.n, op.k) ||
+      if (op.kind != kern::kOpMatMul || op.weight.dtype != DType::kBF16 || !kern::amx::Packable(op.n, op.k) ||
           !done.insert(op.weight.offset).second) {
         continue;
       }
@@ -108,7 +101,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   auto rt = std::unique_ptr<Runtime>(new Runtime());
   TAILOR_ASSIGN_OR_RETURN(rt->package_, OpenPackage(dir));
   const Package& pkg = *rt->package_;
-  const LlamaConfig& c = pkg.config;
+  const ModelConfig& c = pkg.config;
   rt->constants_ = OpConstants{c.n_heads, c.n_kv_heads, c.head_dim, c.n_layers, pkg.kv_block,
                                pkg.kv_dtype, c.rms_eps};
   // The native path computes what the package's generated code computes (bf16 matmuls on AMX
@@ -125,7 +118,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     rt->specs_.push_back(ps.spec);
     rt->costs_.seconds_per_step.push_back(ps.cost_seconds);
     rt->costs_.seconds_at_start.push_back(ps.cost_seconds_at_start);
-    Program prog = LowerProgram(c, pkg.weights, ps.spec, pkg.kv_block);
+    Program prog = LowerProgram(c, *pkg.family, pkg.weights, ps.spec, pkg.kv_block);
     if (prog.arena_bytes != ps.arena_bytes) {
       return absl::FailedPreconditionError(absl::StrCat(
           (dir / "manifest.json").string(), ": specialization ", ps.spec.Name(), " has arena ",
@@ -139,6 +132,9 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     max_table = std::max(max_table, ps.spec.shape.batch_size * prog.max_blocks);
     max_arena = std::max(max_arena, prog.arena_bytes);
     max_blocks_needed = std::max<int64_t>(max_blocks_needed, int64_t{ps.spec.shape.batch_size} * prog.max_blocks);
+    std::vector<kern::OpDesc> descs;
+    for (const Op& op : prog.ops) descs.push_back(DescribeOp(op, prog, rt->constants_));
+    rt->descs_.push_back(std::move(descs));
     rt->programs_.push_back(std::move(prog));
   }  // Position-dependent costs only when every specialization has them.
   for (double c : rt->costs_.seconds_at_start) {
@@ -215,12 +211,13 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
                                                      " bytes of KV cache and ", max_arena, " of arena"));
   }
 
-  // Rope table in float64, stored as float: (cos, sin) of pos * theta^(-2i/head_dim).
+  // Rope table in float64, stored as float: (cos, sin) of pos * inv_freq[i].
   const int half = c.head_dim / 2;
+  const std::vector<double> inv_freq = RopeInvFreq(c);
   rt->cos_sin_.resize(static_cast<size_t>(max_ctx) * half * 2);
   for (int p = 0; p < max_ctx; ++p) {
     for (int i = 0; i < half; ++i) {
-      const double angle = p * std::pow(static_cast<double>(c.rope_theta), -2.0 * i / c.head_dim);
+      const double angle = p * inv_freq[i];
       rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2] = static_cast<float>(std::cos(angle));
       rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
     }
@@ -314,7 +311,8 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
       OpFn fn = generated_[plan.spec_index][i];
       pool_->Run(parts, [&](int part) { fn(&args, part, parts); });
     } else {
-      pool_->Run(parts, [&](int part) { RunOpNative(op, prog, constants_, args, part, parts, isa_); });
+      const kern::OpDesc& d = descs_[plan.spec_index][i];
+      pool_->Run(parts, [&](int part) { RunOpNative(d, args, part, parts, isa_); });
     }
   }
   StepOutput out;

@@ -60,6 +60,7 @@ class Runtime final : public Executor {
   std::vector<Specialization> specs_;
   CostTable costs_;
   std::vector<Program> programs_;
+  std::vector<std::vector<kern::OpDesc>> descs_;  // per spec, per op: what the native path runs
   std::vector<std::vector<OpFn>> generated_;  // per spec; empty on the native path
   std::vector<void*> dl_handles_;
   OpConstants constants_;

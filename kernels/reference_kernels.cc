@@ -54,12 +54,11 @@ void RmsNorm(const float* x, const MatrixView& weight, float eps, float* out, fl
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] * inv * scratch[i]);
 }
 
-void Rope(float* x, int32_t n_heads, int32_t head_dim, int32_t pos, double theta,
+void Rope(float* x, int32_t n_heads, int32_t head_dim, int32_t pos, std::span<const double> inv_freq,
           bool interleaved) {
   const int32_t half = head_dim / 2;
   for (int32_t i = 0; i < half; ++i) {
-    double freq = std::pow(theta, -2.0 * i / static_cast<double>(head_dim));
-    double angle = static_cast<double>(pos) * freq;
+    double angle = static_cast<double>(pos) * inv_freq[i];
     double c = std::cos(angle), s = std::sin(angle);
     for (int32_t h = 0; h < n_heads; ++h) {
       float* head = x + static_cast<int64_t>(h) * head_dim;

@@ -22,9 +22,10 @@ void MatVec(const MatrixView& w, const float* x, float* y, float* scratch);
 void RmsNorm(const float* x, const MatrixView& weight, float eps, float* out, float* scratch);
 
 // Rotates each of `n_heads` heads of `head_dim` floats in place for position `pos`.
-// interleaved: pairs (2i, 2i+1); otherwise pairs (i, i + head_dim/2). Frequencies
-// theta^(-2i/head_dim), angles computed in float64.
-void Rope(float* x, int32_t n_heads, int32_t head_dim, int32_t pos, double theta, bool interleaved);
+// interleaved: pairs (2i, 2i+1); otherwise pairs (i, i + head_dim/2). Pair i turns by
+// pos * inv_freq[i] radians (head_dim / 2 frequencies), computed in float64.
+void Rope(float* x, int32_t n_heads, int32_t head_dim, int32_t pos, std::span<const double> inv_freq,
+          bool interleaved);
 
 // out[i] = silu(gate[i]) * up[i].
 void SwiGlu(const float* gate, const float* up, int64_t n, float* out);

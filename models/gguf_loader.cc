@@ -1,5 +1,10 @@
-// GGUF v3 loader for general.architecture = llama: F32/F16/BF16/Q8_0 tensors, memory-mapped.
-// ggml's llama rope is on interleaved pairs (converters un-permute Hugging Face q/k rows).
+// GGUF v3 loader for the architectures of the registered families (llama, qwen2, qwen3):
+// F32/F16/BF16/Q8_0 tensors, memory-mapped. Tensor names are the families' canonical names.
+// ggml's llama rope is on interleaved pairs (converters permute Hugging Face q/k rows); qwen
+// keeps Hugging Face's order (NEOX rope).
+#include <algorithm>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "common/gguf_file.h"
 #include "common/status_macros.h"
@@ -56,78 +61,101 @@ absl::StatusOr<int32_t> RequiredInt(const GgufFile& g, const std::string& key,
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<LlamaModel>> LoadGguf(const fs::path& file,
-                                                     const LoadOptions& options) {
+absl::StatusOr<std::unique_ptr<Model>> LoadGguf(const fs::path& file, const LoadOptions& options) {
   const std::string source = file.string();
   TAILOR_ASSIGN_OR_RETURN(auto g, GgufFile::Open(file));
-  std::string arch = g->GetString("general.architecture").value_or("");
-  if (arch != "llama") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": unsupported architecture '", arch, "' (supported: llama)"));
+  const std::string arch = g->GetString("general.architecture").value_or("");
+  const ModelFamily* family = FamilyForGgufArchitecture(arch);
+  if (family == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": unsupported architecture '", arch,
+                                                   "' (supported: ", SupportedGgufArchitectures(), ")"));
   }
   auto refuse = [&](absl::string_view what) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": ", what, " is not implemented by tailor; refusing to load"));
   };
-  if (auto t = g->GetString("llama.rope.scaling.type"); t && *t != "none") {
-    return refuse(absl::StrCat("rope scaling '", *t, "'"));
-  }
-  if (auto n = g->GetInt("llama.expert_count"); n && *n > 0) {
+  const std::string a = arch + ".";
+  if (auto n = g->GetInt(a + "expert_count"); n && *n > 0) {
     return refuse(absl::StrCat("mixture of experts (", *n, " experts)"));
   }
 
-  auto model = std::make_unique<LlamaModel>();
+  auto model = std::make_unique<Model>();
   model->format = ModelFormat::kGguf;
   model->source = file;
-  LlamaConfig& c = model->config;
+  ModelConfig& c = model->config;
+  c.architecture = arch;
   c.name = g->GetString("general.name").value_or(file.stem().string());
-  TAILOR_ASSIGN_OR_RETURN(c.dim, RequiredInt(*g, "llama.embedding_length", source));
-  TAILOR_ASSIGN_OR_RETURN(c.n_layers, RequiredInt(*g, "llama.block_count", source));
-  TAILOR_ASSIGN_OR_RETURN(c.ffn_dim, RequiredInt(*g, "llama.feed_forward_length", source));
-  TAILOR_ASSIGN_OR_RETURN(c.n_heads, RequiredInt(*g, "llama.attention.head_count", source));
-  TAILOR_ASSIGN_OR_RETURN(c.max_positions, RequiredInt(*g, "llama.context_length", source));
-  c.n_kv_heads = static_cast<int32_t>(g->GetInt("llama.attention.head_count_kv").value_or(c.n_heads));
+  TAILOR_ASSIGN_OR_RETURN(c.dim, RequiredInt(*g, a + "embedding_length", source));
+  TAILOR_ASSIGN_OR_RETURN(c.n_layers, RequiredInt(*g, a + "block_count", source));
+  TAILOR_ASSIGN_OR_RETURN(c.ffn_dim, RequiredInt(*g, a + "feed_forward_length", source));
+  TAILOR_ASSIGN_OR_RETURN(c.n_heads, RequiredInt(*g, a + "attention.head_count", source));
+  TAILOR_ASSIGN_OR_RETURN(c.max_positions, RequiredInt(*g, a + "context_length", source));
+  c.n_kv_heads = static_cast<int32_t>(g->GetInt(a + "attention.head_count_kv").value_or(c.n_heads));
   c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
-  if (auto kl = g->GetInt("llama.attention.key_length")) c.head_dim = static_cast<int32_t>(*kl);
-  if (auto rd = g->GetInt("llama.rope.dimension_count"); rd && *rd != c.head_dim) {
+  if (auto kl = g->GetInt(a + "attention.key_length")) c.head_dim = static_cast<int32_t>(*kl);
+  if (auto rd = g->GetInt(a + "rope.dimension_count"); rd && *rd != c.head_dim) {
     return refuse(absl::StrCat("partial rope (rope dimension ", *rd, " of head_dim ", c.head_dim, ")"));
   }
-  c.rope_theta = static_cast<float>(g->GetFloat("llama.rope.freq_base").value_or(10000.0));
-  c.rms_eps = static_cast<float>(g->GetFloat("llama.attention.layer_norm_rms_epsilon").value_or(1e-5));
-  c.rope_layout = RopeLayout::kInterleaved;
+  c.rope_theta = static_cast<float>(g->GetFloat(a + "rope.freq_base").value_or(10000.0));
+  c.rms_eps = static_cast<float>(g->GetFloat(a + "attention.layer_norm_rms_epsilon").value_or(1e-5));
+  c.rope_layout = family->gguf_rope_layout();
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": head_dim ", c.head_dim, " must be even and in [2, 4096]"));
+  }
+  // Rope scaling: linear in the metadata; Llama 3's as per-frequency divisors in rope_freqs.
+  const std::string scaling = g->GetString(a + "rope.scaling.type").value_or("none");
+  std::vector<double> inv = DefaultRopeInvFreq(c.rope_theta, c.head_dim);
+  bool scaled = false;
+  if (scaling == "linear") {
+    const double factor = g->GetFloat(a + "rope.scaling.factor").value_or(0.0);
+    if (!(factor > 0)) return absl::InvalidArgumentError(absl::StrCat(source, ": linear rope scaling needs a positive rope.scaling.factor"));
+    for (double& f : inv) f /= factor;
+    scaled = true;
+  } else if (scaling != "none") {
+    return refuse(absl::StrCat("rope scaling '", scaling, "'"));
+  }
+  if (g->FindTensor("rope_freqs.weight") != nullptr) {
+    TAILOR_ASSIGN_OR_RETURN(WeightView factors, TakeTensor(*g, "rope_freqs.weight", source));
+    if (factors.dtype != DType::kF32 || factors.rows * factors.cols != static_cast<int64_t>(inv.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": rope_freqs.weight must hold ", inv.size(),
+                                                     " F32 factors (head_dim / 2)"));
+    }
+    for (size_t i = 0; i < inv.size(); ++i) {
+      float f;
+      std::memcpy(&f, factors.data + 4 * i, 4);
+      if (!(f > 0)) return absl::InvalidArgumentError(absl::StrCat(source, ": rope_freqs.weight has a factor <= 0"));
+      inv[i] /= f;
+    }
+    scaled = true;
+  }
+  if (scaled) c.rope_inv_freq = std::move(inv);
 
-  LlamaWeights& w = model->weights;
-  TAILOR_ASSIGN_OR_RETURN(w.token_embedding, TakeTensor(*g, "token_embd.weight", source));
-  c.vocab_size = static_cast<int32_t>(
-      g->GetInt("llama.vocab_size").value_or(w.token_embedding.rows));
+  const GgufTensorInfo* embd = g->FindTensor("token_embd.weight");
+  c.vocab_size = static_cast<int32_t>(g->GetInt(a + "vocab_size").value_or(embd && embd->dims.size() == 2 ? embd->dims[1] : 0));
+  // Special tokens and BOS: SentencePiece vocabularies add BOS unless told otherwise; byte-level
+  // BPE (gpt2) ones only when told (as llama.cpp reads these files).
+  const bool spm = g->GetString("tokenizer.ggml.model").value_or("llama") == "llama";
   c.bos_id = static_cast<int32_t>(g->GetInt("tokenizer.ggml.bos_token_id").value_or(1));
   c.eos_ids = {static_cast<int32_t>(g->GetInt("tokenizer.ggml.eos_token_id").value_or(2))};
-  c.add_bos = g->GetBool("tokenizer.ggml.add_bos_token").value_or(true);
+  for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    if (auto id = g->GetInt(key); id && std::find(c.eos_ids.begin(), c.eos_ids.end(), *id) == c.eos_ids.end()) {
+      c.eos_ids.push_back(static_cast<int32_t>(*id));
+    }
+  }
+  c.add_bos = g->GetBool("tokenizer.ggml.add_bos_token").value_or(spm);
   model->chat_template = g->GetString("tokenizer.chat_template").value_or("");
+  if (auto tokens = g->GetStringArray("tokenizer.ggml.tokens")) {
+    auto text = [&](int32_t id) { return id >= 0 && id < static_cast<int32_t>(tokens->size()) ? (*tokens)[id] : std::string(); };
+    model->bos_token = text(c.bos_id);
+    model->eos_token = text(c.eos_ids[0]);
+  }
+  c.tied_embeddings = g->FindTensor("output.weight") == nullptr;
   TAILOR_RETURN_IF_ERROR(ValidateConfig(c, source));
 
-  TAILOR_ASSIGN_OR_RETURN(w.output_norm, TakeTensor(*g, "output_norm.weight", source));
-  if (g->FindTensor("output.weight") != nullptr) {
-    TAILOR_ASSIGN_OR_RETURN(w.output, TakeTensor(*g, "output.weight", source));
-  } else {
-    c.tied_embeddings = true;
-    w.output = w.token_embedding;
-  }
-  for (int32_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = absl::StrCat("blk.", l, ".");
-    LlamaLayerWeights L;
-    TAILOR_ASSIGN_OR_RETURN(L.attn_norm, TakeTensor(*g, p + "attn_norm.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wq, TakeTensor(*g, p + "attn_q.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wk, TakeTensor(*g, p + "attn_k.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wv, TakeTensor(*g, p + "attn_v.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wo, TakeTensor(*g, p + "attn_output.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.ffn_norm, TakeTensor(*g, p + "ffn_norm.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.w_gate, TakeTensor(*g, p + "ffn_gate.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.w_up, TakeTensor(*g, p + "ffn_up.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.w_down, TakeTensor(*g, p + "ffn_down.weight", source));
-    w.layers.push_back(L);
-  }
-  TAILOR_RETURN_IF_ERROR(CheckAllShapes(*model, source));
+  SetFamily(model.get(), *family);
+  TAILOR_RETURN_IF_ERROR(TakeWeights(model.get(), source, [&](const TensorDesc& t) {
+    return TakeTensor(*g, t.name, source);
+  }));
   model->files.push_back(g->file());
   model->tokenizer_path = options.tokenizer ? *options.tokenizer : file;
   return model;

@@ -1,5 +1,6 @@
 // Hugging Face directory loader: config.json, generation_config.json, tokenizer_config.json,
-// model.safetensors or shards listed in model.safetensors.index.json, tokenizer.model.
+// model.safetensors or shards listed in model.safetensors.index.json, tokenizer.json or
+// tokenizer.model. The family comes from config.json's architectures (or model_type).
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -54,32 +55,79 @@ std::vector<int32_t> ReadIdList(const json& v) {
   return ids;
 }
 
-absl::Status ParseConfig(const json& j, const std::string& source, LlamaConfig* c) {
-  static const std::set<std::string> kArchitectures = {"LlamaForCausalLM", "MistralForCausalLM"};
+// rope_scaling (or transformers 5's rope_parameters) applied to the rotary frequencies:
+// "llama3" and "linear" are implemented, "default" changes nothing, anything else is refused.
+absl::Status ParseRopeScaling(const json& rs, const std::string& source, ModelConfig* c) {
+  const std::string field = absl::StrCat("rope_scaling ", rs.dump());
+  if (!rs.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": malformed ", field, " (expected an object or null)"));
+  }
+  std::string type = "default";
+  for (const char* key : {"rope_type", "type"}) {
+    if (rs.contains(key)) {
+      if (!rs[key].is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat(source, ": malformed ", field, " ('", key, "' must be a string)"));
+      }
+      type = rs[key].get<std::string>();
+      break;
+    }
+  }
+  if (type == "default") return absl::OkStatus();
+  auto number = [&](const char* key, double* out) -> absl::Status {
+    if (!rs.contains(key) || !rs[key].is_number() || !(rs[key].get<double>() > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": malformed ", field, ": '", key,
+                                                     "' must be a positive number for rope_type \"", type, "\""));
+    }
+    *out = rs[key].get<double>();
+    return absl::OkStatus();
+  };
+  double factor = 0;
+  TAILOR_RETURN_IF_ERROR(number("factor", &factor));
+  std::vector<double> inv = DefaultRopeInvFreq(c->rope_theta, c->head_dim);
+  if (type == "linear") {
+    for (double& f : inv) f /= factor;
+  } else if (type == "llama3") {
+    double low = 0, high = 0, original = 0;
+    TAILOR_RETURN_IF_ERROR(number("low_freq_factor", &low));
+    TAILOR_RETURN_IF_ERROR(number("high_freq_factor", &high));
+    TAILOR_RETURN_IF_ERROR(number("original_max_position_embeddings", &original));
+    if (!(high > low)) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": malformed ", field,
+                                                     ": high_freq_factor must exceed low_freq_factor"));
+    }
+    inv = Llama3ScaledInvFreq(std::move(inv), factor, low, high, original);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", field,
+                                                   " is not implemented by tailor (rope types: default, "
+                                                   "linear, llama3); refusing to load"));
+  }
+  c->rope_inv_freq = std::move(inv);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const ModelFamily*> ParseConfig(const json& j, const std::string& source, ModelConfig* c) {
   std::string arch;
+  const ModelFamily* family = nullptr;
   if (j.contains("architectures") && j["architectures"].is_array() &&
       !j["architectures"].empty() && j["architectures"][0].is_string()) {
     arch = j["architectures"][0].get<std::string>();
+    family = FamilyForHfArchitecture(arch);
   } else if (j.contains("model_type") && j["model_type"].is_string()) {
-    std::string t = j["model_type"].get<std::string>();
-    if (t == "llama") arch = "LlamaForCausalLM";
-    if (t == "mistral") arch = "MistralForCausalLM";
-    if (arch.empty()) arch = "model_type " + t;
+    const std::string t = j["model_type"].get<std::string>();
+    arch = "model_type " + t;
+    family = FindFamily(t == "mistral" ? "llama" : t);
   }
-  if (!kArchitectures.count(arch)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": unsupported architecture '", arch,
-        "' (supported: LlamaForCausalLM, MistralForCausalLM)"));
+  if (family == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": unsupported architecture '", arch,
+                                                   "' (supported: ", SupportedHfArchitectures(), ")"));
   }
+  c->architecture = arch;
   auto refuse = [&](absl::string_view what) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": ", what, " is not implemented by tailor; refusing to load"));
   };
   if (j.contains("hidden_act") && j["hidden_act"] != "silu") {
     return refuse(absl::StrCat("activation '", j["hidden_act"].dump(), "' (only silu)"));
-  }
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    return refuse(absl::StrCat("rope_scaling ", j["rope_scaling"].dump()));
   }
   for (const char* key : {"attention_bias", "mlp_bias"}) {
     if (j.contains(key) && j[key].is_boolean() && j[key].get<bool>()) {
@@ -99,16 +147,21 @@ absl::Status ParseConfig(const json& j, const std::string& source, LlamaConfig* 
   TAILOR_RETURN_IF_ERROR(ReadNumber(j, "rms_norm_eps", source, &c->rms_eps, false));
   c->rope_theta = 10000.0f;
   TAILOR_RETURN_IF_ERROR(ReadNumber(j, "rope_theta", source, &c->rope_theta, false));
-  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
-    const json& rp = j["rope_parameters"];
-    if (rp.contains("rope_type") && rp["rope_type"] != "default") {
-      return refuse(absl::StrCat("rope_parameters ", rp.dump()));
-    }
-    TAILOR_RETURN_IF_ERROR(ReadNumber(rp, "rope_theta", source, &c->rope_theta, false));
-  }
   c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
   TAILOR_RETURN_IF_ERROR(ReadNumber(j, "head_dim", source, &c->head_dim, false));
-  if (j.contains("sliding_window") && !j["sliding_window"].is_null()) {
+  if (c->head_dim <= 0 || c->head_dim % 2 != 0 || c->head_dim > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": head_dim ", c->head_dim, " must be even and in [2, 4096]"));
+  }
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+    TAILOR_RETURN_IF_ERROR(ReadNumber(j["rope_parameters"], "rope_theta", source, &c->rope_theta, false));
+    TAILOR_RETURN_IF_ERROR(ParseRopeScaling(j["rope_parameters"], source, c));
+  }
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    TAILOR_RETURN_IF_ERROR(ParseRopeScaling(j["rope_scaling"], source, c));
+  }
+  // Qwen configs name a window they do not use (use_sliding_window false).
+  const bool window_used = !(j.contains("use_sliding_window") && j["use_sliding_window"] == false);
+  if (window_used && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
     int64_t window = 0;
     TAILOR_RETURN_IF_ERROR(ReadNumber(j, "sliding_window", source, &window, false));
     if (window < c->max_positions) {
@@ -125,7 +178,7 @@ absl::Status ParseConfig(const json& j, const std::string& source, LlamaConfig* 
     auto ids = ReadIdList(j["eos_token_id"]);
     if (!ids.empty()) c->eos_ids = ids;
   }
-  return absl::OkStatus();
+  return family;
 }
 
 struct TensorSource {
@@ -166,12 +219,42 @@ absl::StatusOr<WeightView> TakeTensor(const TensorSource& src, const std::string
   return v;
 }
 
+// A special token's text in tokenizer_config.json: a string or {"content": string}; "" if null.
+std::string TokenText(const json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.contains("content") && j["content"].is_string()) return j["content"].get<std::string>();
+  return "";
+}
+
+absl::Status ReadTokenizerConfig(const fs::path& path, Model* model) {
+  TAILOR_ASSIGN_OR_RETURN(json tc, ReadJson(path));
+  if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean()) {
+    model->config.add_bos = tc["add_bos_token"].get<bool>();
+  }
+  if (tc.contains("bos_token")) model->bos_token = TokenText(tc["bos_token"]);
+  if (tc.contains("eos_token")) model->eos_token = TokenText(tc["eos_token"]);
+  if (tc.contains("chat_template")) {
+    const json& ct = tc["chat_template"];
+    if (ct.is_string()) {
+      model->chat_template = ct.get<std::string>();
+    } else if (ct.is_array()) {
+      for (const auto& e : ct) {
+        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") &&
+            e["template"].is_string()) {
+          model->chat_template = e["template"].get<std::string>();
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<LlamaModel>> LoadHuggingFace(const fs::path& dir,
+absl::StatusOr<std::unique_ptr<Model>> LoadHuggingFace(const fs::path& dir,
                                                             const LoadOptions& options) {
   const std::string source = dir.string();
-  auto model = std::make_unique<LlamaModel>();
+  auto model = std::make_unique<Model>();
   model->format = ModelFormat::kHuggingFace;
   model->source = dir;
   model->config.name = fs::absolute(dir).lexically_normal().filename().string();
@@ -183,7 +266,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadHuggingFace(const fs::path& dir,
         source, ": not a model directory (no config.json; expected a Hugging Face directory)"));
   }
   TAILOR_ASSIGN_OR_RETURN(json config, ReadJson(config_path));
-  TAILOR_RETURN_IF_ERROR(ParseConfig(config, config_path.string(), &model->config));
+  TAILOR_ASSIGN_OR_RETURN(const ModelFamily* family, ParseConfig(config, config_path.string(), &model->config));
 
   if (fs::exists(dir / "generation_config.json")) {
     TAILOR_ASSIGN_OR_RETURN(json gen, ReadJson(dir / "generation_config.json"));
@@ -194,7 +277,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadHuggingFace(const fs::path& dir,
       auto ids = ReadIdList(gen["eos_token_id"]);
       if (!ids.empty()) model->config.eos_ids = ids;
     }
-    LlamaConfig::SamplingDefaults& d = model->config.sampling_defaults;
+    ModelConfig::SamplingDefaults& d = model->config.sampling_defaults;
     if (gen.contains("do_sample") && gen["do_sample"].is_boolean()) d.do_sample = gen["do_sample"].get<bool>();
     if (gen.contains("temperature") && gen["temperature"].is_number()) d.temperature = gen["temperature"].get<float>();
     if (gen.contains("top_p") && gen["top_p"].is_number()) d.top_p = gen["top_p"].get<float>();
@@ -203,24 +286,23 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadHuggingFace(const fs::path& dir,
       d.repetition_penalty = gen["repetition_penalty"].get<float>();
     }
   }
-  if (fs::exists(dir / "tokenizer_config.json")) {
-    TAILOR_ASSIGN_OR_RETURN(json tc, ReadJson(dir / "tokenizer_config.json"));
-    if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean()) {
-      model->config.add_bos = tc["add_bos_token"].get<bool>();
-    }
-    if (tc.contains("chat_template")) {
-      const json& ct = tc["chat_template"];
-      if (ct.is_string()) {
-        model->chat_template = ct.get<std::string>();
-      } else if (ct.is_array()) {
-        for (const auto& e : ct) {
-          if (e.is_object() && e.value("name", "") == "default" && e.contains("template") &&
-              e["template"].is_string()) {
-            model->chat_template = e["template"].get<std::string>();
-          }
-        }
-      }
-    }
+  // The tokenizer: --tokenizer, else tokenizer.json (Hugging Face tokenizers), else
+  // tokenizer.model (SentencePiece). tokenizer_config.json (chat template, special tokens, BOS)
+  // from the model directory, else from beside the tokenizer.
+  if (options.tokenizer) {
+    model->tokenizer_path = *options.tokenizer;
+  } else if (fs::exists(dir / "tokenizer.json")) {
+    model->tokenizer_path = dir / "tokenizer.json";
+  } else if (fs::exists(dir / "tokenizer.model")) {
+    model->tokenizer_path = dir / "tokenizer.model";
+  } else {
+    return absl::NotFoundError(absl::StrCat(
+        source, ": no tokenizer (looked for tokenizer.json and tokenizer.model; give one with --tokenizer)"));
+  }
+  fs::path tokenizer_config = dir / "tokenizer_config.json";
+  if (!fs::exists(tokenizer_config)) tokenizer_config = model->tokenizer_path.parent_path() / "tokenizer_config.json";
+  if (fs::is_regular_file(tokenizer_config)) {
+    TAILOR_RETURN_IF_ERROR(ReadTokenizerConfig(tokenizer_config, model.get()));
   }
   TAILOR_RETURN_IF_ERROR(ValidateConfig(model->config, config_path.string()));
 
@@ -262,40 +344,10 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadHuggingFace(const fs::path& dir,
     model->files.push_back(st->file());
   }
 
-  LlamaWeights& w = model->weights;
-  TAILOR_ASSIGN_OR_RETURN(w.token_embedding, TakeTensor(src, "model.embed_tokens.weight", source));
-  TAILOR_ASSIGN_OR_RETURN(w.output_norm, TakeTensor(src, "model.norm.weight", source));
-  if (model->config.tied_embeddings) {
-    w.output = w.token_embedding;
-  } else {
-    TAILOR_ASSIGN_OR_RETURN(w.output, TakeTensor(src, "lm_head.weight", source));
-  }
-  for (int32_t l = 0; l < model->config.n_layers; ++l) {
-    const std::string p = absl::StrCat("model.layers.", l, ".");
-    LlamaLayerWeights L;
-    TAILOR_ASSIGN_OR_RETURN(L.attn_norm, TakeTensor(src, p + "input_layernorm.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wq, TakeTensor(src, p + "self_attn.q_proj.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wk, TakeTensor(src, p + "self_attn.k_proj.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wv, TakeTensor(src, p + "self_attn.v_proj.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.wo, TakeTensor(src, p + "self_attn.o_proj.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.ffn_norm,
-                            TakeTensor(src, p + "post_attention_layernorm.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.w_gate, TakeTensor(src, p + "mlp.gate_proj.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.w_up, TakeTensor(src, p + "mlp.up_proj.weight", source));
-    TAILOR_ASSIGN_OR_RETURN(L.w_down, TakeTensor(src, p + "mlp.down_proj.weight", source));
-    w.layers.push_back(L);
-  }
-  TAILOR_RETURN_IF_ERROR(CheckAllShapes(*model, source));
-
-  if (options.tokenizer) {
-    model->tokenizer_path = *options.tokenizer;
-  } else if (fs::exists(dir / "tokenizer.model")) {
-    model->tokenizer_path = dir / "tokenizer.model";
-  } else {
-    return absl::NotFoundError(absl::StrCat(
-        source, ": no tokenizer.model (tailor reads SentencePiece tokenizers; give one with "
-                "--tokenizer)"));
-  }
+  SetFamily(model.get(), *family);
+  TAILOR_RETURN_IF_ERROR(TakeWeights(model.get(), source, [&](const TensorDesc& t) {
+    return TakeTensor(src, t.hf_name, source);
+  }));
   return model;
 }
 

@@ -2,10 +2,12 @@
 // meaning an unshared classifier) and version 1 of the "ak42" export (256-byte header, fp32).
 // Both use rope on interleaved pairs, theta 10000, rms eps 1e-5; stories end with BOS.
 #include <cstring>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "models/decoder_blocks.h"
 #include "models/loader_util.h"
 
 namespace tailor::loader {
@@ -32,7 +34,7 @@ class Cursor {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlama2c(const fs::path& file,
+absl::StatusOr<std::unique_ptr<Model>> LoadLlama2c(const fs::path& file,
                                                         const LoadOptions& options) {
   const std::string source = file.string();
   TAILOR_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(file));
@@ -65,7 +67,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlama2c(const fs::path& file,
     shared = h[5] > 0;
     h[5] = h[5] < 0 ? -h[5] : h[5];
   }
-  LlamaConfig c;
+  ModelConfig c;
   c.dim = h[0];
   c.ffn_dim = h[1];
   c.n_layers = h[2];
@@ -91,6 +93,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlama2c(const fs::path& file,
   c.bos_id = 1;
   c.eos_ids = {2, 1};  // llama2.c stories end by emitting BOS
   c.name = file.stem().string();
+  c.architecture = "llama2.c";
   TAILOR_RETURN_IF_ERROR(ValidateConfig(c, source));
 
   const int64_t L = c.n_layers, D = c.dim, F = c.ffn_dim, V = c.vocab_size;
@@ -106,42 +109,51 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadLlama2c(const fs::path& file,
         expected));
   }
 
-  auto model = std::make_unique<LlamaModel>();
+  auto model = std::make_unique<Model>();
   model->config = c;
   model->format = ModelFormat::kLlama2c;
   model->source = file;
-  LlamaWeights& w = model->weights;
-  w.layers.resize(L);
+  // The file's tensors in order; per-layer tensors are stored layer after layer for each kind.
+  std::map<std::string, WeightView> views;
   Cursor cur(mapped->data() + header_bytes);
+  auto take_layers = [&](const char* suffix, int64_t rows, int64_t cols) {
+    for (int64_t l = 0; l < L; ++l) views[blocks::LayerName(static_cast<int32_t>(l), suffix)] = cur.Take(rows, cols);
+  };
+  auto take_matrices = [&] {
+    take_layers("attn_q.weight", Q, D);
+    take_layers("attn_k.weight", KV, D);
+    take_layers("attn_v.weight", KV, D);
+    take_layers("attn_output.weight", D, Q);
+  };
+  auto take_mlp = [&] {
+    take_layers("ffn_gate.weight", F, D);
+    take_layers("ffn_down.weight", D, F);
+    take_layers("ffn_up.weight", F, D);
+  };
   if (version == 0) {
-    w.token_embedding = cur.Take(V, D);
-    for (auto& l : w.layers) l.attn_norm = cur.Take(1, D);
-    for (auto& l : w.layers) l.wq = cur.Take(Q, D);
-    for (auto& l : w.layers) l.wk = cur.Take(KV, D);
-    for (auto& l : w.layers) l.wv = cur.Take(KV, D);
-    for (auto& l : w.layers) l.wo = cur.Take(D, Q);
-    for (auto& l : w.layers) l.ffn_norm = cur.Take(1, D);
-    for (auto& l : w.layers) l.w_gate = cur.Take(F, D);
-    for (auto& l : w.layers) l.w_down = cur.Take(D, F);
-    for (auto& l : w.layers) l.w_up = cur.Take(F, D);
-    w.output_norm = cur.Take(1, D);
+    views["token_embd.weight"] = cur.Take(V, D);
+    take_layers("attn_norm.weight", 1, D);
+    take_matrices();
+    take_layers("ffn_norm.weight", 1, D);
+    take_mlp();
+    views["output_norm.weight"] = cur.Take(1, D);
     cur.Skip(static_cast<int64_t>(c.max_positions) * c.head_dim);
   } else {
-    for (auto& l : w.layers) l.attn_norm = cur.Take(1, D);
-    for (auto& l : w.layers) l.ffn_norm = cur.Take(1, D);
-    w.output_norm = cur.Take(1, D);
-    w.token_embedding = cur.Take(V, D);
-    for (auto& l : w.layers) l.wq = cur.Take(Q, D);
-    for (auto& l : w.layers) l.wk = cur.Take(KV, D);
-    for (auto& l : w.layers) l.wv = cur.Take(KV, D);
-    for (auto& l : w.layers) l.wo = cur.Take(D, Q);
-    for (auto& l : w.layers) l.w_gate = cur.Take(F, D);
-    for (auto& l : w.layers) l.w_down = cur.Take(D, F);
-    for (auto& l : w.layers) l.w_up = cur.Take(F, D);
+    take_layers("attn_norm.weight", 1, D);
+    take_layers("ffn_norm.weight", 1, D);
+    views["output_norm.weight"] = cur.Take(1, D);
+    views["token_embd.weight"] = cur.Take(V, D);
+    take_matrices();
+    take_mlp();
   }
-  w.output = shared ? w.token_embedding : cur.Take(V, D);
+  if (!shared) views["output.weight"] = cur.Take(V, D);
   model->files.push_back(std::move(mapped));
-  TAILOR_RETURN_IF_ERROR(CheckAllShapes(*model, source));
+  SetFamily(model.get(), *FindFamily("llama"));
+  TAILOR_RETURN_IF_ERROR(TakeWeights(model.get(), source, [&](const TensorDesc& t) -> absl::StatusOr<WeightView> {
+    auto it = views.find(t.name);
+    if (it == views.end()) return absl::InternalError(absl::StrCat(source, ": no tensor '", t.name, "'"));
+    return it->second;
+  }));
 
   if (options.tokenizer) {
     model->tokenizer_path = *options.tokenizer;

@@ -1,5 +1,6 @@
 #include "models/model_loader.h"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -18,7 +19,7 @@ const char* ModelFormatName(ModelFormat f) {
   return "?";
 }
 
-absl::StatusOr<std::unique_ptr<LlamaModel>> LoadModel(const std::filesystem::path& path,
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& path,
                                                       const LoadOptions& options) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
@@ -43,7 +44,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LoadModel(const std::filesystem::pat
 
 namespace loader {
 
-absl::Status ValidateConfig(const LlamaConfig& c, const std::string& source) {
+absl::Status ValidateConfig(const ModelConfig& c, const std::string& source) {
   auto bad = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": invalid model configuration: ", what));
   };
@@ -62,6 +63,13 @@ absl::Status ValidateConfig(const LlamaConfig& c, const std::string& source) {
   if (!(c.rms_eps > 0) || !(c.rope_theta > 0)) {
     return bad("rms_norm_eps and rope_theta must be positive");
   }
+  if (!c.rope_inv_freq.empty() && c.rope_inv_freq.size() != static_cast<size_t>(c.head_dim / 2)) {
+    return bad(absl::StrCat(c.rope_inv_freq.size(), " rotary frequencies for head_dim ", c.head_dim,
+                            " (expected ", c.head_dim / 2, ")"));
+  }
+  for (double f : c.rope_inv_freq) {
+    if (!(f > 0) || !std::isfinite(f)) return bad("rotary frequencies must be positive and finite");
+  }
   if (c.bos_id < 0 || c.bos_id >= c.vocab_size) {
     return bad(absl::StrCat("bos id ", c.bos_id, " outside the vocabulary [0, ", c.vocab_size, ")"));
   }
@@ -73,40 +81,20 @@ absl::Status ValidateConfig(const LlamaConfig& c, const std::string& source) {
   return absl::OkStatus();
 }
 
-absl::Status CheckShape(const std::string& source, const std::string& tensor, const WeightView& w,
-                        int64_t rows, int64_t cols) {
-  if (w.rows != rows || w.cols != cols) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": tensor '", tensor, "' has shape [", w.rows, ", ", w.cols,
-                     "] but the configuration needs [", rows, ", ", cols, "]"));
-  }
-  return absl::OkStatus();
+void SetFamily(Model* model, const ModelFamily& family) {
+  model->family = &family;
+  model->config.family = std::string(family.name());
+  model->tensors = family.Tensors(model->config);
 }
 
-absl::Status CheckAllShapes(const LlamaModel& m, const std::string& source) {
-  const LlamaConfig& c = m.config;
-  const LlamaWeights& w = m.weights;
-  TAILOR_RETURN_IF_ERROR(CheckShape(source, "token embedding", w.token_embedding, c.vocab_size, c.dim));
-  TAILOR_RETURN_IF_ERROR(CheckShape(source, "output norm", w.output_norm, 1, c.dim));
-  TAILOR_RETURN_IF_ERROR(CheckShape(source, "output", w.output, c.vocab_size, c.dim));
-  if (static_cast<int32_t>(w.layers.size()) != c.n_layers) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": found ", w.layers.size(),
-                                                   " layers, expected ", c.n_layers));
+absl::Status TakeWeights(Model* model, const std::string& source,
+                         const std::function<absl::StatusOr<WeightView>(const TensorDesc&)>& take) {
+  model->weights.clear();
+  for (const TensorDesc& t : model->tensors) {
+    TAILOR_ASSIGN_OR_RETURN(WeightView w, take(t));
+    model->weights.push_back(w);
   }
-  for (int32_t l = 0; l < c.n_layers; ++l) {
-    const LlamaLayerWeights& L = w.layers[l];
-    std::string p = absl::StrCat("layer ", l, " ");
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "attention norm", L.attn_norm, 1, c.dim));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "q projection", L.wq, c.q_dim(), c.dim));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "k projection", L.wk, c.kv_dim(), c.dim));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "v projection", L.wv, c.kv_dim(), c.dim));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "o projection", L.wo, c.dim, c.q_dim()));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "ffn norm", L.ffn_norm, 1, c.dim));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "gate projection", L.w_gate, c.ffn_dim, c.dim));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "up projection", L.w_up, c.ffn_dim, c.dim));
-    TAILOR_RETURN_IF_ERROR(CheckShape(source, p + "down projection", L.w_down, c.dim, c.ffn_dim));
-  }
-  return absl::OkStatus();
+  return CheckWeights(*model, source);
 }
 
 }  // namespace loader

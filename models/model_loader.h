@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
-#include "models/llama_model.h"
+#include "models/model.h"
 
 namespace tailor {
 
@@ -21,7 +21,7 @@ struct LoadOptions {
   std::optional<std::filesystem::path> tokenizer;
 };
 
-absl::StatusOr<std::unique_ptr<LlamaModel>> LoadModel(const std::filesystem::path& path,
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& path,
                                                       const LoadOptions& options = {});
 
 }  // namespace tailor

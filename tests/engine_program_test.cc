@@ -9,8 +9,8 @@
 namespace tailor {
 namespace {
 
-LlamaConfig Config() {
-  LlamaConfig c;
+ModelConfig Config() {
+  ModelConfig c;
   c.dim = 64;
   c.n_layers = 3;
   c.n_heads = 8;
@@ -22,22 +22,15 @@ LlamaConfig Config() {
   return c;
 }
 
-WeightLayout Layout(const LlamaConfig& c) {
+// Every tensor of the family's list placed one after the other.
+WeightLayout Layout(const ModelFamily& family, const ModelConfig& c) {
   WeightLayout w;
   int64_t off = 0;
-  auto t = [&](int64_t rows, int64_t cols) {
-    TensorRef r{DType::kF32, off, rows, cols};
+  for (const TensorDesc& t : family.Tensors(c)) {
+    TensorRef r{DType::kF32, off, t.rows, t.cols};
     off += (r.bytes() + 63) / 64 * 64;
-    return r;
-  };
-  w.token_embedding = t(c.vocab_size, c.dim);
-  for (int l = 0; l < c.n_layers; ++l) {
-    w.layers.push_back({t(1, c.dim), t(c.q_dim(), c.dim), t(c.kv_dim(), c.dim), t(c.kv_dim(), c.dim),
-                        t(c.dim, c.q_dim()), t(1, c.dim), t(c.ffn_dim, c.dim), t(c.ffn_dim, c.dim),
-                        t(c.dim, c.ffn_dim)});
+    w.tensors.push_back(r);
   }
-  w.output_norm = t(1, c.dim);
-  w.output = w.token_embedding;
   w.total_bytes = off;
   return w;
 }
@@ -57,29 +50,40 @@ void ExpectNoOverlap(const std::vector<Buffer>& buffers) {
 }
 
 TEST(Program, LoweringFixesShapesAndPlansMemory) {
-  const LlamaConfig c = Config();
-  for (SpecShape shape : {SpecShape{1, 1, 128}, SpecShape{4, 16, 512}}) {
-    Program p = LowerProgram(c, Layout(c), Specialization{shape, 2}, 16);
-    EXPECT_EQ(p.token_rows, shape.batch_size * shape.seq_len);
-    EXPECT_EQ(p.max_blocks, (shape.ctx_len + 15) / 16);
-    EXPECT_EQ(p.ops.size(), 1u + 15u * c.n_layers + 3u);
-    int64_t total = 0;
-    for (const Buffer& b : p.buffers) {
-      EXPECT_GE(b.first_op, 0) << b.name;
-      EXPECT_LE(b.offset + b.bytes, p.arena_bytes) << b.name;
-      total += b.bytes;
-    }
-    ExpectNoOverlap(p.buffers);
-    EXPECT_LT(p.arena_bytes, total / 2) << "buffers of different layers should share space";
-    for (const Op& op : p.ops) {
-      EXPECT_GT(op.rows, 0);
-      EXPECT_GT(op.split, 0);
-      if (op.kind == OpKind::kMatMul) {
-        EXPECT_EQ(op.n, op.weight.rows);
-        EXPECT_EQ(op.k, op.weight.cols);
+  ModelConfig c = Config();
+  c.tied_embeddings = true;
+  // Ops per layer: llama 15; qwen2 adds three bias adds; qwen3 two per-head norms.
+  for (const auto& [family_name, per_layer] : {std::pair{"llama", 15u}, {"qwen2", 18u}, {"qwen3", 17u}}) {
+    const ModelFamily& family = *FindFamily(family_name);
+    c.family = family_name;
+    for (SpecShape shape : {SpecShape{1, 1, 128}, SpecShape{4, 16, 512}}) {
+      Program p = LowerProgram(c, family, Layout(family, c), Specialization{shape, 2}, 16);
+      EXPECT_EQ(p.token_rows, shape.batch_size * shape.seq_len);
+      EXPECT_EQ(p.max_blocks, (shape.ctx_len + 15) / 16);
+      EXPECT_EQ(p.ops.size(), 1u + per_layer * c.n_layers + 3u) << family_name;
+      int64_t total = 0;
+      for (const Buffer& b : p.buffers) {
+        EXPECT_GE(b.first_op, 0) << b.name;
+        EXPECT_LE(b.offset + b.bytes, p.arena_bytes) << b.name;
+        total += b.bytes;
       }
+      ExpectNoOverlap(p.buffers);
+      EXPECT_LT(p.arena_bytes, total / 2) << "buffers of different layers should share space";
+      for (const Op& op : p.ops) {
+        EXPECT_GT(op.rows, 0);
+        EXPECT_GT(op.split, 0);
+        if (op.kind == kern::kOpMatMul) {
+          EXPECT_EQ(op.n, op.weight.rows);
+          EXPECT_EQ(op.k, op.weight.cols);
+        }
+        if (op.kind == kern::kOpRmsNorm) {  // per row, or per head (q/k norms) in place
+          EXPECT_TRUE(op.n == c.dim || (op.n == c.head_dim && op.in == op.out)) << op.n;
+          EXPECT_EQ(op.weight.cols, op.n);
+        }
+        if (op.kind == kern::kOpAddBias) EXPECT_EQ(op.weight.cols, op.n);
+      }
+      EXPECT_EQ(p.buffers[p.logits_buffer].bytes, int64_t{shape.batch_size} * c.vocab_size * 4);
     }
-    EXPECT_EQ(p.buffers[p.logits_buffer].bytes, int64_t{shape.batch_size} * c.vocab_size * 4);
   }
 }
 

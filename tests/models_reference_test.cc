@@ -21,7 +21,7 @@ json ReadJson(const std::string& path) {
   return json::parse(in);
 }
 
-std::unique_ptr<LlamaModel> Load(const std::string& rel) {
+std::unique_ptr<Model> Load(const std::string& rel) {
   LoadOptions options;
   if (rel.ends_with(".bin")) options.tokenizer = kShared + "/models/stories260K/tok512.model";
   auto m = LoadModel(kShared + "/models/" + rel, options);
@@ -34,7 +34,7 @@ int32_t Argmax(const float* v, int32_t n) {
 }
 
 // Greedy continuation of `prompt` for up to `max_new` tokens, stopping after emitting `stop`.
-std::vector<int32_t> Greedy(const LlamaModel& m, const std::vector<int32_t>& prompt, int max_new,
+std::vector<int32_t> Greedy(const Model& m, const std::vector<int32_t>& prompt, int max_new,
                             int32_t stop) {
   ReferenceForward fwd(m);
   ReferenceKvCache cache(m.config);
@@ -120,7 +120,7 @@ TEST(Stories260K, FormatsAgree) {
   ASSERT_TRUE(a && b && c);
   std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286};
   std::vector<std::vector<float>> out;
-  for (LlamaModel* m : {a.get(), b.get(), c.get()}) {
+  for (Model* m : {a.get(), b.get(), c.get()}) {
     ReferenceKvCache cache(m->config);
     ReferenceRow row{&cache, prompt};
     auto logits = ReferenceForward(*m).Run({&row, 1});

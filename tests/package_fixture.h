@@ -51,7 +51,7 @@ inline std::filesystem::path TestPackage(const std::string& name, const std::str
     auto specs = ParseSpecConfig(specs_json, name, (*model)->config.max_positions);
     EXPECT_TRUE(specs.ok()) << specs.status();
     options.out = dir;
-    options.tokenizer_model = "not used by engine tests";
+    options.tokenizer_bytes = "not used by engine tests";
     absl::Status s = CompilePackage(**model, *specs, options);
     EXPECT_TRUE(s.ok()) << s;
     std::ofstream(dir / "test-stamp") << stamp;
