@@ -12,6 +12,7 @@
 #include "models/reference_forward.h"
 #include "nlohmann/json.hpp"
 #include "tests/package_fixture.h"
+#include "tests/step_helpers.h"
 #include "tests/test_util.h"
 
 namespace tailor {
@@ -19,6 +20,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing_util::FeedWithCompanions;
+using testing_util::MakeRandomPlan;
+using testing_util::RandomPlan;
 using testing_util::TestPackage;
 
 const std::string kShared = TAILOR_SHARED_DIR;
@@ -74,33 +78,6 @@ std::unique_ptr<Runtime> Open(const fs::path& dir, bool native = false) {
   auto rt = Runtime::Open(dir, o);
   EXPECT_TRUE(rt.ok()) << rt.status();
   return rt.ok() ? std::move(rt).value() : nullptr;
-}
-
-// A random plan filling `spec`: rows with 1..seq_len tokens at random positions, own blocks.
-struct RandomPlan {
-  std::vector<std::vector<int32_t>> tokens;
-  std::vector<std::vector<BlockId>> tables;
-  StepPlan plan;
-};
-RandomPlan MakeRandomPlan(const Runtime& rt, int32_t spec, std::mt19937& rng) {
-  const SpecShape& s = rt.specializations()[spec].shape;
-  const int32_t B = rt.kv_block_size(), per_row = (s.ctx_len + B - 1) / B;
-  RandomPlan p;
-  p.plan.spec_index = spec;
-  const int32_t rows = 1 + static_cast<int32_t>(rng() % s.batch_size);
-  p.tokens.resize(rows);
-  p.tables.resize(rows);
-  for (int32_t r = 0; r < rows; ++r) {
-    const int32_t n = 1 + static_cast<int32_t>(rng() % s.seq_len);
-    for (int32_t i = 0; i < n; ++i) p.tokens[r].push_back(static_cast<int32_t>(rng() % rt.vocab_size()));
-    for (int32_t b = 0; b < per_row; ++b) p.tables[r].push_back(r * per_row + b);
-  }
-  for (int32_t r = 0; r < rows; ++r) {
-    const int32_t n = static_cast<int32_t>(p.tokens[r].size());
-    const int32_t start = static_cast<int32_t>(rng() % (s.ctx_len - n + 1));
-    p.plan.rows.push_back(StepRow{r, p.tokens[r], start, p.tables[r], 1});
-  }
-  return p;
 }
 
 TEST(EnginePackage, GeneratedMatchesNative) {
@@ -170,36 +147,6 @@ TEST(EnginePackage, MatchesReferenceForward) {
                          2e-2f, /*relative=*/true);
   ExpectMatchesReference(Bf16Native("tiny_mistral_bf16", "tiny-mistral-f16"), "tiny-mistral-f16", 2e-2f,
                          /*relative=*/true);
-}
-
-// Feeds `seq` to a fresh slot in steps of `chunk` tokens on `spec`, with random companion rows
-// filling the rest of the batch; returns the logits after every step.
-std::vector<std::vector<float>> FeedWithCompanions(Runtime& rt, int32_t spec, const std::vector<int32_t>& seq,
-                                                   int32_t chunk, uint32_t seed) {
-  std::mt19937 rng(seed);
-  const SpecShape& s = rt.specializations()[spec].shape;
-  const int32_t B = rt.kv_block_size(), per_row = (512 + B - 1) / B;
-  std::vector<BlockId> mine;
-  for (int32_t b = 0; b < per_row; ++b) mine.push_back(7 * per_row + b);  // any free blocks
-  std::vector<std::vector<float>> out;
-  for (size_t done = 0; done < seq.size(); done += chunk) {
-    const int32_t n = std::min<int32_t>(chunk, static_cast<int32_t>(seq.size() - done));
-    std::span<const int32_t> part(seq.data() + done, n);
-    RandomPlan companions = MakeRandomPlan(rt, spec, rng);
-    StepPlan plan;
-    plan.spec_index = spec;
-    // Our row at a random place among at most batch_size - 1 companions.
-    size_t keep = std::min<size_t>(companions.plan.rows.size(), s.batch_size - 1);
-    companions.plan.rows.resize(keep);
-    const size_t at = rng() % (keep + 1);
-    plan.rows = companions.plan.rows;
-    plan.rows.insert(plan.rows.begin() + at, StepRow{99, part, static_cast<int32_t>(done), mine, 1});
-    auto r = rt.Execute(plan);
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return out;
-    out.push_back(r->logits[at]);
-  }
-  return out;
 }
 
 // Feeds the same sequence through each runtime beside other rows, in chunks and -ols splits; every
@@ -305,6 +252,10 @@ class DamagedPackage : public ::testing::Test {
     }
   }
   absl::Status OpenStatus() { return Runtime::Open(dir_, RuntimeOptions{}).status(); }
+  void Reset() {  // a fresh copy of the package
+    fs::remove_all(tmp_.path() / "pkg");
+    SetUp();
+  }
   void EditManifest(const std::function<void(nlohmann::json&)>& edit) {
     auto j = nlohmann::json::parse(testing_util::ReadAll(dir_ / "manifest.json"));
     edit(j);
@@ -358,6 +309,24 @@ TEST_F(DamagedPackage, VersionMismatchAndGarbage) {
   EXPECT_THAT(std::string(OpenStatus().message()), HasSubstr("corrupt package manifest"));
   fs::remove(dir_ / "manifest.json");
   EXPECT_THAT(std::string(OpenStatus().message()), HasSubstr("not a tailor package"));
+}
+
+TEST_F(DamagedPackage, TensorListMustMatchTheFamily) {
+  EditManifest([](auto& j) { j["weights"]["tensors"].erase(3); });
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("weights.tensors"), HasSubstr("has no tensor blk.0.")));
+  Reset();
+  EditManifest([](auto& j) { j["weights"]["tensors"][1]["shape"] = {7, 64}; });
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("tensor blk.0.attn_norm.weight is [7, 64]"),
+                                                         HasSubstr("expected [1, 64]")));
+  Reset();
+  EditManifest([](auto& j) { j["weights"]["tensors"][2]["offset"] = 1 << 30; });
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("outside weights.bin"), HasSubstr("truncated")));
+  Reset();
+  EditManifest([](auto& j) { j["model"]["family"] = "gpt9"; });
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("model.family"), HasSubstr("gpt9")));
+  Reset();
+  EditManifest([](auto& j) { j["version"] = 1; });  // the format before named tensors
+  EXPECT_THAT(std::string(OpenStatus().message()), AllOf(HasSubstr("version 1"), HasSubstr("recompile")));
 }
 
 TEST_F(DamagedPackage, CorruptKernelObject) {

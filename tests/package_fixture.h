@@ -25,6 +25,17 @@ inline std::string BuildStamp() {
   return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
+// Load options for a model under ../shared/models: the tokenizer of checkpoints that ship none
+// (llama2.c stories; the tiny Llama 3 / Qwen models, whose tokenizers are in tokenizers/).
+inline LoadOptions TestLoadOptions(const std::string& model_rel) {
+  const std::string shared = TAILOR_SHARED_DIR;
+  LoadOptions lo;
+  if (model_rel.ends_with(".bin")) lo.tokenizer = shared + "/models/stories260K/tok512.model";
+  if (model_rel.starts_with("tiny-llama3")) lo.tokenizer = shared + "/models/tokenizers/llama3/tokenizer.json";
+  if (model_rel.starts_with("tiny-qwen")) lo.tokenizer = shared + "/models/tokenizers/qwen3/tokenizer.json";
+  return lo;
+}
+
 // Compiles `model_rel` (under ../shared/models) with `specs_json` into
 // <build>/test-packages/<name> unless this build already did.
 inline std::filesystem::path TestPackage(const std::string& name, const std::string& model_rel,
@@ -43,10 +54,7 @@ inline std::filesystem::path TestPackage(const std::string& name, const std::str
   }
   if (existing != stamp) {
     fs::remove_all(dir);
-    LoadOptions lo;
-    const std::string shared = TAILOR_SHARED_DIR;
-    if (model_rel.ends_with(".bin")) lo.tokenizer = shared + "/models/stories260K/tok512.model";
-    auto model = LoadModel(shared + "/models/" + model_rel, lo);
+    auto model = LoadModel(std::string(TAILOR_SHARED_DIR) + "/models/" + model_rel, TestLoadOptions(model_rel));
     EXPECT_TRUE(model.ok()) << model.status();
     auto specs = ParseSpecConfig(specs_json, name, (*model)->config.max_positions);
     EXPECT_TRUE(specs.ok()) << specs.status();
