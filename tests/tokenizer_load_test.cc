@@ -65,6 +65,12 @@ class GgufMetadata {
     ++n_;
     return *this;
   }
+  GgufMetadata& Int(const std::string& key, int32_t v) {
+    Key(key, 5);
+    Pod(v);
+    ++n_;
+    return *this;
+  }
   GgufMetadata& Bool(const std::string& key, bool v) {
     Key(key, 7);
     Pod<uint8_t>(v ? 1 : 0);
@@ -243,7 +249,10 @@ TEST_F(LoadTest, GgufTokenizers) {
 
   WriteAll(tmp_ / "gpt2.gguf", base("gpt2").Bytes());
   ExpectError(Tokenizer::Load(tmp_ / "gpt2.gguf", 8),
-              {"gpt2.gguf", "tokenizer model 'gpt2'", "only SentencePiece \"llama\""});
+              {"gpt2.gguf", "'tokenizer.ggml.merges' is missing"});
+  WriteAll(tmp_ / "bert.gguf", base("bert").Bytes());
+  ExpectError(Tokenizer::Load(tmp_ / "bert.gguf", 8),
+              {"bert.gguf", "tokenizer model 'bert'", "supported: \"llama\"", "\"gpt2\""});
   GgufMetadata none;
   none.String("general.architecture", "llama");
   WriteAll(tmp_ / "none.gguf", none.Bytes());
@@ -277,6 +286,68 @@ TEST_F(LoadTest, GgufTokenizers) {
   ExpectError(Tokenizer::Load(tmp_ / "cut.gguf", 512), {"cut.gguf", "truncated"});
   WriteAll(tmp_ / "magic.gguf", "GGUX" + gguf.substr(4, 100));
   ExpectError(Tokenizer::Load(tmp_ / "magic.gguf", 512), {"magic.gguf", "not a GGUF file"});
+}
+
+// A small byte-level BPE vocabulary in a GGUF (tokenizer.ggml.model "gpt2").
+TEST_F(LoadTest, GgufGpt2Vocabularies) {
+  const std::vector<std::string> tokens = {"h", "i", "Ġ", "hi", "Ġhi", "<|bos|>", "<think>"};
+  const std::vector<std::string> merges = {"h i", "Ġ hi"};
+  const auto gpt2 = [&](const std::string& pre) {
+    GgufMetadata m;
+    m.String("tokenizer.ggml.model", "gpt2").Strings("tokenizer.ggml.tokens", tokens);
+    if (!pre.empty()) m.String("tokenizer.ggml.pre", pre);
+    return m.Strings("tokenizer.ggml.merges", merges)
+        .Ints("tokenizer.ggml.token_type", {1, 1, 1, 1, 1, 3, 4});
+  };
+  for (const std::string pre : {"", "default", "gpt2", "llama-bpe", "smaug-bpe", "qwen2"}) {
+    WriteAll(tmp_ / "ok.gguf", gpt2(pre).Bytes());
+    auto tok = Tokenizer::Load(tmp_ / "ok.gguf", 7);
+    ASSERT_TRUE(tok.ok()) << pre << ": " << tok.status();
+    EXPECT_EQ((*tok)->kind(), Tokenizer::Kind::kHuggingFace);
+    EXPECT_EQ((*tok)->Encode("hi hi<|bos|><think>"), (std::vector<int32_t>{3, 4, 5, 6})) << pre;
+    EXPECT_EQ((*tok)->Decode(std::vector<int32_t>{3, 4, 5, 6}, true), "hi hi<think>");
+    EXPECT_EQ((*tok)->Serialize().file_name, "tokenizer.json");
+  }
+  // BOS: added by default for the Llama 3 names only, else when add_bos_token says so.
+  const auto with_special = [&](GgufMetadata m) {
+    WriteAll(tmp_ / "bos.gguf", m.Bytes());
+    auto tok = Tokenizer::Load(tmp_ / "bos.gguf", 7);
+    EXPECT_TRUE(tok.ok()) << tok.status();
+    return tok.ok() ? (*tok)->Encode("hi", {.add_special_tokens = true}) : std::vector<int32_t>{};
+  };
+  EXPECT_EQ(with_special(gpt2("llama-bpe").Int("tokenizer.ggml.bos_token_id", 5)),
+            (std::vector<int32_t>{5, 3}));
+  EXPECT_EQ(with_special(gpt2("qwen2").Int("tokenizer.ggml.bos_token_id", 5)),
+            (std::vector<int32_t>{3}));
+  EXPECT_EQ(with_special(gpt2("qwen2")
+                             .Int("tokenizer.ggml.bos_token_id", 5)
+                             .Bool("tokenizer.ggml.add_bos_token", true)),
+            (std::vector<int32_t>{5, 3}));
+  EXPECT_EQ(with_special(gpt2("qwen2").Bool("tokenizer.ggml.add_bos_token", true)),
+            (std::vector<int32_t>{3}));  // no bos id: nothing to add
+  GgufMetadata bad_id = gpt2("qwen2");
+  bad_id.Int("tokenizer.ggml.bos_token_id", 99);
+  WriteAll(tmp_ / "id.gguf", bad_id.Bytes());
+  ExpectError(Tokenizer::Load(tmp_ / "id.gguf", 7),
+              {"id.gguf", "'tokenizer.ggml.bos_token_id' must be a token id below 7"});
+
+  WriteAll(tmp_ / "pre.gguf", gpt2("tekken").Bytes());
+  ExpectError(Tokenizer::Load(tmp_ / "pre.gguf", 7),
+              {"pre.gguf", "tokenizer.ggml.pre 'tekken' is not supported",
+               "llama-bpe, llama3, llama-v3, smaug-bpe, qwen2, default, gpt2"});
+  GgufMetadata bad_merge;
+  bad_merge.String("tokenizer.ggml.model", "gpt2")
+      .Strings("tokenizer.ggml.tokens", tokens)
+      .Strings("tokenizer.ggml.merges", {"h x"});
+  WriteAll(tmp_ / "merge.gguf", bad_merge.Bytes());
+  ExpectError(Tokenizer::Load(tmp_ / "merge.gguf", 7),
+              {"merge.gguf", "model.merges[0]", "token \"x\" is not in model.vocab"});
+  GgufMetadata twice;
+  twice.String("tokenizer.ggml.model", "gpt2")
+      .Strings("tokenizer.ggml.tokens", {"h", "h"})
+      .Strings("tokenizer.ggml.merges", {});
+  WriteAll(tmp_ / "twice.gguf", twice.Bytes());
+  ExpectError(Tokenizer::Load(tmp_ / "twice.gguf", 7), {"twice.gguf", "token 'h' appears twice"});
 }
 
 TEST_F(LoadTest, MalformedVocabularies) {

@@ -244,6 +244,15 @@ bool IsReservedType(PieceType t) {  // sentencepiece keeps these in a separate p
 
 }  // namespace
 
+std::string SerializeTailorOptions(bool add_bos, bool add_eos) {
+  WireWriter options;
+  options.VarintField(1, add_bos ? 1 : 0);
+  options.VarintField(2, add_eos ? 1 : 0);
+  WireWriter w;
+  w.BytesField(kModelTailorOptions, options.str());
+  return std::move(w.str());
+}
+
 int PieceToByte(std::string_view piece) {
   if (piece.size() != 6 || piece.substr(0, 3) != "<0x" || piece[5] != '>') return -1;
   auto hex = [](char c) {
@@ -261,9 +270,27 @@ absl::StatusOr<SpModelInfo> ParseModelProto(std::string_view bytes, const std::s
   WireReader r(bytes, 0, origin);
   if (bytes.empty()) return r.Error("the file is empty");
   while (!r.done()) {
+    const size_t tag_start = r.offset();
     TAILOR_ASSIGN_OR_RETURN(auto tag, r.Tag());
     const auto [field, wire] = tag;
-    if (field == kModelPieces || field == kModelTrainerSpec || field == kModelNormalizerSpec ||
+    if (field == kModelTailorOptions) {
+      TAILOR_RETURN_IF_ERROR(r.Expect(field, wire, kLen));
+      size_t at;
+      TAILOR_ASSIGN_OR_RETURN(std::string_view msg, r.Len(&at));
+      info.tailor_option_ranges.emplace_back(tag_start, r.offset());
+      WireReader o(msg, at, origin);
+      while (!o.done()) {
+        TAILOR_ASSIGN_OR_RETURN(auto otag, o.Tag());
+        const auto [ofield, owire] = otag;
+        if (ofield == 1 || ofield == 2) {
+          TAILOR_RETURN_IF_ERROR(o.Expect(ofield, owire, kVarint));
+          TAILOR_ASSIGN_OR_RETURN(uint64_t v, o.Varint());
+          (ofield == 1 ? info.add_bos : info.add_eos) = v != 0;
+        } else {
+          TAILOR_RETURN_IF_ERROR(o.Skip(owire));
+        }
+      }
+    } else if (field == kModelPieces || field == kModelTrainerSpec || field == kModelNormalizerSpec ||
         field == kModelDenormalizerSpec) {
       TAILOR_RETURN_IF_ERROR(r.Expect(field, wire, kLen));
       size_t at;

@@ -17,13 +17,19 @@
 //                    bool add_dummy_prefix = 3 [default true];
 //                    bool remove_extra_whitespaces = 4 [default true];
 //                    bool escape_whitespaces = 5 [default true]; }
+//   tailor's own, in ModelProto's extension range 200..max (SpTokenizer strips it before
+//   libsentencepiece reads the model):
+//   ModelProto     { TailorOptions tailor_options = 8001; }
+//   TailorOptions  { bool add_bos = 1; bool add_eos = 2; }
 // Fields not listed are skipped when reading.
 #ifndef TAILOR_TOKENIZER_MODEL_PROTO_H_
 #define TAILOR_TOKENIZER_MODEL_PROTO_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,6 +39,7 @@ namespace tailor::tokenizer_internal {
 
 inline constexpr int32_t kModelTypeUnigram = 1;
 inline constexpr int32_t kModelTypeBpe = 2;
+inline constexpr uint32_t kModelTailorOptions = 8001;
 
 // What tailor needs from a ModelProto. Defaults are the proto's defaults.
 struct SpModelInfo {
@@ -49,6 +56,11 @@ struct SpModelInfo {
   size_t denormalizer_charsmap_bytes = 0;
   bool has_unk_surface = false;
   std::string unk_surface = " \xE2\x81\x87 ";  // " ⁇ ", sentencepiece's default
+  // From tailor_options (field 8001), when present.
+  std::optional<bool> add_bos;
+  std::optional<bool> add_eos;
+  // Where field 8001 occurs in the input, as [start, end) byte ranges (tag included).
+  std::vector<std::pair<size_t, size_t>> tailor_option_ranges;
 };
 
 // Parses serialized ModelProto bytes. Errors (InvalidArgument) name `origin`, the byte offset and
@@ -61,6 +73,9 @@ absl::StatusOr<SpModelInfo> ParseModelProto(std::string_view bytes, const std::s
 // UNUSED: never produced by encoding, decoded as their literal text), normalizer "identity" with
 // the vocabulary's add_dummy_prefix, no extra-whitespace removal, whitespace escaped to U+2581.
 absl::StatusOr<std::string> BuildModelProto(const Vocabulary& vocab, const std::string& origin);
+
+// Serialized field 8001 holding `add_bos` and `add_eos`, to append to ModelProto bytes.
+std::string SerializeTailorOptions(bool add_bos, bool add_eos);
 
 // 0..255 if `piece` is exactly "<0xXX>" (two uppercase hex digits, as sentencepiece writes them).
 int PieceToByte(std::string_view piece);

@@ -8,38 +8,19 @@
 #include "common/gguf_file.h"
 #include "common/mapped_file.h"
 #include "common/status_macros.h"
+#include "tokenizer/gguf_bpe.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/model_proto.h"
-#include "tokenizer/sentencepiece_backend.h"
+#include "tokenizer/sp_tokenizer.h"
 #include "tokenizer/vocabulary_readers.h"
 
 namespace tailor {
 namespace {
 
-using tokenizer_internal::DecodeTable;
-using tokenizer_internal::PieceDecoder;
-using tokenizer_internal::SentencePieceBackend;
-using tokenizer_internal::SpModelInfo;
-
-constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581
-
-std::string SpacesFromSymbols(std::string_view piece) {
-  std::string out;
-  out.reserve(piece.size());
-  size_t pos = 0;
-  while (pos < piece.size()) {
-    if (piece.substr(pos, kSpaceSymbol.size()) == kSpaceSymbol) {
-      out.push_back(' ');
-      pos += kSpaceSymbol.size();
-    } else {
-      out.push_back(piece[pos++]);
-    }
-  }
-  return out;
-}
-
-bool IsReserved(PieceType t) {
-  return t == PieceType::kControl || t == PieceType::kUnknown || t == PieceType::kByte;
-}
+using tokenizer_internal::HfTokenizer;
+using tokenizer_internal::Json;
+using tokenizer_internal::SpecialTokenNames;
+using tokenizer_internal::SpTokenizer;
 
 // The first four bytes of `path` ("" if shorter or unreadable).
 std::string Magic(const std::filesystem::path& path) {
@@ -49,97 +30,83 @@ std::string Magic(const std::filesystem::path& path) {
   return std::string(buf, 4);
 }
 
+// True if `bytes` starts like a JSON object (after an optional UTF-8 BOM and white space).
+bool LooksLikeJson(std::string_view bytes) {
+  if (bytes.starts_with("\xEF\xBB\xBF")) bytes.remove_prefix(3);
+  const size_t pos = bytes.find_first_not_of(" \t\r\n");
+  return pos != std::string_view::npos && bytes[pos] == '{';
+}
+
+// "bos_token" / "eos_token" of a tokenizer_config.json: a string, or {"content": string, ...};
+// null or absent: not said.
+absl::StatusOr<std::optional<std::string>> ConfigToken(const Json& config, const char* key,
+                                                       const std::string& src) {
+  auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return std::optional<std::string>();
+  if (it->is_string()) return std::optional<std::string>(it->get<std::string>());
+  if (it->is_object()) {
+    auto content = it->find("content");
+    if (content != it->end() && content->is_string()) {
+      return std::optional<std::string>(content->get<std::string>());
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      src, ": field '", key, "': expected a string, {\"content\": string} or null"));
+}
+
+// BOS/EOS names from the tokenizer_config.json beside `tokenizer_json`, if there is one.
+absl::StatusOr<SpecialTokenNames> ReadConfigNames(const std::filesystem::path& tokenizer_json) {
+  SpecialTokenNames names;
+  const std::filesystem::path config = tokenizer_json.parent_path() / "tokenizer_config.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(config, ec)) return names;
+  const std::string src = config.string();
+  TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(config));
+  Json doc;
+  try {
+    doc = Json::parse(text);
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(src, ": not valid JSON (", e.what(), ")"));
+  }
+  if (!doc.is_object()) return absl::InvalidArgumentError(absl::StrCat(src, ": expected an object"));
+  TAILOR_ASSIGN_OR_RETURN(names.bos_token, ConfigToken(doc, "bos_token", src));
+  TAILOR_ASSIGN_OR_RETURN(names.eos_token, ConfigToken(doc, "eos_token", src));
+  return names;
+}
+
 }  // namespace
 
-Tokenizer::Tokenizer() = default;
 Tokenizer::~Tokenizer() = default;
+
+std::unique_ptr<Tokenizer> Tokenizer::Wrap(std::unique_ptr<SpTokenizer> sp,
+                                           std::string_view origin) {
+  auto tok = std::unique_ptr<Tokenizer>(new Tokenizer());
+  tok->origin_ = std::string(origin);
+  tok->sp_ = sp.get();
+  tok->bos_id_ = sp->bos_id();
+  tok->eos_id_ = sp->eos_id();
+  tok->unk_id_ = sp->unk_id();
+  tok->backend_ = std::move(sp);
+  return tok;
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::Wrap(std::unique_ptr<HfTokenizer> hf,
+                                           std::string_view origin) {
+  auto tok = std::unique_ptr<Tokenizer>(new Tokenizer());
+  tok->origin_ = std::string(origin);
+  tok->hf_ = hf.get();
+  tok->bos_id_ = hf->bos_id();
+  tok->eos_id_ = hf->eos_id();
+  tok->unk_id_ = hf->unk_id();
+  tok->backend_ = std::move(hf);
+  return tok;
+}
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromSerializedModel(
     std::string_view model_proto_bytes, std::string_view origin) {
-  const std::string src(origin);
-  TAILOR_ASSIGN_OR_RETURN(SpModelInfo info,
-                          tokenizer_internal::ParseModelProto(model_proto_bytes, src));
-  auto unsupported = [&](auto&&... what) {
-    return absl::InvalidArgumentError(absl::StrCat(src, ": ", what..., " is not supported"));
-  };
-  if (info.model_type != tokenizer_internal::kModelTypeBpe &&
-      info.model_type != tokenizer_internal::kModelTypeUnigram) {
-    return unsupported("sentencepiece model type ", info.model_type,
-                       " (only BPE (2) and unigram (1) are)");
-  }
-  if (info.treat_whitespace_as_suffix) return unsupported("treat_whitespace_as_suffix");
-  if (info.denormalizer_charsmap_bytes > 0) return unsupported("a denormalizer");
-  if (info.vocab.pieces.size() > 0x7fffffff) return unsupported("a vocabulary this large");
-
-  std::string error;
-  std::unique_ptr<SentencePieceBackend> backend =
-      SentencePieceBackend::Create(model_proto_bytes, &error);
-  if (backend == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(src, ": sentencepiece cannot load the model: ", error));
-  }
-  const size_t n = info.vocab.pieces.size();
-  if (static_cast<size_t>(backend->piece_size()) != n) {
-    return absl::InternalError(absl::StrCat(src, ": sentencepiece sees ", backend->piece_size(),
-                                            " pieces where tailor read ", n));
-  }
-
-  auto tok = std::unique_ptr<Tokenizer>(new Tokenizer());
-  tok->origin_ = src;
-  tok->serialized_ = std::string(model_proto_bytes);
-  tok->backend_ = std::move(backend);
-  tok->pieces_ = std::move(info.vocab.pieces);
-  tok->types_ = std::move(info.vocab.types);
-  tok->byte_fallback_ = info.byte_fallback;
-  tok->add_dummy_prefix_ = info.vocab.add_dummy_prefix;
-
-  DecodeTable& table = tok->decode_table_;
-  table.strip_leading_space = info.vocab.add_dummy_prefix || info.remove_extra_whitespaces;
-  table.remove_extra_whitespaces = info.remove_extra_whitespaces;
-  table.entries.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    const std::string& piece = tok->pieces_[i];
-    DecodeTable::Entry& e = table.entries[i];
-    switch (tok->types_[i]) {
-      case PieceType::kControl:
-        e.kind = DecodeTable::Kind::kControl;
-        break;
-      case PieceType::kUnknown:
-        e.kind = DecodeTable::Kind::kUnknown;
-        e.surface = info.unk_surface;
-        break;
-      case PieceType::kByte:  // sentencepiece refuses malformed byte pieces at load
-        e.kind = DecodeTable::Kind::kByte;
-        e.byte = static_cast<uint8_t>(tokenizer_internal::PieceToByte(piece));
-        break;
-      default:
-        e.kind = DecodeTable::Kind::kText;
-        e.surface = SpacesFromSymbols(piece);
-        e.leading_space = piece.starts_with(kSpaceSymbol);
-        break;
-    }
-  }
-  // As sentencepiece's PieceToId: control/unknown/byte pieces first, then the others.
-  for (int pass = 0; pass < 2; ++pass) {
-    for (size_t i = 0; i < n; ++i) {
-      if (IsReserved(tok->types_[i]) == (pass == 0)) {
-        tok->piece_ids_.emplace(tok->pieces_[i], static_cast<int32_t>(i));
-      }
-    }
-  }
-  auto control = [&](std::string_view piece) {
-    std::optional<int32_t> id = tok->PieceToId(piece);
-    return id && tok->types_[*id] == PieceType::kControl ? *id : -1;
-  };
-  tok->bos_id_ = control("<s>");
-  tok->eos_id_ = control("</s>");
-  for (size_t i = 0; i < n; ++i) {
-    if (tok->types_[i] == PieceType::kUnknown) {
-      tok->unk_id_ = static_cast<int32_t>(i);
-      break;
-    }
-  }
-  return tok;
+  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<SpTokenizer> sp,
+                          SpTokenizer::Create(model_proto_bytes, std::string(origin)));
+  return Wrap(std::move(sp), origin);
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocabulary(const Vocabulary& vocab,
@@ -147,6 +114,15 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocabulary(const Vocab
   TAILOR_ASSIGN_OR_RETURN(std::string proto,
                           tokenizer_internal::BuildModelProto(vocab, std::string(origin)));
   return FromSerializedModel(proto, origin);
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromTokenizerJson(
+    std::string document, std::string_view origin, std::optional<std::string> bos_token,
+    std::optional<std::string> eos_token) {
+  const SpecialTokenNames names{std::move(bos_token), std::move(eos_token)};
+  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HfTokenizer> hf,
+                          HfTokenizer::Create(std::move(document), std::string(origin), names));
+  return Wrap(std::move(hf), origin);
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::filesystem::path& path,
@@ -163,8 +139,21 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::filesystem
   std::unique_ptr<Tokenizer> tok;
   if (Magic(path) == "GGUF" || ext == ".gguf") {
     TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> gguf, GgufFile::Open(path));
-    TAILOR_ASSIGN_OR_RETURN(Vocabulary vocab, ReadGgufVocabulary(*gguf));
-    TAILOR_ASSIGN_OR_RETURN(tok, FromVocabulary(vocab, src));
+    if (gguf->GetString("tokenizer.ggml.model") == "gpt2") {
+      TAILOR_ASSIGN_OR_RETURN(std::string text, tokenizer_internal::TokenizerJsonFromGguf(*gguf));
+      TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HfTokenizer> hf,
+                              HfTokenizer::Create(std::move(text), src, {}));
+      tok = Wrap(std::move(hf), src);
+    } else {
+      TAILOR_ASSIGN_OR_RETURN(Vocabulary vocab, ReadGgufVocabulary(*gguf));
+      TAILOR_ASSIGN_OR_RETURN(tok, FromVocabulary(vocab, src));
+      for (const char* key : {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"}) {
+        if (!gguf->Has(key)) continue;
+        std::optional<bool> add = gguf->GetBool(key);
+        if (!add) return absl::InvalidArgumentError(absl::StrCat(src, ": metadata '", key, "' is not a bool"));
+        std::string_view(key).ends_with("bos_token") ? tok->set_add_bos(*add) : tok->set_add_eos(*add);
+      }
+    }
   } else if (ext == ".bin") {
     absl::StatusOr<Vocabulary> vocab = ReadLlama2cVocabulary(path, expected_vocab_size);
     if (vocab.ok()) {
@@ -178,19 +167,33 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::filesystem
     }
   } else {
     TAILOR_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
-    absl::StatusOr<std::unique_ptr<Tokenizer>> sp = FromSerializedModel(bytes, src);
-    if (sp.ok()) {
-      tok = std::move(*sp);
-    } else if (ext == ".model" || expected_vocab_size <= 0) {
-      return sp.status();
-    } else {  // no telling extension: perhaps a llama2.c tokenizer
-      absl::StatusOr<Vocabulary> vocab = ReadLlama2cVocabulary(path, expected_vocab_size);
-      if (!vocab.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            src, ": neither a sentencepiece model (", sp.status().message(),
-            ") nor a llama2.c tokenizer (", vocab.status().message(), ")"));
+    if (ext == ".json" || LooksLikeJson(bytes)) {
+      TAILOR_ASSIGN_OR_RETURN(SpecialTokenNames names, ReadConfigNames(path));
+      absl::StatusOr<std::unique_ptr<Tokenizer>> hf =
+          FromTokenizerJson(std::string(bytes), src, names.bos_token, names.eos_token);
+      if (hf.ok()) {
+        tok = std::move(*hf);
+      } else {
+        if (ext == ".json") return hf.status();
+        absl::StatusOr<std::unique_ptr<Tokenizer>> sp = FromSerializedModel(bytes, src);
+        if (!sp.ok()) return hf.status();  // it looked like JSON: that error is the one
+        tok = std::move(*sp);
       }
-      TAILOR_ASSIGN_OR_RETURN(tok, FromVocabulary(*vocab, src));
+    } else {
+      absl::StatusOr<std::unique_ptr<Tokenizer>> sp = FromSerializedModel(bytes, src);
+      if (sp.ok()) {
+        tok = std::move(*sp);
+      } else if (ext == ".model" || expected_vocab_size <= 0) {
+        return sp.status();
+      } else {  // no telling extension: perhaps a llama2.c tokenizer
+        absl::StatusOr<Vocabulary> vocab = ReadLlama2cVocabulary(path, expected_vocab_size);
+        if (!vocab.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              src, ": neither a sentencepiece model (", sp.status().message(),
+              ") nor a llama2.c tokenizer (", vocab.status().message(), ")"));
+        }
+        TAILOR_ASSIGN_OR_RETURN(tok, FromVocabulary(*vocab, src));
+      }
     }
   }
   if (expected_vocab_size > 0 && tok->vocab_size() > expected_vocab_size) {
@@ -201,52 +204,55 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::filesystem
   return tok;
 }
 
-std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
-  std::vector<int32_t> ids;
-  std::string error;
-  if (!backend_->Encode(text, &ids, &error)) return {};
-  return ids;
+std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOptions& options) const {
+  return backend_->Encode(text, options);
 }
 
-std::string Tokenizer::Decode(std::span<const int32_t> ids) const {
-  PieceDecoder decoder(decode_table_);
+std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  std::unique_ptr<tokenizer_internal::IncrementalDecoder> decoder =
+      backend_->NewDecoder(skip_special_tokens);
   std::string out;
-  for (int32_t id : ids) decoder.Push(id, &out);
-  decoder.Finish(&out);
+  for (int32_t id : ids) decoder->Push(id, &out);
+  decoder->Finish(&out);
   return out;
 }
 
+bool Tokenizer::byte_fallback() const {
+  return sp_ != nullptr ? sp_->byte_fallback() : hf_->byte_fallback();
+}
+bool Tokenizer::add_dummy_prefix() const { return sp_ != nullptr && sp_->add_dummy_prefix(); }
+bool Tokenizer::add_bos() const { return sp_ != nullptr ? sp_->add_bos() : hf_->adds_bos(); }
+bool Tokenizer::add_eos() const {
+  if (sp_ != nullptr) return sp_->add_eos();
+  const std::vector<int32_t> ids = hf_->Encode("", {.add_special_tokens = true});
+  return eos_id_ >= 0 && !ids.empty() && ids.back() == eos_id_;
+}
+void Tokenizer::set_add_bos(bool add) {
+  if (sp_ != nullptr) sp_->set_add_bos(add);
+}
+void Tokenizer::set_add_eos(bool add) {
+  if (sp_ != nullptr) sp_->set_add_eos(add);
+}
+
 absl::StatusOr<std::string> Tokenizer::ReferenceDecode(std::span<const int32_t> ids) const {
+  if (sp_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(origin_, ": not a sentencepiece tokenizer (no reference decoder)"));
+  }
   std::string text, error;
-  if (!backend_->Decode(std::vector<int32_t>(ids.begin(), ids.end()), &text, &error)) {
+  if (!sp_->ReferenceDecode(ids, &text, &error)) {
     return absl::InvalidArgumentError(absl::StrCat(origin_, ": sentencepiece: ", error));
   }
   return text;
 }
 
-std::string_view Tokenizer::Piece(int32_t id) const {
-  if (id < 0 || id >= vocab_size()) return {};
-  return pieces_[static_cast<size_t>(id)];
-}
-
-std::optional<int32_t> Tokenizer::PieceToId(std::string_view piece) const {
-  auto it = piece_ids_.find(piece);
-  if (it == piece_ids_.end()) return std::nullopt;
-  return it->second;
-}
-
-PieceType Tokenizer::Type(int32_t id) const {
-  if (id < 0 || id >= vocab_size()) return PieceType::kUnused;
-  return types_[static_cast<size_t>(id)];
-}
-
 StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tokenizer,
-                                           std::span<const int32_t> context)
-    : decoder_(tokenizer.decode_table()) {
+                                           std::span<const int32_t> context,
+                                           bool skip_special_tokens)
+    : decoder_(tokenizer.backend().NewDecoder(skip_special_tokens)) {
   std::string context_text;  // already shown to the user (or never to be shown)
-  for (int32_t id : context) decoder_.Push(id, &context_text);
-  PieceDecoder probe = decoder_;
-  probe.Finish(&context_tail_);
+  for (int32_t id : context) decoder_->Push(id, &context_text);
+  decoder_->Clone()->Finish(&context_tail_);
   matching_ = !context_tail_.empty();
 }
 
@@ -269,13 +275,13 @@ std::string StreamingDetokenizer::Filter(std::string text) {
 
 std::string StreamingDetokenizer::Push(int32_t id) {
   std::string out;
-  decoder_.Push(id, &out);
+  decoder_->Push(id, &out);
   return Filter(std::move(out));
 }
 
 std::string StreamingDetokenizer::Flush() {
   std::string out;
-  decoder_.Finish(&out);
+  decoder_->Finish(&out);
   out = Filter(std::move(out));
   if (matching_) {  // the whole stream is a strict prefix of Decode(context)'s tail: nothing new
     matching_ = false;

@@ -95,8 +95,8 @@ absl::StatusOr<Vocabulary> ReadGgufVocabulary(const GgufFile& gguf) {
                                                 : "has no tokenizer (no 'tokenizer.ggml.model' metadata)");
   }
   if (*model != "llama") {
-    return bad("tokenizer model '", *model,
-               "' is not supported; only SentencePiece \"llama\" vocabularies are");
+    return bad("tokenizer model '", *model, "' is not supported (supported: \"llama\" ",
+               "(SentencePiece), \"gpt2\" (byte-level BPE))");
   }
   std::optional<std::vector<std::string>> tokens = gguf.GetStringArray("tokenizer.ggml.tokens");
   if (!tokens) return bad("metadata 'tokenizer.ggml.tokens' is missing or not an array of strings");

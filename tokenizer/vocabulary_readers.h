@@ -26,7 +26,8 @@ PieceType InferPieceType(std::string_view piece);
 absl::StatusOr<Vocabulary> ReadLlama2cVocabulary(const std::filesystem::path& path,
                                                  int32_t vocab_size);
 
-// The vocabulary in a GGUF file's metadata: tokenizer.ggml.model must be "llama" (SentencePiece);
+// The vocabulary in a GGUF file's metadata: tokenizer.ggml.model must be "llama" (SentencePiece;
+// "gpt2" vocabularies are read by gguf_bpe.h instead);
 // tokenizer.ggml.tokens (strings), tokenizer.ggml.scores (floats; default 0),
 // tokenizer.ggml.token_type (ints; inferred from the text when absent; GGUF's 0 "undefined" is
 // normal), tokenizer.ggml.add_space_prefix (default true).
