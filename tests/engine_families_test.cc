@@ -172,12 +172,7 @@ fs::path Package(const Family& f, DType dtype, Target target) {
 }
 
 std::unique_ptr<Runtime> Open(const fs::path& dir, bool native) {
-  RuntimeOptions o;
-  o.force_native = native;
-  o.kv_cache_mb = 4;
-  auto rt = Runtime::Open(dir, o);
-  EXPECT_TRUE(rt.ok()) << rt.status();
-  return rt.ok() ? std::move(rt).value() : nullptr;
+  return testing_util::OpenRuntime(dir, native, 4);
 }
 
 void ExpectPackageMatches(const Family& f, const fs::path& dir, bool native, float tolerance, bool relative) {

@@ -72,12 +72,7 @@ fs::path Bf16Native(const std::string& name, const std::string& model_rel) {
 }
 
 std::unique_ptr<Runtime> Open(const fs::path& dir, bool native = false) {
-  RuntimeOptions o;
-  o.force_native = native;
-  o.kv_cache_mb = 16;
-  auto rt = Runtime::Open(dir, o);
-  EXPECT_TRUE(rt.ok()) << rt.status();
-  return rt.ok() ? std::move(rt).value() : nullptr;
+  return testing_util::OpenRuntime(dir, native, 16);
 }
 
 TEST(EnginePackage, GeneratedMatchesNative) {

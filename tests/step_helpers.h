@@ -3,6 +3,8 @@
 #define TAILOR_TESTS_STEP_HELPERS_H_
 
 #include <algorithm>
+#include <filesystem>
+#include <memory>
 #include <random>
 #include <span>
 #include <vector>
@@ -11,6 +13,16 @@
 #include "gtest/gtest.h"
 
 namespace tailor::testing_util {
+
+// Opens a package's runtime with a KV pool of `kv_cache_mb` (failing the test if it cannot).
+inline std::unique_ptr<Runtime> OpenRuntime(const std::filesystem::path& dir, bool native, int64_t kv_cache_mb) {
+  RuntimeOptions o;
+  o.force_native = native;
+  o.kv_cache_mb = kv_cache_mb;
+  auto rt = Runtime::Open(dir, o);
+  EXPECT_TRUE(rt.ok()) << rt.status();
+  return rt.ok() ? std::move(rt).value() : nullptr;
+}
 
 // A random plan filling `spec`: rows with 1..seq_len tokens at random positions, own blocks.
 struct RandomPlan {
