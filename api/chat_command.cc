@@ -39,10 +39,10 @@ const std::vector<FlagSpec>& ChatFlags() {
   static const auto* specs = new std::vector<FlagSpec>{
       {"package", true, {}, "compiled package (default: the package setup.sh built)"},
       {"system", true, {}, "system message"},
-      {"chat-template", true, {}, "llama-2, mistral, zephyr, chatml or plain (default: the package's)"},
+      {"chat-template", true, {}, "a preset (llama-2, mistral, zephyr, chatml, plain) or a Jinja file (default: the model's own)"},
       {"max-tokens", true, {}, "most tokens per reply (default: the rest of the context)"},
-      {"temperature", true, {}, "0 is greedy (default 0.7)"},
-      {"top-p", true, {}, "nucleus sampling mass (default 1)"},
+      {"temperature", true, {}, "0 is greedy (default: the model's generation_config.json, else 0.7)"},
+      {"top-p", true, {}, "nucleus sampling mass (default: the model's generation_config.json, else 1)"},
       {"seed", true, {}, "random seed of the first reply; later replies use seed+1, ... (default: random)"},
       {"kv-cache-mb", true, {}, "KV cache size in MiB (default: enough for the largest specialization)"},
   };
@@ -54,8 +54,8 @@ struct ChatArgs {
   std::optional<std::string> system;
   std::optional<std::string> chat_template;
   std::optional<int32_t> max_tokens;
-  float temperature = 0.7f;
-  float top_p = 1.0f;
+  std::optional<float> temperature;  // unset: the model's default (generation_config.json), else 0.7
+  std::optional<float> top_p;        // unset: the model's default, else 1
   uint64_t seed = 0;
   int64_t kv_cache_mb = 0;
 };
@@ -73,14 +73,18 @@ absl::StatusOr<ChatArgs> ParseChatArgs(const std::vector<std::string>& args, con
     TAILOR_ASSIGN_OR_RETURN(int64_t n, flags.GetInt("max-tokens", 0, 1, 1 << 24));
     a.max_tokens = static_cast<int32_t>(n);
   }
-  TAILOR_ASSIGN_OR_RETURN(double t, flags.GetDouble("temperature", 0.7, 0.0, 2.0));
-  TAILOR_ASSIGN_OR_RETURN(double p, flags.GetDouble("top-p", 1.0, 0.0, 1.0));
-  if (p <= 0.0) return absl::InvalidArgumentError("--top-p: must be greater than 0");
+  if (flags.Has("temperature")) {
+    TAILOR_ASSIGN_OR_RETURN(double t, flags.GetDouble("temperature", 0.7, 0.0, 2.0));
+    a.temperature = static_cast<float>(t);
+  }
+  if (flags.Has("top-p")) {
+    TAILOR_ASSIGN_OR_RETURN(double p, flags.GetDouble("top-p", 1.0, 0.0, 1.0));
+    if (p <= 0.0) return absl::InvalidArgumentError("--top-p: must be greater than 0");
+    a.top_p = static_cast<float>(p);
+  }
   TAILOR_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", static_cast<int64_t>(env.random_seed >> 1),
                                                      0, INT64_MAX));
   TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 0, int64_t{1} << 30));
-  a.temperature = static_cast<float>(t);
-  a.top_p = static_cast<float>(p);
   a.seed = static_cast<uint64_t>(seed);
   return a;
 }
@@ -191,8 +195,16 @@ class ChatSession {
     service::OpenAiRequest request;
     request.endpoint = service::Endpoint::kChatCompletions;
     request.messages = Messages();
-    request.sampling.temperature = args_.temperature;
-    request.sampling.top_p = args_.top_p;
+    // Flags, else the model's generation_config.json (the session's defaults for omitted
+    // fields), else a chat's usual 0.7.
+    const service::ParseLimits& d = session_.parse_limits();
+    const ModelConfig::SamplingDefaults& model = session_.runtime().package().config.sampling_defaults;
+    const bool model_sets_temperature = model.temperature.has_value() || model.do_sample.has_value();
+    request.sampling.temperature = args_.temperature.value_or(model_sets_temperature ? d.default_temperature : 0.7);
+    request.sampling.top_p = args_.top_p.value_or(d.default_top_p);
+    request.sampling.top_k = d.default_top_k;
+    request.sampling.min_p = d.default_min_p;
+    request.sampling.repetition_penalty = d.default_repetition_penalty;
     request.sampling.seed = static_cast<int64_t>((args_.seed + static_cast<uint64_t>(num_replies_)) & INT64_MAX);
     request.sampling.max_tokens = args_.max_tokens ? std::min(*args_.max_tokens, room) : room;
 

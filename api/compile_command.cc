@@ -85,7 +85,9 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   TAILOR_ASSIGN_OR_RETURN(auto model, LoadModel(*f.Get("model"), lo));
   TAILOR_ASSIGN_OR_RETURN(auto specs, LoadSpecConfig(*f.Get("specializations"), model->config.max_positions));
   TAILOR_ASSIGN_OR_RETURN(auto tokenizer, Tokenizer::Load(model->tokenizer_path, model->config.vocab_size));
-  o.tokenizer_bytes = tokenizer->SerializedModel();
+  SerializedTokenizer stored = tokenizer->Serialize();
+  o.tokenizer_file = stored.file_name;
+  o.tokenizer_bytes = std::move(stored.bytes);
   std::cerr << "compile: " << model->config.name << " (" << ModelFormatName(model->format) << "), "
             << specs.size() << " specializations -> " << o.out.string() << "\n";
   TAILOR_RETURN_IF_ERROR(CompilePackage(*model, specs, o));

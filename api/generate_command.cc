@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/commands.h"
+#include "api/model_tokenizer.h"
 #include "api/flags.h"
 #include "common/status_macros.h"
 #include "kernels/sampling.h"
@@ -101,7 +102,7 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const GenerateArgs& a) {
     if (a.tokenizer) options.tokenizer = *a.tokenizer;
     TAILOR_ASSIGN_OR_RETURN(b->model, LoadModel(a.model, options));
     b->config = b->model->config;
-    TAILOR_ASSIGN_OR_RETURN(b->tokenizer, Tokenizer::Load(b->model->tokenizer_path, b->config.vocab_size));
+    TAILOR_ASSIGN_OR_RETURN(b->tokenizer, LoadModelTokenizer(*b->model));
     b->forward = std::make_unique<ReferenceForward>(*b->model);
     b->cache = std::make_unique<ReferenceKvCache>(b->config);
     Backend* raw = b.get();
@@ -117,8 +118,8 @@ absl::StatusOr<std::unique_ptr<Backend>> OpenBackend(const GenerateArgs& a) {
   ro.warn = [](const std::string& w) { std::cerr << "tailor: warning: " << w << "\n"; };
   TAILOR_ASSIGN_OR_RETURN(b->runtime, Runtime::Open(a.package, ro));
   b->config = b->runtime->package().config;
-  const std::filesystem::path tok = std::filesystem::path(a.package) / b->runtime->package().tokenizer_file;
-  TAILOR_ASSIGN_OR_RETURN(b->tokenizer, Tokenizer::Load(a.tokenizer ? std::filesystem::path(*a.tokenizer) : tok, b->config.vocab_size));
+  const Package& pkg = b->runtime->package();
+  TAILOR_ASSIGN_OR_RETURN(b->tokenizer, a.tokenizer ? LoadTokenizerFor(*a.tokenizer, pkg.config) : LoadPackageTokenizer(pkg));
   b->runner = std::make_unique<SequenceRunner>(*b->runtime);
   Backend* raw = b.get();
   b->feed = [raw](std::span<const int32_t> tokens) { return raw->runner->Feed(tokens); };
@@ -133,9 +134,7 @@ absl::Status Generate(const GenerateArgs& a) {
     max_positions = 0;
     for (const auto& s : backend->runtime->specializations()) max_positions = std::max(max_positions, s.shape.ctx_len);
   }
-  std::vector<int32_t> prompt;
-  if (c.add_bos || a.prompt.empty()) prompt.push_back(c.bos_id);
-  for (int32_t id : backend->tokenizer->Encode(a.prompt)) prompt.push_back(id);
+  const std::vector<int32_t> prompt = EncodePrompt(*backend->tokenizer, a.prompt, /*add_special_tokens=*/true, c.bos_id);
   if (static_cast<int64_t>(prompt.size()) + a.max_tokens > max_positions) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the prompt (", prompt.size(), " tokens) plus --max-tokens ", a.max_tokens, " is ",

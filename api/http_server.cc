@@ -148,6 +148,30 @@ void HttpServer::Impl::Install() {
   server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
     HandleCompletion(service::Endpoint::kChatCompletions, req, res);
   });
+  server_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    Guard(res, [&] {
+      auto parsed = service::ParseTokenizeRequest(req.body, session_.parse_limits());
+      if (!parsed.ok()) return SendError(res, parsed.error());
+      auto ids = session_.Tokenize(*parsed);
+      if (!ids.ok()) return SendError(res, ids.error());
+      service::ResponseJson body;
+      body["tokens"] = *ids;
+      body["count"] = ids->size();
+      body["max_model_len"] = session_.limits().max_ctx_len;
+      SendJson(res, body);
+    });
+  });
+  server_.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    Guard(res, [&] {
+      auto ids = service::ParseDetokenizeRequest(req.body, session_.parse_limits());
+      if (!ids.ok()) return SendError(res, ids.error());
+      auto text = session_.Detokenize(*ids);
+      if (!text.ok()) return SendError(res, text.error());
+      service::ResponseJson body;
+      body["prompt"] = *text;
+      SendJson(res, body);
+    });
+  });
   const auto not_allowed = [this](const httplib::Request& req, httplib::Response& res) {
     SendError(res, ApiError::MethodNotAllowed(absl::StrCat("Method ", req.method, " is not allowed on ", req.path)));
     session_.metrics().RecordRequest("4xx");

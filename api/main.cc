@@ -23,6 +23,8 @@ constexpr char kUsage[] =
     "  serve      OpenAI-compatible HTTP server: tailor serve [--package DIR] [--port N]\n"
     "  chat       talk with a package's model: tailor chat [--package DIR] [--system TEXT]\n"
     "  batch      run an OpenAI batch file: tailor batch [--package DIR] --input FILE --output FILE\n"
+    "  tokenize   text to token ids: tailor tokenize (--tokenizer FILE | --model PATH | --package DIR)\n"
+    "  detokenize token ids to text: tailor detokenize (--tokenizer FILE | --model PATH | --package DIR)\n"
     "run 'tailor <command> --help' for a command's options\n";
 
 }  // namespace
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
     if (command == "serve") return tailor::RunServe(args, env);
     if (command == "chat") return tailor::RunChat(args, env);
     if (command == "batch") return tailor::RunBatch(args, env);
+    if (command == "tokenize") return tailor::RunTokenize(args);
+    if (command == "detokenize") return tailor::RunDetokenize(args);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

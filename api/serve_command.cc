@@ -31,7 +31,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"served-model-name", true, {}, "the model name clients use (default: the package's)"},
       {"kv-cache-mb", true, {}, "KV cache size in MiB (default: the package's largest batch)"},
       {"http-threads", true, {}, "HTTP worker threads = concurrent requests served (default 64)"},
-      {"chat-template", true, {}, "llama-2, mistral, zephyr, chatml or plain (default: from the package)"},
+      {"chat-template", true, {}, "a preset (llama-2, mistral, zephyr, chatml, plain) or a Jinja file (default: the model's own)"},
       {"max-body-mb", true, {}, "largest request body in MiB (default 8; larger: 413)"},
       {"seed", true, {}, "seed for requests without one (default: random)"},
   };

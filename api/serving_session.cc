@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "api/model_tokenizer.h"
 #include "common/status_macros.h"
 #include "service/stop_strings.h"
 
@@ -37,6 +38,18 @@ std::string TokenText(const Tokenizer& tok, int32_t id) {
     }
   }
   return out;
+}
+
+// The model's generation_config.json as the values of fields a request omits. do_sample false
+// (as transformers reads it) makes the default greedy whatever the temperature says.
+void ApplySamplingDefaults(const ModelConfig::SamplingDefaults& d, service::ParseLimits* limits) {
+  if (d.temperature) limits->default_temperature = std::clamp<double>(*d.temperature, 0.0, 2.0);
+  if (d.do_sample && !*d.do_sample) limits->default_temperature = 0.0;
+  if (d.top_p && *d.top_p > 0 && *d.top_p <= 1) limits->default_top_p = *d.top_p;
+  if (d.top_k && *d.top_k > 0) limits->default_top_k = *d.top_k;
+  if (d.repetition_penalty && *d.repetition_penalty > 0 && *d.repetition_penalty <= 2) {
+    limits->default_repetition_penalty = *d.repetition_penalty;
+  }
 }
 
 SamplingOptions ToEngineSampling(const service::SamplingParams& p, int32_t max_tokens, int32_t choice) {
@@ -201,16 +214,11 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
   const Package& pkg = s->runtime_->package();
   s->model_name_ = options.served_model_name.empty() ? pkg.config.name : options.served_model_name;
   if (s->model_name_.empty()) s->model_name_ = std::filesystem::path(options.package_dir).filename().string();
-  TAILOR_ASSIGN_OR_RETURN(s->tokenizer_, Tokenizer::Load(std::filesystem::path(options.package_dir) / pkg.tokenizer_file,
-                                                         pkg.config.vocab_size));
-  if (options.chat_template.empty()) {
-    s->chat_template_ = service::ChatTemplate::Detect(pkg.chat_template);
-  } else {
-    TAILOR_ASSIGN_OR_RETURN(s->chat_template_, service::ChatTemplate::ByName(options.chat_template));
-  }
+  TAILOR_ASSIGN_OR_RETURN(s->tokenizer_, LoadPackageTokenizer(pkg));
+  TAILOR_RETURN_IF_ERROR(s->ChooseChatTemplate(pkg));
+  ApplySamplingDefaults(pkg.config.sampling_defaults, &s->options_.parse_limits);
   s->bos_id_ = pkg.config.bos_id;
   s->eos_id_ = pkg.config.eos_ids.empty() ? s->tokenizer_->eos_id() : pkg.config.eos_ids[0];
-  s->add_bos_ = pkg.config.add_bos;
   s->metrics_ = service::ServerMetrics::Create();
   for (const Specialization& spec : s->runtime_->specializations()) {
     s->spec_names_.push_back(spec.Name());
@@ -219,7 +227,13 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
   s->created_ = static_cast<int64_t>(std::time(nullptr));
 
   EngineOptions eo;
+  // Generation ends at the model's EOS ids and at the tokenizer's eos_token (tokenizer_config.json;
+  // Qwen2's generation_config names <|endoftext|>, its chat turns end with <|im_end|>).
   eo.scheduler.eos_token_ids = pkg.config.eos_ids;
+  if (auto id = s->tokenizer_->TokenToId(pkg.eos_token); id && !pkg.eos_token.empty() &&
+      std::find(pkg.config.eos_ids.begin(), pkg.config.eos_ids.end(), *id) == pkg.config.eos_ids.end()) {
+    eo.scheduler.eos_token_ids.push_back(*id);
+  }
   eo.scheduler.seed = options.seed;
   eo.scheduler.step_overhead_seconds = -1.0;  // measured while serving
   eo.scheduler.max_running = s->max_running_;
@@ -261,10 +275,46 @@ std::string ServingSession::RenderMetrics() {
   return metrics_->Render();
 }
 
-absl::StatusOr<std::vector<int32_t>> ServingSession::EncodeChat(
-    std::span<const service::ChatMessage> messages) const {
-  TAILOR_ASSIGN_OR_RETURN(service::RenderedChat rendered, chat_template_.Render(messages));
+absl::Status ServingSession::ChooseChatTemplate(const Package& pkg) {
+  const std::string& name = options_.chat_template;
+  if (!name.empty() && !std::filesystem::is_regular_file(name)) {  // a preset's name
+    TAILOR_ASSIGN_OR_RETURN(chat_template_, service::ChatTemplate::ByName(name));
+    return absl::OkStatus();
+  }
+  std::string source = pkg.chat_template;
+  if (!name.empty()) {  // a Jinja file
+    TAILOR_ASSIGN_OR_RETURN(source, ReadFileToString(name));
+  }
+  if (source.empty()) {
+    chat_template_ = service::ChatTemplate(service::ChatTemplateKind::kPlain);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<service::ChatTemplate> parsed = service::ChatTemplate::FromJinja(source, pkg.bos_token, pkg.eos_token);
+  if (!parsed.ok()) {  // completions still work; chat requests get the error as a 400
+    chat_template_error_ = absl::InvalidArgumentError(absl::StrCat(
+        "messages: the model's chat template does not parse (", parsed.status().message(),
+        "); serve with --chat-template NAME or FILE"));
+    if (options_.log) options_.log(std::string(chat_template_error_.message()));
+    return absl::OkStatus();
+  }
+  chat_template_ = *std::move(parsed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int32_t>> ServingSession::EncodeChat(std::span<const service::ChatMessage> messages,
+                                                                bool add_generation_prompt,
+                                                                const nlohmann::ordered_json& template_kwargs) const {
+  if (!chat_template_error_.ok()) return chat_template_error_;
+  TAILOR_ASSIGN_OR_RETURN(service::RenderedChat rendered,
+                          chat_template_.Render(messages, add_generation_prompt, template_kwargs));
   std::vector<int32_t> ids;
+  if (rendered.special_text) {  // the model's template: special tokens written as text
+    for (const service::PromptPiece& piece : rendered.pieces) {
+      for (int32_t id : tokenizer_->Encode(piece.text, EncodeOptions{false, true})) ids.push_back(id);
+    }
+    if (ids.empty()) return absl::InvalidArgumentError("messages: the chat template rendered an empty prompt");
+    return ids;
+  }
   for (const service::PromptPiece& piece : rendered.pieces) {
     switch (piece.kind) {
       case service::PromptPiece::Kind::kBos: ids.push_back(bos_id_); break;
@@ -277,10 +327,32 @@ absl::StatusOr<std::vector<int32_t>> ServingSession::EncodeChat(
   return ids;
 }
 
+ApiResult<std::vector<int32_t>> ServingSession::Tokenize(const service::TokenizeRequest& request) const {
+  if (request.prompt) {
+    std::vector<int32_t> ids = tokenizer_->Encode(*request.prompt, EncodeOptions{request.add_special_tokens, false});
+    return ids;
+  }
+  absl::StatusOr<std::vector<int32_t>> ids =
+      EncodeChat(request.messages, request.add_generation_prompt, request.chat_template_kwargs);
+  if (!ids.ok()) return ApiError::InvalidRequest("messages", ids.status().message());
+  return *std::move(ids);
+}
+
+ApiResult<std::string> ServingSession::Detokenize(std::span<const int32_t> ids) const {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= tokenizer_->vocab_size()) {
+      return ApiError::InvalidRequest("tokens", absl::StrCat("'tokens' element ", i, " (", ids[i],
+                                                             ") is outside the vocabulary of ",
+                                                             tokenizer_->vocab_size(), " tokens"));
+    }
+  }
+  return tokenizer_->Decode(ids, /*skip_special_tokens=*/false);
+}
+
 ApiResult<std::vector<std::vector<int32_t>>> ServingSession::EncodePrompts(const OpenAiRequest& request) const {
   std::vector<std::vector<int32_t>> prompts;
   if (request.endpoint == service::Endpoint::kChatCompletions) {
-    absl::StatusOr<std::vector<int32_t>> ids = EncodeChat(request.messages);
+    absl::StatusOr<std::vector<int32_t>> ids = EncodeChat(request.messages, true, request.chat_template_kwargs);
     if (!ids.ok()) return ApiError::InvalidRequest("messages", ids.status().message());
     prompts.push_back(*std::move(ids));
     return prompts;
@@ -290,11 +362,7 @@ ApiResult<std::vector<std::vector<int32_t>>> ServingSession::EncodePrompts(const
       if (given->empty()) return ApiError::InvalidRequest("prompt", "'prompt' token-id arrays must not be empty");
       prompts.push_back(*given);
     } else {
-      const std::string& text = std::get<std::string>(p);
-      std::vector<int32_t> ids;
-      if (add_bos_ || text.empty()) ids.push_back(bos_id_);
-      for (int32_t id : tokenizer_->Encode(text)) ids.push_back(id);
-      prompts.push_back(std::move(ids));
+      prompts.push_back(EncodePrompt(*tokenizer_, std::get<std::string>(p), /*add_special_tokens=*/true, bos_id_));
     }
   }
   return prompts;

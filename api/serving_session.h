@@ -50,7 +50,9 @@ namespace tailor {
 struct ServingOptions {
   std::string package_dir;
   std::string served_model_name;  // "": the manifest's model name
-  std::string chat_template;      // "": detected from the manifest's chat_template; else a name
+  // "": the package's own (Jinja) template; else a preset's name (llama-2, chatml, ...) or a
+  // Jinja file.
+  std::string chat_template;
   int64_t kv_cache_mb = 0;        // 0: the runtime's default pool
   // Sequences (prompt x choice) that may wait for a running slot beyond the engine's running
   // capacity (max_running: the largest batch_size); a request that would exceed it is refused
@@ -129,7 +131,19 @@ class ServingSession {
 
   // The engine prompt of a chat: the template's pieces, each text piece encoded on its own, BOS
   // and EOS markers as the model's ids. InvalidArgument (from the template) naming messages[i].
-  absl::StatusOr<std::vector<int32_t>> EncodeChat(std::span<const service::ChatMessage> messages) const;
+  // The model's own (Jinja) template renders text with special tokens written out; it is encoded
+  // with those matched and nothing added.
+  absl::StatusOr<std::vector<int32_t>> EncodeChat(std::span<const service::ChatMessage> messages,
+                                                  bool add_generation_prompt = true,
+                                                  const nlohmann::ordered_json& template_kwargs = nullptr) const;
+
+  // POST /tokenize: the ids of a text prompt (with add_special_tokens what the tokenizer adds,
+  // as a completion prompt gets) or of messages rendered by the chat template. 400 naming
+  // "messages" when the template refuses them.
+  service::ApiResult<std::vector<int32_t>> Tokenize(const service::TokenizeRequest& request) const;
+  // POST /detokenize: the text of `ids`, special tokens kept. 400 naming "tokens" for an id
+  // outside the vocabulary.
+  service::ApiResult<std::string> Detokenize(std::span<const int32_t> ids) const;
 
   // A fresh response id "{prefix}-{32 hex}" (cmpl, chatcmpl).
   std::string NewResponseId(const char* prefix);
@@ -151,6 +165,8 @@ class ServingSession {
   service::ApiResult<std::vector<std::vector<int32_t>>> EncodePrompts(
       const service::OpenAiRequest& request) const;
   void Release(int64_t sequences);  // a sequence finished: admission may take more
+  // --chat-template NAME (a preset) or FILE (Jinja), else the package's own template, else plain.
+  absl::Status ChooseChatTemplate(const Package& package);
 
   ServingOptions options_;
   std::string model_name_;
@@ -158,11 +174,11 @@ class ServingSession {
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<Tokenizer> tokenizer_;
   service::ChatTemplate chat_template_{service::ChatTemplateKind::kPlain};
+  absl::Status chat_template_error_;  // the package's template does not parse: chat requests get it
   std::unique_ptr<service::ServerMetrics> metrics_;
   std::vector<std::string> spec_names_;  // per specialization, for metric labels
   int32_t bos_id_ = 1;
   int32_t eos_id_ = 2;
-  bool add_bos_ = true;
   int32_t max_running_ = 1;
   std::unique_ptr<EngineCore> core_;  // declared last: stopped first
 

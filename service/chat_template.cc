@@ -208,6 +208,8 @@ const char* ChatTemplateName(ChatTemplateKind kind) {
       return "chatml";
     case ChatTemplateKind::kPlain:
       return "plain";
+    case ChatTemplateKind::kModel:
+      return "model";
   }
   return "plain";
 }
@@ -236,11 +238,38 @@ absl::StatusOr<ChatTemplate> ChatTemplate::ByName(absl::string_view name) {
                                                  absl::StrJoin(ChatTemplateNames(), ", ")));
 }
 
-absl::StatusOr<RenderedChat> ChatTemplate::Render(std::span<const ChatMessage> messages) const {
+absl::StatusOr<ChatTemplate> ChatTemplate::FromJinja(absl::string_view source, std::string bos_token,
+                                                     std::string eos_token) {
+  absl::StatusOr<JinjaTemplate> parsed = JinjaTemplate::Parse(source);
+  if (!parsed.ok()) return parsed.status();
+  ChatTemplate t(ChatTemplateKind::kModel);
+  t.jinja_ = std::make_shared<const JinjaTemplate>(*std::move(parsed));
+  t.bos_token_ = std::move(bos_token);
+  t.eos_token_ = std::move(eos_token);
+  return t;
+}
+
+absl::StatusOr<RenderedChat> ChatTemplate::Render(std::span<const ChatMessage> messages,
+                                                  bool add_generation_prompt,
+                                                  const nlohmann::ordered_json& extra) const {
   if (messages.empty()) {
     return absl::InvalidArgumentError("messages: at least one message is required");
   }
   switch (kind_) {
+    case ChatTemplateKind::kModel: {
+      nlohmann::ordered_json list = nlohmann::ordered_json::array();
+      for (const ChatMessage& m : messages) list.push_back({{"role", ChatRoleName(m.role)}, {"content", m.content}});
+      absl::StatusOr<std::string> text =
+          RenderChatTemplate(*jinja_, list, add_generation_prompt, bos_token_, eos_token_, extra);
+      if (!text.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("messages: the model's chat template failed: ",
+                                                       text.status().message()));
+      }
+      RenderedChat out;
+      out.special_text = true;
+      if (!text->empty()) out.pieces.push_back({PromptPiece::Kind::kText, *std::move(text)});
+      return out;
+    }
     case ChatTemplateKind::kLlama2:
       return RenderLlama2(messages);
     case ChatTemplateKind::kMistral:

@@ -1,6 +1,13 @@
-// Built-in chat templates: render an OpenAI-style message list into the prompt a chat model was
-// trained on, as a sequence of text pieces and BOS/EOS markers.
+// Chat templates: render an OpenAI-style message list into the prompt a chat model was trained
+// on. The model's own template (tokenizer_config.json's Jinja `chat_template`) renders to text
+// in which special tokens appear as their text; the built-in presets (--chat-template NAME)
+// render to text pieces and BOS/EOS markers.
 //
+// The model's own template: rendered as transformers' apply_chat_template does (service/
+// jinja_template.h), with the model's bos_token/eos_token text; the text is encoded with
+// special-token text matched as those tokens and nothing added (RenderedChat::special_text).
+//
+// Built-in presets:
 // Token convention (the one thing callers must follow exactly):
 //   - A rendered prompt is a list of pieces. A kBos/kEos piece is the model's BOS/EOS token id;
 //     templates never write "<s>" or "</s>" as text. Every rendered prompt starts with kBos, so the
@@ -16,12 +23,14 @@
 #ifndef TAILOR_SERVICE_CHAT_TEMPLATE_H_
 #define TAILOR_SERVICE_CHAT_TEMPLATE_H_
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "service/jinja_template.h"
 
 namespace tailor::service {
 
@@ -43,16 +52,22 @@ struct PromptPiece {
 };
 
 struct RenderedChat {
-  std::vector<PromptPiece> pieces;  // starts with kBos; adjacent text is merged into one piece
+  // Presets: starts with kBos; adjacent text is merged into one piece. The model's template: one
+  // text piece (none if it rendered nothing).
+  std::vector<PromptPiece> pieces;
+  // The text holds special tokens as text ("<|im_start|>", "<s>"): encode it with special-token
+  // matching and without adding BOS/EOS (the model's own template).
+  bool special_text = false;
   // For logs and tests: text with BOS written as "<s>" and EOS as "</s>".
   std::string DebugString() const;
 };
 
-enum class ChatTemplateKind { kPlain, kLlama2, kMistral, kZephyr, kChatml };
+// kModel: the model's own Jinja template.
+enum class ChatTemplateKind { kPlain, kLlama2, kMistral, kZephyr, kChatml, kModel };
 
 // The names accepted by --chat-template, in this order: llama-2, mistral, zephyr, chatml, plain.
 std::vector<std::string> ChatTemplateNames();
-const char* ChatTemplateName(ChatTemplateKind kind);
+const char* ChatTemplateName(ChatTemplateKind kind);  // kModel: "model"
 
 // The family of a Hugging Face jinja `chat_template` (tokenizer_config.json), recognised by its
 // markers: "<|im_start|>" -> chatml; "<<SYS>>" -> llama-2; "[INST]" -> mistral; "<|user|>" and
@@ -68,6 +83,10 @@ class ChatTemplate {
   static ChatTemplate Detect(absl::string_view hf_chat_template) {
     return ChatTemplate(DetectChatTemplate(hf_chat_template));
   }
+  // The model's own template. InvalidArgument (line and column) if it does not parse.
+  // `bos_token`/`eos_token`: their text, as the template receives them ("" = not passed).
+  static absl::StatusOr<ChatTemplate> FromJinja(absl::string_view source, std::string bos_token,
+                                                std::string eos_token);
 
   ChatTemplateKind kind() const { return kind_; }
   const char* name() const { return ChatTemplateName(kind_); }
@@ -83,14 +102,23 @@ class ChatTemplate {
   //   zephyr:   <s><|system|>\n{system}</s>\n<|user|>\n{user}</s>\n<|assistant|>\n
   //   chatml:   <s><|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
   //   plain:    <s>{system}\n\nUser: {user}\nAssistant: {assistant}\nUser: {user}\nAssistant:
-  absl::StatusOr<RenderedChat> Render(std::span<const ChatMessage> messages) const;
+  // The model's own template gets `add_generation_prompt` (presets always add the assistant's
+  // turn); what it raises (raise_exception, an undefined callable) is InvalidArgument with the
+  // template's message.
+  // `extra`: more variables for the model's template (chat_template_kwargs: enable_thinking, ...),
+  // an object or null; presets ignore it.
+  absl::StatusOr<RenderedChat> Render(std::span<const ChatMessage> messages, bool add_generation_prompt = true,
+                                      const nlohmann::ordered_json& extra = nullptr) const;
 
   // Text that ends the assistant's turn besides the EOS token, to pass to the stop-string matcher:
-  // chatml {"<|im_end|>"}, plain {"\nUser:"}, others none (their turns end with EOS).
+  // chatml {"<|im_end|>"}, plain {"\nUser:"}, others none (their turns end with EOS; the model's
+  // own template ends them with its EOS ids).
   std::vector<std::string> StopStrings() const;
 
  private:
   ChatTemplateKind kind_;
+  std::shared_ptr<const JinjaTemplate> jinja_;  // kModel; immutable, shared by copies
+  std::string bos_token_, eos_token_;
 };
 
 }  // namespace tailor::service

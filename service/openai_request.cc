@@ -307,12 +307,26 @@ std::optional<ApiError> ParseLogitBias(const Json& v,
   return std::nullopt;
 }
 
+// chat_template_kwargs: an object whose keys the chat template receives as variables.
+std::optional<ApiError> ParseTemplateKwargs(const Json& body, nlohmann::ordered_json* out) {
+  const Json* v = Find(body, "chat_template_kwargs");
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_object()) return TypeError("chat_template_kwargs", "an object", *v);
+  *out = nlohmann::ordered_json::parse(v->dump());
+  return std::nullopt;
+}
+
 // Everything shared by both endpoints, after prompt/messages.
 std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const ParseLimits& limits,
                                     OpenAiRequest* req) {
   SamplingParams& s = req->sampling;
   const bool chat = endpoint == Endpoint::kChatCompletions;
   int64_t i64 = 0;
+  s.temperature = limits.default_temperature;
+  s.top_p = limits.default_top_p;
+  s.top_k = limits.default_top_k;
+  s.min_p = limits.default_min_p;
+  s.repetition_penalty = limits.default_repetition_penalty;
 
   if (const Json* v = Find(body, "model")) {
     std::string model;
@@ -428,6 +442,9 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
     }
   }
 
+  if (chat) {
+    if (auto e = ParseTemplateKwargs(body, &req->chat_template_kwargs)) return e;
+  }
   if (const Json* v = Find(body, "user")) {
     if (auto e = ReadString(*v, "user", &req->user)) return e;
   }
@@ -491,16 +508,14 @@ std::pair<int64_t, int64_t> LineAndColumn(absl::string_view text, size_t offset)
   return {line, column};
 }
 
-ApiResult<OpenAiRequest> ParseOpenAiRequest(Endpoint endpoint, absl::string_view body,
-                                            const ParseLimits& limits) {
+ApiResult<Json> ParseJsonBody(absl::string_view body, const ParseLimits& limits) {
   if (auto deep = TooDeep(body, limits.max_json_depth)) {
     auto [line, col] = LineAndColumn(body, *deep);
     return ApiError::InvalidJson(absl::StrCat("Invalid JSON body at line ", line, ", column ", col,
                                               ": nesting deeper than ", limits.max_json_depth));
   }
-  Json parsed;
   try {
-    parsed = Json::parse(body.begin(), body.end());
+    return Json::parse(body.begin(), body.end());
   } catch (const Json::parse_error& e) {
     // e.byte is the 1-based position of the offending byte (0 for an empty body).
     const size_t offset = e.byte > 0 ? e.byte - 1 : 0;
@@ -514,7 +529,56 @@ ApiResult<OpenAiRequest> ParseOpenAiRequest(Endpoint endpoint, absl::string_view
   } catch (const std::exception& e) {
     return ApiError::InvalidJson(absl::StrCat("Invalid JSON body: ", e.what()));
   }
-  return ParseOpenAiRequestJson(endpoint, parsed, limits);
+}
+
+ApiResult<OpenAiRequest> ParseOpenAiRequest(Endpoint endpoint, absl::string_view body,
+                                            const ParseLimits& limits) {
+  ApiResult<Json> parsed = ParseJsonBody(body, limits);
+  if (!parsed.ok()) return parsed.error();
+  return ParseOpenAiRequestJson(endpoint, *parsed, limits);
+}
+
+ApiResult<TokenizeRequest> ParseTokenizeRequest(absl::string_view text, const ParseLimits& limits) {
+  ApiResult<Json> parsed = ParseJsonBody(text, limits);
+  if (!parsed.ok()) return parsed.error();
+  const Json& body = *parsed;
+  if (!body.is_object()) {
+    return ApiError::InvalidRequest("", absl::StrCat("The request body must be a JSON object, got ", body.type_name()));
+  }
+  TokenizeRequest req;
+  const Json* prompt = Find(body, "prompt");
+  const Json* messages = Find(body, "messages");
+  if ((prompt == nullptr) == (messages == nullptr)) {
+    return ApiError::InvalidRequest(prompt ? "messages" : "prompt", "give exactly one of 'prompt' (text) and 'messages'");
+  }
+  if (prompt != nullptr) {
+    std::string text;
+    if (auto e = ReadString(*prompt, "prompt", &text)) return *e;
+    req.prompt = std::move(text);
+  } else {
+    if (auto e = ParseMessages(body, &req.messages)) return *e;
+    if (auto e = ParseTemplateKwargs(body, &req.chat_template_kwargs)) return *e;
+    req.add_special_tokens = false;  // the template writes them (vLLM's default for messages)
+    if (const Json* v = Find(body, "add_generation_prompt")) {
+      if (auto e = ReadBool(*v, "add_generation_prompt", &req.add_generation_prompt)) return *e;
+    }
+  }
+  if (const Json* v = Find(body, "add_special_tokens")) {
+    if (auto e = ReadBool(*v, "add_special_tokens", &req.add_special_tokens)) return *e;
+  }
+  return req;
+}
+
+ApiResult<std::vector<int32_t>> ParseDetokenizeRequest(absl::string_view text, const ParseLimits& limits) {
+  ApiResult<Json> parsed = ParseJsonBody(text, limits);
+  if (!parsed.ok()) return parsed.error();
+  const Json* tokens = parsed->is_object() ? Find(*parsed, "tokens") : nullptr;
+  if (tokens == nullptr || !tokens->is_array()) {
+    return ApiError::InvalidRequest("tokens", "'tokens' must be an array of token ids");
+  }
+  std::vector<int32_t> ids;
+  if (auto e = ReadTokenIds(*tokens, "tokens", &ids)) return *e;
+  return ids;
 }
 
 ApiResult<OpenAiRequest> ParseOpenAiRequestJson(Endpoint endpoint, const Json& body,

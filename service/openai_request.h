@@ -58,6 +58,9 @@ struct OpenAiRequest {
   std::optional<std::string> model;     // nullopt: use the served model
   std::vector<PromptInput> prompts;     // completions: >= 1 (one per prompt of an array)
   std::vector<ChatMessage> messages;    // chat: >= 1
+  // chat: variables for the model's chat template besides the messages (vLLM's field), e.g.
+  // {"enable_thinking": false}; null when not given.
+  nlohmann::ordered_json chat_template_kwargs;
   SamplingParams sampling;
   // Choices per prompt. For completions, choice index = prompt_index * n + i (as OpenAI).
   int32_t n = 1;
@@ -74,6 +77,13 @@ struct ParseLimits {
   int32_t max_prompts = 64;             // completions: prompts in one request
   int32_t default_completion_max_tokens = 16;  // OpenAI's default for /v1/completions
   int32_t max_json_depth = 64;          // nesting of the body, checked before parsing
+  // What a request that omits a sampling field gets: OpenAI's neutral values, or the model's
+  // generation_config.json (as vLLM applies it; see SamplingDefaultsFrom in the session).
+  double default_temperature = 1.0;
+  double default_top_p = 1.0;
+  int32_t default_top_k = 0;
+  double default_min_p = 0.0;
+  double default_repetition_penalty = 1.0;
 };
 
 // Parses JSON text (the HTTP body). Never throws.
@@ -82,6 +92,21 @@ ApiResult<OpenAiRequest> ParseOpenAiRequest(Endpoint endpoint, absl::string_view
 // The same from an already-parsed JSON value (the batch front end's "body"). Never throws.
 ApiResult<OpenAiRequest> ParseOpenAiRequestJson(Endpoint endpoint, const nlohmann::json& body,
                                                 const ParseLimits& limits = {});
+
+// POST /tokenize (vLLM's shape): {"prompt": text} or {"messages": [...]}, with
+// "add_special_tokens" (default true for a prompt: what a completion prompt gets, e.g. BOS;
+// false for messages, whose template writes them) and, for messages, "add_generation_prompt"
+// (default true).
+struct TokenizeRequest {
+  std::optional<std::string> prompt;
+  std::vector<ChatMessage> messages;  // when prompt is unset
+  nlohmann::ordered_json chat_template_kwargs;  // as in OpenAiRequest
+  bool add_special_tokens = true;
+  bool add_generation_prompt = true;
+};
+ApiResult<TokenizeRequest> ParseTokenizeRequest(absl::string_view body, const ParseLimits& limits = {});
+// POST /detokenize: {"tokens": [ids]} -> the ids (range-checked against the vocabulary later).
+ApiResult<std::vector<int32_t>> ParseDetokenizeRequest(absl::string_view body, const ParseLimits& limits = {});
 
 // Checks what needs the model: token ids in prompts and logit_bias keys must be < vocab_size
 // (params "prompt", "logit_bias"). nullopt when fine.

@@ -161,7 +161,8 @@ TEST_F(BadInput, MissingTensor) {
 TEST_F(BadInput, UnsupportedArchitectureAndConfig) {
   fs::path dir = CopyHf("tiny-mistral-f16");
   EditJson(dir / "config.json", [](auto& j) { j["architectures"] = {"GPT2LMHeadModel"}; });
-  ExpectBadInput(Run(dir), {"config.json", "unsupported architecture", "GPT2LMHeadModel"});
+  ExpectBadInput(Run(dir), {"config.json", "unsupported architecture", "GPT2LMHeadModel", "supported: ",
+                            "LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"});
   EditJson(dir / "config.json", [](auto& j) {
     j["architectures"] = {"MistralForCausalLM"};
     j["sliding_window"] = 64;
@@ -169,9 +170,13 @@ TEST_F(BadInput, UnsupportedArchitectureAndConfig) {
   ExpectBadInput(Run(dir), {"config.json", "sliding_window 64"});
   EditJson(dir / "config.json", [](auto& j) {
     j["sliding_window"] = nullptr;
-    j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+    j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"high_freq_factor", 4.0}};  // no low_freq_factor
   });
-  ExpectBadInput(Run(dir), {"config.json", "rope_scaling"});
+  ExpectBadInput(Run(dir), {"config.json", "malformed rope_scaling", "low_freq_factor", "positive number"});
+  EditJson(dir / "config.json", [](auto& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}}; });
+  ExpectBadInput(Run(dir), {"config.json", "rope_scaling", "yarn", "not implemented", "linear, llama3"});
+  EditJson(dir / "config.json", [](auto& j) { j["rope_scaling"] = "big"; });
+  ExpectBadInput(Run(dir), {"config.json", "malformed rope_scaling", "expected an object"});
   EditJson(dir / "config.json", [](auto& j) {
     j["rope_scaling"] = nullptr;
     j["hidden_act"] = "gelu";

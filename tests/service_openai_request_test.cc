@@ -94,6 +94,33 @@ TEST(OpenAiRequest, CompletionDefaultMaxTokensIsConfigurable) {
   EXPECT_EQ(ParseOk(Endpoint::kCompletions, R"({"prompt": ""})", limits).sampling.max_tokens, 256);
 }
 
+// The model's generation_config.json fills the sampling fields a request omits; given ones win.
+TEST(OpenAiRequest, ModelDefaultsFillOmittedSamplingFields) {
+  ParseLimits limits;
+  limits.default_temperature = 0.6;
+  limits.default_top_p = 0.95;
+  limits.default_top_k = 20;
+  limits.default_min_p = 0.05;
+  limits.default_repetition_penalty = 1.1;
+  for (Endpoint ep : {Endpoint::kCompletions, Endpoint::kChatCompletions}) {
+    const std::string base = ep == Endpoint::kCompletions ? R"("prompt": "hi")" : R"("messages": [{"role": "user", "content": "hi"}])";
+    const SamplingParams omitted = ParseOk(ep, "{" + base + "}", limits).sampling;
+    EXPECT_EQ(omitted.temperature, 0.6);
+    EXPECT_EQ(omitted.top_p, 0.95);
+    EXPECT_EQ(omitted.top_k, 20);
+    EXPECT_EQ(omitted.min_p, 0.05);
+    EXPECT_EQ(omitted.repetition_penalty, 1.1);
+    const SamplingParams given =
+        ParseOk(ep, "{" + base + R"(, "temperature": 0, "top_p": 1, "top_k": -1, "min_p": null, "repetition_penalty": 1})",
+                limits).sampling;
+    EXPECT_EQ(given.temperature, 0.0);
+    EXPECT_EQ(given.top_p, 1.0);
+    EXPECT_EQ(given.top_k, 0);
+    EXPECT_EQ(given.min_p, 0.05) << "null means not given";
+    EXPECT_EQ(given.repetition_penalty, 1.0);
+  }
+}
+
 TEST(OpenAiRequest, AllParameters) {
   OpenAiRequest r = ParseOk(Endpoint::kCompletions, R"({
     "model": "stories", "prompt": "x", "max_tokens": 5, "temperature": 0.5, "top_p": 0.9,
