@@ -2,33 +2,44 @@
 
 namespace tailor {
 
-const char* DTypeName(DType t) {
-  switch (t) {
-    case DType::kF32: return "f32";
-    case DType::kF16: return "f16";
-    case DType::kBF16: return "bf16";
-    case DType::kQ8_0: return "q8_0";
+namespace {
+
+struct Format {
+  DType type;
+  const char* name;
+  int64_t block_elements;
+  int64_t block_bytes;
+};
+constexpr Format kFormats[] = {
+    {DType::kF32, "f32", 1, 4},           {DType::kF16, "f16", 1, 2},
+    {DType::kBF16, "bf16", 1, 2},         {DType::kQ8_0, "gguf_q8_0", 32, 34},
+    {DType::kQ4_0, "gguf_q4_0", 32, 18},  {DType::kQ4_K, "gguf_q4_k", 256, 144},
+    {DType::kQ5_K, "gguf_q5_k", 256, 176}, {DType::kQ6_K, "gguf_q6_k", 256, 210},
+    {DType::kQ8, "q8_0", 32, 34},
+};
+
+const Format& FormatOf(DType t) {
+  for (const Format& f : kFormats) {
+    if (f.type == t) return f;
   }
-  return "?";
+  return kFormats[0];
 }
 
+}  // namespace
+
+const char* DTypeName(DType t) { return FormatOf(t).name; }
+
 std::optional<DType> ParseDType(std::string_view name) {
-  if (name == "f32") return DType::kF32;
-  if (name == "f16") return DType::kF16;
-  if (name == "bf16") return DType::kBF16;
-  if (name == "q8_0") return DType::kQ8_0;
+  for (const Format& f : kFormats) {
+    if (name == f.name) return f.type;
+  }
   return std::nullopt;
 }
 
-int64_t RowBytes(DType t, int64_t n) {
-  switch (t) {
-    case DType::kF32: return n * 4;
-    case DType::kF16:
-    case DType::kBF16: return n * 2;
-    case DType::kQ8_0: return n / kQ8_0BlockSize * kQ8_0BlockBytes;
-  }
-  return 0;
-}
+int64_t BlockElements(DType t) { return FormatOf(t).block_elements; }
+int64_t BlockBytes(DType t) { return FormatOf(t).block_bytes; }
+
+int64_t RowBytes(DType t, int64_t n) { return n / BlockElements(t) * BlockBytes(t); }
 
 uint16_t F32ToF16(float f) {
   uint32_t x;

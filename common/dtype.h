@@ -14,16 +14,30 @@ enum class DType : uint8_t {
   kF32,
   kF16,
   kBF16,
-  kQ8_0,  // GGUF blocks of 32: one f16 scale then 32 int8 (34 bytes), along the row
+  // GGUF's block formats, as files store them (ggml's layouts), along the row:
+  kQ8_0,  // blocks of 32: one f16 scale then 32 int8 (34 bytes)
+  kQ4_0,  // blocks of 32: one f16 scale then 16 bytes of 4-bit values (18 bytes)
+  kQ4_K,  // super-blocks of 256 (144 bytes)
+  kQ5_K,  // super-blocks of 256 (176 bytes)
+  kQ6_K,  // super-blocks of 256 (210 bytes)
+  // tailor's package formats, laid out for its kernels: each row holds its k int8 values, then
+  // one f16 scale per block of 32 (value = scale * q).
+  kQ8,
 };
 
 inline constexpr int kQ8_0BlockSize = 32;
 inline constexpr int kQ8_0BlockBytes = 34;
 
-const char* DTypeName(DType t);
-std::optional<DType> ParseDType(std::string_view name);  // "f32", "f16", "bf16", "q8_0"
+// Elements per block (1 for the float types) and bytes per block.
+int64_t BlockElements(DType t);
+int64_t BlockBytes(DType t);
 
-// Bytes taken by `n` elements of one row (n must be a multiple of 32 for Q8_0).
+// "f32", "f16", "bf16"; GGUF's "gguf_q8_0", "gguf_q4_0", "gguf_q4_k", "gguf_q5_k", "gguf_q6_k";
+// the package formats "q8_0" (kQ8).
+const char* DTypeName(DType t);
+std::optional<DType> ParseDType(std::string_view name);  // DTypeName's inverse
+
+// Bytes taken by `n` elements of one row (n must be a multiple of BlockElements).
 int64_t RowBytes(DType t, int64_t n);
 
 inline float F16ToF32(uint16_t h) {

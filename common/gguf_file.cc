@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <type_traits>
 #include <unordered_set>
@@ -93,6 +94,23 @@ std::optional<GgmlTypeSize> GgmlTypeSizeOf(uint32_t ggml_type) {
     case 30: return GgmlTypeSize{1, 2};     // BF16
     default: return std::nullopt;
   }
+}
+
+const char* GgmlTypeName(uint32_t ggml_type) {
+  // ggml's enum ggml_type; 4, 5 (Q4_2, Q4_3), 31..33 and 36..38 (repacked layouts) are retired.
+  static constexpr const char* kNames[] = {
+      "F32",     "F16",    "Q4_0",    "Q4_1",  "",       "",       "Q5_0",   "Q5_1",
+      "Q8_0",    "Q8_1",   "Q2_K",    "Q3_K",  "Q4_K",   "Q5_K",   "Q6_K",   "Q8_K",
+      "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S",  "IQ2_S",  "IQ4_XS",
+      "I8",      "I16",    "I32",     "I64",   "F64",    "IQ1_M",  "BF16",   "",
+      "",        "",       "TQ1_0",   "TQ2_0", "",       "",       "",       "MXFP4"};
+  if (ggml_type >= std::size(kNames) || kNames[ggml_type][0] == '\0') return nullptr;
+  return kNames[ggml_type];
+}
+
+std::string GgmlTypeLabel(uint32_t ggml_type) {
+  const char* name = GgmlTypeName(ggml_type);
+  return absl::StrCat(name != nullptr ? name : "unknown", " (", ggml_type, ")");
 }
 
 // Sequential, bounds-checked reads over the mapping; fills a GgufFile.
@@ -327,7 +345,7 @@ class GgufParser {
       if (inner % ts->block_elements != 0) {
         return absl::InvalidArgumentError(absl::StrCat(
             ctx, " has ", inner, " elements per row, not a multiple of the block size ",
-            ts->block_elements, " of ggml type ", t->ggml_type));
+            ts->block_elements, " of ggml type ", GgmlTypeLabel(t->ggml_type)));
       }
       // rows * blocks per row * block bytes, each step checked against the file size.
       unsigned __int128 total = static_cast<unsigned __int128>(inner / ts->block_elements) *

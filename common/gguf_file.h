@@ -31,7 +31,12 @@ namespace tailor {
 // ggml tensor types that tailor names (the numbering is ggml's).
 inline constexpr uint32_t kGgmlTypeF32 = 0;
 inline constexpr uint32_t kGgmlTypeF16 = 1;
+inline constexpr uint32_t kGgmlTypeQ4_0 = 2;
 inline constexpr uint32_t kGgmlTypeQ8_0 = 8;
+inline constexpr uint32_t kGgmlTypeQ2_K = 10;
+inline constexpr uint32_t kGgmlTypeQ4_K = 12;
+inline constexpr uint32_t kGgmlTypeQ5_K = 13;
+inline constexpr uint32_t kGgmlTypeQ6_K = 14;
 inline constexpr uint32_t kGgmlTypeBF16 = 30;
 
 struct GgufTensorInfo {
@@ -113,6 +118,13 @@ struct GgmlTypeSize {
   int64_t block_bytes;
 };
 std::optional<GgmlTypeSize> GgmlTypeSizeOf(uint32_t ggml_type);
+
+// ggml's name of a tensor type ("F32", "Q4_K", "IQ4_XS", ...), or nullptr for a number ggml
+// does not (or no longer) name.
+const char* GgmlTypeName(uint32_t ggml_type);
+
+// "Q4_K (12)", or "unknown (77)": how error messages name a ggml type.
+std::string GgmlTypeLabel(uint32_t ggml_type);
 
 }  // namespace tailor
 

@@ -1,9 +1,124 @@
 #include "kernels/reference_kernels.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
+#include "kernels/q8_kernels.h"
+
 namespace tailor::ref {
+namespace {
+
+// GGUF's block formats (ggml's block_q4_0, block_q4_K, block_q5_K, block_q6_K), decoded from
+// their definitions. Every product below is exact in float (an f16 scale has 11 significant
+// bits, a 6-bit scale or an int8 scale at most 7, a quant at most 6), so each value is rounded
+// once at most (K-quants' "d * q - m"): the results are the same bits as ggml's and gguf-py's.
+// Each function reads one block at `b` and writes its BlockElements(dtype) floats to `y`.
+
+float HalfAt(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return F16ToF32(h);
+}
+
+// Q4_0, 18 bytes: f16 d, then 16 bytes qs. Element i < 16 is the low nibble of qs[i], element
+// 16 + i its high nibble; value = d * (nibble - 8).
+void DequantizeQ4_0Block(const uint8_t* b, float* y) {
+  const float d = HalfAt(b);
+  const uint8_t* qs = b + 2;
+  for (int i = 0; i < 16; ++i) y[i] = d * static_cast<float>((qs[i] & 0x0F) - 8);
+  for (int i = 0; i < 16; ++i) y[i + 16] = d * static_cast<float>((qs[i] >> 4) - 8);
+}
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block, from its 12 packed
+// bytes: sub-blocks 0..3 keep theirs in the low 6 bits of bytes j (scale) and j + 4 (min);
+// sub-blocks 4..7 in the nibbles of byte j + 4, with their top 2 bits in the top 2 bits of bytes
+// j - 4 (scale) and j (min).
+void ScaleMinK4(int j, const uint8_t* q, int* scale, int* min) {
+  if (j < 4) {
+    *scale = q[j] & 0x3F;
+    *min = q[j + 4] & 0x3F;
+  } else {
+    *scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+    *min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Q4_K, 144 bytes: f16 d, f16 dmin, 12 bytes of packed scales/mins, 128 bytes qs. Eight
+// sub-blocks of 32; sub-blocks 2k and 2k + 1 take the low and high nibbles of qs[32k, 32k + 32).
+// value = (d * scale) * q - (dmin * min).
+void DequantizeQ4KBlock(const uint8_t* b, float* y) {
+  const float d = HalfAt(b), dmin = HalfAt(b + 2);
+  const uint8_t* scales = b + 4;
+  const uint8_t* qs = b + 16;
+  for (int s = 0; s < 8; ++s) {
+    int sc, m;
+    ScaleMinK4(s, scales, &sc, &m);
+    const float ds = d * static_cast<float>(sc), ms = dmin * static_cast<float>(m);
+    const uint8_t* q = qs + 32 * (s / 2);
+    const int shift = 4 * (s % 2);
+    for (int l = 0; l < 32; ++l) {
+      y[32 * s + l] = ds * static_cast<float>((q[l] >> shift) & 0x0F) - ms;
+    }
+  }
+}
+
+// Q5_K, 176 bytes: f16 d, f16 dmin, 12 bytes of packed scales/mins, 32 bytes qh, 128 bytes qs.
+// As Q4_K, plus a fifth bit: bit s of qh[l] is bit 4 of element l of sub-block s.
+void DequantizeQ5KBlock(const uint8_t* b, float* y) {
+  const float d = HalfAt(b), dmin = HalfAt(b + 2);
+  const uint8_t* scales = b + 4;
+  const uint8_t* qh = b + 16;
+  const uint8_t* qs = b + 48;
+  for (int s = 0; s < 8; ++s) {
+    int sc, m;
+    ScaleMinK4(s, scales, &sc, &m);
+    const float ds = d * static_cast<float>(sc), ms = dmin * static_cast<float>(m);
+    const uint8_t* q = qs + 32 * (s / 2);
+    const int shift = 4 * (s % 2);
+    for (int l = 0; l < 32; ++l) {
+      const int v = ((q[l] >> shift) & 0x0F) | (((qh[l] >> s) & 1) << 4);
+      y[32 * s + l] = ds * static_cast<float>(v) - ms;
+    }
+  }
+}
+
+// Q6_K, 210 bytes: 128 bytes ql, 64 bytes qh, 16 int8 scales, f16 d. Two halves of 128; in half
+// h, element 32k + l (k = 0..3, l = 0..31) takes the low (k < 2) or high (k >= 2) nibble of
+// ql[64h + 32(k % 2) + l] and bits 2k, 2k + 1 of qh[32h + l] as its top two bits; it is offset by
+// -32, and element e of the block has scale scales[e / 16]: value = (d * scale) * q.
+void DequantizeQ6KBlock(const uint8_t* b, float* y) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
+  const float d = HalfAt(b + 208);
+  for (int h = 0; h < 2; ++h) {
+    for (int k = 0; k < 4; ++k) {
+      const uint8_t* lo = ql + 64 * h + 32 * (k % 2);
+      const uint8_t* hi = qh + 32 * h;
+      const int shift = 4 * (k / 2);
+      float* out = y + 128 * h + 32 * k;
+      for (int half16 = 0; half16 < 2; ++half16) {
+        const float ds = d * static_cast<float>(scales[8 * h + 2 * k + half16]);
+        for (int l = 16 * half16; l < 16 * half16 + 16; ++l) {
+          const int q = (((lo[l] >> shift) & 0x0F) | (((hi[l] >> (2 * k)) & 3) << 4)) - 32;
+          out[l] = ds * static_cast<float>(q);
+        }
+      }
+    }
+  }
+}
+
+// Applies `block_fn` to each of the row's blocks of `dtype`.
+template <typename BlockFn>
+void DequantizeBlocks(const std::byte* row, int64_t cols, DType dtype, BlockFn block_fn,
+                      float* out) {
+  const int64_t n = BlockElements(dtype), bytes = BlockBytes(dtype);
+  const auto* p = reinterpret_cast<const uint8_t*>(row);
+  for (int64_t b = 0; b < cols / n; ++b) block_fn(p + b * bytes, out + b * n);
+}
+
+}  // namespace
 
 void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
   const std::byte* row = w.row(r);
@@ -20,6 +135,16 @@ void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
       }
       return;
     }
+    case DType::kQ8: {  // groups of 16 rows (kern::q8's layout): scale * (stored - 128)
+      namespace q8 = kern::q8;
+      const auto* group = reinterpret_cast<const uint8_t*>(w.data) + (r / q8::kGroup) * q8::kGroup * w.row_bytes();
+      const int i = static_cast<int>(r % q8::kGroup);
+      for (int64_t c = 0; c < w.cols; ++c) {
+        const int stored = q8::StoredQuant(group, i, static_cast<int>(c));
+        out[c] = q8::Scale(group, i, static_cast<int>(c / q8::kBlock)) * static_cast<float>(stored - 128);
+      }
+      return;
+    }
     case DType::kQ8_0: {
       for (int64_t b = 0; b < w.cols / kQ8_0BlockSize; ++b) {
         const std::byte* block = row + b * kQ8_0BlockBytes;
@@ -33,6 +158,18 @@ void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
       }
       return;
     }
+    case DType::kQ4_0:
+      DequantizeBlocks(row, w.cols, w.dtype, DequantizeQ4_0Block, out);
+      return;
+    case DType::kQ4_K:
+      DequantizeBlocks(row, w.cols, w.dtype, DequantizeQ4KBlock, out);
+      return;
+    case DType::kQ5_K:
+      DequantizeBlocks(row, w.cols, w.dtype, DequantizeQ5KBlock, out);
+      return;
+    case DType::kQ6_K:
+      DequantizeBlocks(row, w.cols, w.dtype, DequantizeQ6KBlock, out);
+      return;
   }
 }
 

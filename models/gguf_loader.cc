@@ -1,9 +1,13 @@
 // GGUF v3 loader for the architectures of the registered families (llama, qwen2, qwen3):
-// F32/F16/BF16/Q8_0 tensors, memory-mapped. Tensor names are the families' canonical names.
+// F32/F16/BF16 and the block types Q8_0/Q4_0/Q4_K/Q5_K/Q6_K (kept in ggml's layouts; readers
+// dequantize rows with ref::DequantizeRow), memory-mapped. Tensor names are the families'
+// canonical names.
 // ggml's llama rope is on interleaved pairs (converters permute Hugging Face q/k rows); qwen
 // keeps Hugging Face's order (NEOX rope).
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/gguf_file.h"
@@ -15,32 +19,57 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The ggml tensor types tailor loads, as their DTypes (block layouts kept as the file has them;
+// ref::DequantizeRow reads them all).
+constexpr struct {
+  uint32_t ggml_type;
+  DType dtype;
+} kGgmlTypes[] = {
+    {kGgmlTypeF32, DType::kF32},   {kGgmlTypeF16, DType::kF16},   {kGgmlTypeQ4_0, DType::kQ4_0},
+    {kGgmlTypeQ8_0, DType::kQ8_0}, {kGgmlTypeQ4_K, DType::kQ4_K}, {kGgmlTypeQ5_K, DType::kQ5_K},
+    {kGgmlTypeQ6_K, DType::kQ6_K}, {kGgmlTypeBF16, DType::kBF16},
+};
+
+std::optional<DType> DTypeOfGgmlType(uint32_t ggml_type) {
+  for (const auto& t : kGgmlTypes) {
+    if (t.ggml_type == ggml_type) return t.dtype;
+  }
+  return std::nullopt;
+}
+
+// "F32 (0), F16 (1), ...".
+std::string SupportedGgmlTypes() {
+  std::string out;
+  for (const auto& t : kGgmlTypes) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", GgmlTypeLabel(t.ggml_type));
+  }
+  return out;
+}
+
 absl::StatusOr<WeightView> TakeTensor(const GgufFile& g, const std::string& name,
                                       const std::string& source) {
   const GgufTensorInfo* t = g.FindTensor(name);
   if (t == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": missing tensor '", name, "'"));
   }
-  WeightView v;
-  switch (t->ggml_type) {
-    case 0: v.dtype = DType::kF32; break;
-    case 1: v.dtype = DType::kF16; break;
-    case 8: v.dtype = DType::kQ8_0; break;
-    case 30: v.dtype = DType::kBF16; break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          source, ": tensor '", name, "' has ggml type ", t->ggml_type,
-          "; supported: F32 (0), F16 (1), Q8_0 (8), BF16 (30)"));
+  const std::optional<DType> dtype = DTypeOfGgmlType(t->ggml_type);
+  if (!dtype) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": tensor '", name, "' has ggml type ", GgmlTypeLabel(t->ggml_type),
+        ", which tailor does not load; supported: ", SupportedGgmlTypes()));
   }
+  WeightView v;
+  v.dtype = *dtype;
   if (t->dims.empty() || t->dims.size() > 2) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": tensor '", name, "' has ",
                                                    t->dims.size(), " dimensions; expected 1 or 2"));
   }
   v.cols = t->dims[0];
   v.rows = t->dims.size() == 2 ? t->dims[1] : 1;
-  if (v.dtype == DType::kQ8_0 && v.cols % kQ8_0BlockSize != 0) {
+  if (const int64_t block = BlockElements(v.dtype); v.cols % block != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        source, ": tensor '", name, "' is Q8_0 with ", v.cols, " columns, not a multiple of 32"));
+        source, ": tensor '", name, "' is ", GgmlTypeLabel(t->ggml_type), " with rows of ", v.cols,
+        " elements, not a multiple of its block of ", block));
   }
   if (static_cast<int64_t>(t->nbytes) != v.bytes()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": tensor '", name, "' holds ",

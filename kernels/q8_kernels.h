@@ -1,0 +1,295 @@
+// 8-bit weights (the package format q8_0, DType::kQ8) times 8-bit activations.
+//
+// Weights: blocks of 32 along k, value = d * q with q in [-127, 127] and one f16 scale d per
+// block (as GGUF's Q8_0). Packed for the kernels in groups of 16 rows (n % 16 == 0, k % 32 == 0):
+// group g holds, for each block b in order, a 544-byte tile: 512 bytes of quants laid out
+// [quad j < 8][row i < 16][4 bytes] (quant of row 16g+i at k = 32b + 4j + t, stored as the
+// unsigned byte q + 128), then the 16 rows' f16 scales. A tile's quants for one quad are one
+// 64-byte vector: 16 lanes of 4 bytes, one lane per row, which VPDPBUSD multiplies with 4 bytes
+// of an activation row broadcast to every lane.
+//
+// Activations are quantized per row and per block of 32 when a matmul runs: d_x = amax / 127,
+// q_x = nearest-even(x * (127 / amax)) (0 for an all-zero block), and s_x = sum of the block's q_x.
+// Then, for every output (m, n), in block order:
+//   isum = sum_i (q_w + 128) * q_x - 128 * s_x   (exact in int32)
+//   acc  = fma((float) isum, d_w * d_x, acc)     (acc starts at 0)
+// Both variants compute exactly this (the integer sums are exact and the float operations are the
+// same, in the same order), so their bits agree and an output never depends on the other rows,
+// the tile that computed it or the -ols partition: batch invariance by construction.
+//
+// Self-contained (standard headers and intrinsics): packages carry a copy of it.
+#ifndef TAILOR_KERNELS_Q8_KERNELS_H_
+#define TAILOR_KERNELS_Q8_KERNELS_H_
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#define TAILOR_VNNI_TARGET \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512vnni")))
+#define TAILOR_VNNI_INLINE \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512vnni"), always_inline)) inline
+
+namespace tailor::kern::q8 {
+
+inline constexpr int kBlock = 32;      // k per scale
+inline constexpr int kGroup = 16;      // weight rows packed together
+inline constexpr int kTileBytes = 544; // one block of one group: 512 quant bytes + 16 f16 scales
+inline constexpr int kMaxK = 1 << 16;  // longest row a matmul quantizes on the stack in chunks
+
+// Rows of activations quantized at once (a chunk's buffers live on the stack).
+inline constexpr int kChunkRows = 4;
+
+inline float HalfBitsToFloat(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {
+      exp = 113;
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Quantizes one activation row (k % 32 == 0): q[k], d[k/32], s[k/32].
+inline void QuantizeRow(int k, const float* x, int8_t* q, float* d, int32_t* s) {
+  for (int b = 0; b < k / kBlock; ++b) {
+    const float* xb = x + b * kBlock;
+    float amax = 0.0f;
+    for (int i = 0; i < kBlock; ++i) amax = std::fabs(xb[i]) > amax ? std::fabs(xb[i]) : amax;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    d[b] = amax / 127.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < kBlock; ++i) {
+      const int v = static_cast<int>(std::nearbyint(xb[i] * id));
+      q[b * kBlock + i] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    s[b] = sum;
+  }
+}
+
+// Weight quant of row i of a group at k index c, as stored (q + 128), and the row's scale of block b.
+inline uint8_t StoredQuant(const uint8_t* group, int i, int c) {
+  const uint8_t* tile = group + static_cast<int64_t>(c / kBlock) * kTileBytes;
+  const int within = c % kBlock;
+  return tile[(within / 4) * 64 + i * 4 + within % 4];
+}
+inline float Scale(const uint8_t* group, int i, int b) {
+  uint16_t h;
+  std::memcpy(&h, group + static_cast<int64_t>(b) * kTileBytes + 512 + 2 * i, 2);
+  return HalfBitsToFloat(h);
+}
+
+// Activations of up to kChunkRows rows, quantized: a matmul's scratch (one per partition running
+// at once; owned by the caller).
+struct QuantizedRows {
+  int8_t q[kChunkRows][kMaxK];
+  float d[kChunkRows][kMaxK / kBlock];
+  int32_t s[kChunkRows][kMaxK / kBlock];
+};
+
+namespace portable {
+
+// y[m, n] = x[m] . w[n] for rows m < rows and outputs n in [n_begin, n_end) (row stride of y:
+// n_total), k <= kMaxK.
+template <class R, class K>
+void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy, int n_begin,
+            int n_end, QuantizedRows& qx) {
+  const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e), blocks = k / kBlock;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t group_bytes = static_cast<int64_t>(blocks) * kTileBytes;
+  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+    for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
+    for (int n = n_begin; n < n_end; ++n) {
+      const uint8_t* group = wb + (n / kGroup) * group_bytes;
+      const int i = n % kGroup;
+      for (int r = 0; r < mc; ++r) {
+        float acc = 0.0f;
+        for (int b = 0; b < blocks; ++b) {
+          int32_t dp = 0;
+          for (int c = b * kBlock; c < (b + 1) * kBlock; ++c) dp += StoredQuant(group, i, c) * qx.q[r][c];
+          const int32_t isum = dp - 128 * qx.s[r][b];
+          acc = std::fma(static_cast<float>(isum), Scale(group, i, b) * qx.d[r][b], acc);
+        }
+        y[(m0 + r) * ldy + n] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace portable
+
+namespace vnni {
+
+// QuantizeRow with AVX-512: the same operations per element (max of |x|, one multiply, round to
+// nearest even), so the same bits.
+TAILOR_VNNI_TARGET inline void QuantizeRow(int k, const float* x, int8_t* q, float* d, int32_t* s) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int b = 0; b < k / kBlock; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + b * kBlock), v1 = _mm512_loadu_ps(x + b * kBlock + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    d[b] = amax / 127.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));  // MXCSR: round to nearest even
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kBlock), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kBlock + 16), _mm512_cvtepi32_epi8(q1));
+    s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  }
+}
+
+// Outputs of kT groups (16 rows each) for kR activation rows: per block, 8 VPDPBUSD per (row,
+// group) into exact int32 lanes, then the row's correction, conversion and one fma per lane.
+template <int kR, int kT>
+TAILOR_VNNI_INLINE void Tile(int blocks, const QuantizedRows& qx, int r0, const uint8_t* const* groups,
+                             __m512* out) {
+  __m512 acc[kR][kT];
+#pragma GCC unroll 4
+  for (int r = 0; r < kR; ++r) {
+#pragma GCC unroll 4
+    for (int t = 0; t < kT; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int b = 0; b < blocks; ++b) {
+    __m512i dp[kR][kT];
+#pragma GCC unroll 4
+    for (int r = 0; r < kR; ++r) {
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m512i wv[kT];
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) {
+        wv[t] = _mm512_loadu_si512(groups[t] + static_cast<int64_t>(b) * kTileBytes + 64 * j);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < kR; ++r) {
+        int32_t quad;
+        std::memcpy(&quad, qx.q[r0 + r] + b * kBlock + 4 * j, 4);
+        const __m512i xv = _mm512_set1_epi32(quad);
+#pragma GCC unroll 4
+        for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_dpbusd_epi32(dp[r][t], wv[t], xv);
+      }
+    }
+    __m512 dw[kT];
+#pragma GCC unroll 4
+    for (int t = 0; t < kT; ++t) {
+      dw[t] = _mm512_cvtph_ps(_mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(groups[t] + static_cast<int64_t>(b) * kTileBytes + 512)));
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < kR; ++r) {
+      const __m512i corr = _mm512_set1_epi32(128 * qx.s[r0 + r][b]);
+      const __m512 dx = _mm512_set1_ps(qx.d[r0 + r][b]);
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) {
+        const __m512 isum = _mm512_cvtepi32_ps(_mm512_sub_epi32(dp[r][t], corr));
+        acc[r][t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(dw[t], dx), acc[r][t]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < kR; ++r) {
+#pragma GCC unroll 4
+    for (int t = 0; t < kT; ++t) out[r * kT + t] = acc[r][t];
+  }
+}
+
+// Stores lanes [lo, hi) of the 16 outputs of group g (rows 16g + lane) into y row m.
+TAILOR_VNNI_INLINE void StoreLanes(__m512 v, float* y_row, int g, int lo, int hi) {
+  const __mmask16 mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  _mm512_mask_storeu_ps(y_row + g * kGroup, mask, v);
+}
+
+// Stores the kR rows' outputs of group g (row m + r of y; only outputs in [n_begin, n_end)).
+template <int kR>
+TAILOR_VNNI_INLINE void StoreGroup(const __m512* out, int stride, float* y, int64_t ldy, int m, int g, int n_begin,
+                                   int n_end) {
+  const int lo = g * kGroup < n_begin ? n_begin - g * kGroup : 0;
+  const int hi = (g + 1) * kGroup > n_end ? n_end - g * kGroup : kGroup;
+#pragma GCC unroll 4
+  for (int r = 0; r < kR; ++r) StoreLanes(out[r * stride], y + (m + r) * ldy, g, lo, hi);
+}
+
+// Rows m .. m + kR - 1 of y (chunk rows r0 ..) for outputs [n_begin, n_end), two groups at a time.
+template <int kR>
+TAILOR_VNNI_INLINE void Rows(int blocks, const QuantizedRows& qx, int r0, const uint8_t* w, int64_t group_bytes,
+                             float* y, int64_t ldy, int m, int n_begin, int n_end) {
+  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+  int g = g_begin;
+  for (; g + 2 <= g_end; g += 2) {
+    const uint8_t* groups[2] = {w + g * group_bytes, w + (g + 1) * group_bytes};
+    __m512 out[kR * 2];
+    Tile<kR, 2>(blocks, qx, r0, groups, out);
+    StoreGroup<kR>(out, 2, y, ldy, m, g, n_begin, n_end);
+    StoreGroup<kR>(out + 1, 2, y, ldy, m, g + 1, n_begin, n_end);
+  }
+  if (g < g_end) {
+    const uint8_t* groups[1] = {w + g * group_bytes};
+    __m512 out[kR];
+    Tile<kR, 1>(blocks, qx, r0, groups, out);
+    StoreGroup<kR>(out, 1, y, ldy, m, g, n_begin, n_end);
+  }
+}
+
+template <class R, class K>
+TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy,
+                               int n_begin, int n_end, QuantizedRows& qx) {
+  const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e), blocks = k / kBlock;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t group_bytes = static_cast<int64_t>(blocks) * kTileBytes;
+  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+    for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
+    switch (mc) {
+      case 4: Rows<4>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
+      case 3: Rows<3>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
+      case 2: Rows<2>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
+      default: Rows<1>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
+    }
+  }
+}
+
+}  // namespace vnni
+
+// Packs a row-major [n, k] matrix's quants and scales (q in [-127, 127], q[r * k + c]; scales
+// d[r * (k / 32) + b] as f16 bits) into the grouped layout above (n % 16 == 0, k % 32 == 0).
+inline void Pack(int n, int k, const int8_t* q, const uint16_t* d, uint8_t* out) {
+  const int blocks = k / kBlock;
+  for (int g = 0; g < n / kGroup; ++g) {
+    for (int b = 0; b < blocks; ++b) {
+      uint8_t* tile = out + (static_cast<int64_t>(g) * blocks + b) * kTileBytes;
+      for (int i = 0; i < kGroup; ++i) {
+        const int64_t row = static_cast<int64_t>(g) * kGroup + i;
+        for (int c = 0; c < kBlock; ++c) {
+          tile[(c / 4) * 64 + i * 4 + c % 4] = static_cast<uint8_t>(q[row * k + b * kBlock + c] + 128);
+        }
+        std::memcpy(tile + 512 + 2 * i, &d[row * blocks + b], 2);
+      }
+    }
+  }
+}
+
+}  // namespace tailor::kern::q8
+
+#endif  // TAILOR_KERNELS_Q8_KERNELS_H_
