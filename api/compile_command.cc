@@ -22,7 +22,8 @@ const std::vector<FlagSpec>& CompileFlags() {
       {"tokenizer", true, {}, "tokenizer to use instead of the model's"},
       {"specializations", true, {"network-specialization-config"}, "specialization config (JSON)"},
       {"out", true, {"aic-binary-dir"}, "package directory to write"},
-      {"dtype", true, {}, "weights: f32 (default), f16 or bf16"},
+      {"dtype", true, {}, "weights: f32 (default), f16, bf16 or q8_0 (int8 blocks of 32; shapes that do not fit stay bf16)"},
+      {"quantize-embeddings", false, {}, "q8_0: also the embedding and output projection (default: bf16)"},
       {"convert-to-fp16", false, {}, "same as --dtype f16"},
       {"kv-dtype", true, {}, "KV cache element: f32 (default), f16 or bf16"},
       {"kv-block", true, {}, "positions per KV block (default 16)"},
@@ -35,11 +36,14 @@ const std::vector<FlagSpec>& CompileFlags() {
   return *specs;
 }
 
-absl::StatusOr<DType> DTypeFlag(const ParsedFlags& f, const std::string& name) {
+// --dtype (`quantized`: also q8_0) and --kv-dtype.
+absl::StatusOr<DType> DTypeFlag(const ParsedFlags& f, const std::string& name, bool quantized) {
   std::string v = f.Get(name).value_or("f32");
   auto t = ParseDType(v);
-  if (!t || *t == DType::kQ8_0) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", v, "' (expected f32, f16 or bf16)"));
+  const bool ok = t && (*t == DType::kF32 || *t == DType::kF16 || *t == DType::kBF16 || (quantized && *t == DType::kQ8));
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": '", v, "' (expected f32, f16, bf16", quantized ? " or q8_0)" : ")"));
   }
   return *t;
 }
@@ -57,14 +61,15 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   }
   CompileOptions o;
   o.out = *f.Get("out");
-  TAILOR_ASSIGN_OR_RETURN(o.weight_dtype, DTypeFlag(f, "dtype"));
+  TAILOR_ASSIGN_OR_RETURN(o.weight_dtype, DTypeFlag(f, "dtype", /*quantized=*/true));
+  o.quantize_embeddings = f.Has("quantize-embeddings");
   if (f.Has("convert-to-fp16")) {
     if (f.Has("dtype") && o.weight_dtype != DType::kF16) {
       return absl::InvalidArgumentError("-convert-to-fp16 contradicts --dtype");
     }
     o.weight_dtype = DType::kF16;
   }
-  TAILOR_ASSIGN_OR_RETURN(o.kv_dtype, DTypeFlag(f, "kv-dtype"));
+  TAILOR_ASSIGN_OR_RETURN(o.kv_dtype, DTypeFlag(f, "kv-dtype", /*quantized=*/false));
   TAILOR_ASSIGN_OR_RETURN(int64_t block, f.GetInt("kv-block", 16, 1, 4096));
   o.kv_block = static_cast<int32_t>(block);
   TAILOR_ASSIGN_OR_RETURN(int64_t threads, f.GetInt("threads", 1, 1, 1024));
@@ -100,10 +105,10 @@ absl::Status Inspect(const std::vector<std::string>& args) {
   TAILOR_ASSIGN_OR_RETURN(auto pkg, OpenPackage(args[0]));
   const ModelConfig& c = pkg->config;
   std::cout << absl::StrFormat(
-      "package %s\nmodel %s (%s): dim %d, %d layers, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
+      "package %s\nmodel %s (%s, family %s, from %s): dim %d, %d layers, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
       "max positions %d\nweights %s, %d bytes; kv %s, %d positions per block; target %s%s\n"
       "built by tailor %s with %s\n\n",
-      args[0], c.name, pkg->source_format, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
+      args[0], c.name, c.architecture, c.family, pkg->source_format, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
       c.vocab_size, c.max_positions, DTypeName(pkg->weight_dtype), pkg->weights.total_bytes,
       DTypeName(pkg->kv_dtype), pkg->kv_block, pkg->target == Target::kGenerated ? "generated" : "native",
       pkg->kernel_isa.empty() ? "" : absl::StrCat(" (", pkg->kernel_isa, " kernels)"), pkg->tailor_version,

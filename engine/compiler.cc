@@ -1,6 +1,8 @@
 #include "engine/compiler.h"
 
 #include <chrono>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -10,6 +12,7 @@
 #include "common/status_macros.h"
 #include "engine/ops.h"
 #include "engine/runtime.h"
+#include "kernels/q8_kernels.h"
 #include "kernels/reference_kernels.h"
 #include "nlohmann/json.hpp"
 
@@ -49,6 +52,42 @@ class WeightWriter {
     }
     return t;
   }
+  // Quantizes `src` to tailor's q8_0 (kern::q8's grouped layout): per block of 32, the scale
+  // amax / 127 rounded to f16, quants nearest-even(w / scale) in [-127, 127].
+  TensorRef WriteQ8(const WeightView& src, const std::function<int64_t(int64_t)>& row_map,
+                    const std::function<int64_t(int64_t)>& col_map) {
+    namespace q8 = kern::q8;
+    Pad();
+    TensorRef t{DType::kQ8, offset_, src.rows, src.cols};
+    const int64_t k = src.cols, blocks = k / q8::kBlock;
+    std::vector<float> source_row(k), row(k);
+    std::vector<int8_t> quants(q8::kGroup * k);
+    std::vector<uint16_t> scales(q8::kGroup * blocks);
+    std::vector<uint8_t> packed(static_cast<size_t>(blocks) * q8::kTileBytes);
+    for (int64_t g = 0; g < src.rows / q8::kGroup; ++g) {
+      for (int64_t i = 0; i < q8::kGroup; ++i) {
+        const int64_t r = g * q8::kGroup + i;
+        ref::DequantizeRow(src, row_map ? row_map(r) : r, source_row.data());
+        for (int64_t c = 0; c < k; ++c) row[c] = source_row[col_map ? col_map(c) : c];
+        for (int64_t b = 0; b < blocks; ++b) {
+          float amax = 0.0f;
+          for (int64_t c = b * q8::kBlock; c < (b + 1) * q8::kBlock; ++c) amax = std::max(amax, std::fabs(row[c]));
+          const uint16_t h = F32ToF16(amax / 127.0f);
+          const float d = F16ToF32(h);
+          scales[i * blocks + b] = h;
+          for (int64_t c = b * q8::kBlock; c < (b + 1) * q8::kBlock; ++c) {
+            const float q = d > 0.0f ? std::nearbyint(row[c] / d) : 0.0f;
+            quants[i * k + c] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+          }
+        }
+      }
+      q8::Pack(q8::kGroup, static_cast<int>(k), quants.data(), scales.data(), packed.data());
+      out_.write(reinterpret_cast<const char*>(packed.data()), static_cast<std::streamsize>(packed.size()));
+      offset_ += static_cast<int64_t>(packed.size());
+    }
+    return t;
+  }
+
   void Pad() {
     static const char zeros[64] = {};
     const int64_t pad = (64 - offset_ % 64) % 64;
@@ -61,7 +100,18 @@ class WeightWriter {
   int64_t offset_ = 0;
 };
 
-absl::StatusOr<WeightLayout> WriteWeights(const Model& model, DType dtype, const fs::path& path) {
+// The dtype a tensor gets in a package of `dtype`: vectors f32; quantized formats only where the
+// blocks fit (rows % 16, cols % 32; else bf16) and, for the embedding and the output
+// projection, only when asked.
+DType TensorDType(const TensorDesc& t, DType dtype, bool quantize_embeddings) {
+  if (t.kind == TensorKind::kVector) return DType::kF32;
+  if (dtype != DType::kQ8) return dtype;
+  const bool fits = t.rows % kern::q8::kGroup == 0 && t.cols % kern::q8::kBlock == 0;
+  const bool embedding = t.kind == TensorKind::kEmbedding || t.kind == TensorKind::kOutput;
+  return fits && (!embedding || quantize_embeddings) ? DType::kQ8 : DType::kBF16;
+}
+
+absl::StatusOr<WeightLayout> WriteWeights(const Model& model, const CompileOptions& o, const fs::path& path) {
   const ModelConfig& c = model.config;
   WeightWriter w(path);
   if (!w.ok()) return absl::InternalError(absl::StrCat(path.string(), ": cannot write"));
@@ -79,8 +129,9 @@ absl::StatusOr<WeightLayout> WriteWeights(const Model& model, DType dtype, const
     const WeightView& src = model.weights[i];
     const bool rope = permute && t.rope_features;
     const bool vector = t.kind == TensorKind::kVector;
-    L.tensors.push_back(w.Write(src, vector ? DType::kF32 : dtype, rope && !vector ? rope_map : nullptr,
-                                rope && vector ? rope_map : nullptr));
+    const auto rows = rope && !vector ? rope_map : nullptr, cols = rope && vector ? rope_map : nullptr;
+    const DType dtype = TensorDType(t, o.weight_dtype, o.quantize_embeddings);
+    L.tensors.push_back(dtype == DType::kQ8 ? w.WriteQ8(src, rows, cols) : w.Write(src, dtype, rows, cols));
   }
   w.Pad();
   L.total_bytes = w.size();
@@ -153,7 +204,7 @@ absl::Status CompilePackage(const Model& model, const std::vector<Specialization
   }
 
   progress(absl::StrCat("writing weights (", DTypeName(o.weight_dtype), ")"));
-  TAILOR_ASSIGN_OR_RETURN(pkg.weights, WriteWeights(model, o.weight_dtype, o.out / "weights.bin"));
+  TAILOR_ASSIGN_OR_RETURN(pkg.weights, WriteWeights(model, o, o.out / "weights.bin"));
   {
     TAILOR_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(o.out / "weights.bin"));
     pkg.weights_checksum = ChecksumHex(mapped->bytes());

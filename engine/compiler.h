@@ -18,7 +18,9 @@ namespace tailor {
 
 struct CompileOptions {
   std::filesystem::path out;
-  DType weight_dtype = DType::kF32;  // f32, f16 or bf16 for matrices (norms stay f32)
+  // f32, f16, bf16 or q8 (q8_0) for matrices (norms stay f32; see TensorDType in compiler.cc).
+  DType weight_dtype = DType::kF32;
+  bool quantize_embeddings = false;  // quantized packages: also the embedding and output projection
   DType kv_dtype = DType::kF32;
   int32_t kv_block = 16;
   Target target = Target::kGenerated;

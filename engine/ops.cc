@@ -31,7 +31,12 @@ void RunNativeKind(const OpDesc& d, const kern::OpArgs& a, int part, int b, int 
   };
   if constexpr (info.weight_typed) {
     [&]<size_t... I>(std::index_sequence<I...>) {
-      ((d.wtype == kern::kWeightTypes[I] ? with_kv.template operator()<kern::kWeightTypes[I]>() : void()), ...);
+      auto one = [&]<int kW>() {
+        if constexpr (info.quantized || !kern::IsQuantized(kW)) {
+          if (d.wtype == kW) with_kv.template operator()<kW>();
+        }
+      };
+      (one.template operator()<kern::kWeightTypes[I]>(), ...);
     }(std::make_index_sequence<std::size(kern::kWeightTypes)>{});
   } else {
     with_kv.template operator()<kern::kWF32>();
@@ -60,6 +65,7 @@ int KernelType(DType t) {
   switch (t) {
     case DType::kF16: return kern::kWF16;
     case DType::kBF16: return kern::kWBF16;
+    case DType::kQ8: return kern::kWQ8;
     default: return kern::kWF32;
   }
 }
@@ -114,7 +120,10 @@ CpuIsa HostCpuIsa() {
                       __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   CpuIsa best = CpuIsa::kPortable;
   if (avx512) best = CpuIsa::kAvx512;
-  if (avx512 && __builtin_cpu_supports("avx512bf16")) best = AmxUsable() ? CpuIsa::kAmx : CpuIsa::kAvx512Bf16;
+  // The AVX512-BF16 variants also run int8 matmuls with VNNI (every such CPU has it).
+  if (avx512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni")) {
+    best = AmxUsable() ? CpuIsa::kAmx : CpuIsa::kAvx512Bf16;
+  }
   const char* cap = std::getenv("TAILOR_CPU_ISA");
   if (cap == nullptr) return best;
   const std::optional<CpuIsa> limit = ParseCpuIsa(cap);

@@ -8,6 +8,7 @@
 #include "common/checksum.h"
 #include "common/status_macros.h"
 #include "engine/ops.h"
+#include "kernels/q8_kernels.h"
 #include "nlohmann/json.hpp"
 
 namespace tailor {
@@ -75,7 +76,9 @@ class Reader {
   absl::StatusOr<DType> GetDType(const json& j, const std::string& key, const std::string& path) const {
     TAILOR_ASSIGN_OR_RETURN(std::string s, Get<std::string>(j, key, path));
     auto t = ParseDType(s);
-    if (!t || *t == DType::kQ8_0) return Error(path + key, "must be f32, f16 or bf16");
+    if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kQ8)) {
+      return Error(path + key, "must be f32, f16, bf16 or q8_0");
+    }
     return *t;
   }
   // The manifest's "weights.tensors": [{name, dtype, shape, offset}], checked against the
@@ -103,6 +106,9 @@ class Reader {
       }
       r.rows = shape.size() == 2 ? shape[0] : 1;
       r.cols = shape.back();
+      if (r.dtype == DType::kQ8 && (r.rows % kern::q8::kGroup != 0 || r.cols % kern::q8::kBlock != 0)) {
+        return Error(p + "shape", absl::StrCat("of q8_0 tensor ", name, " must have rows % 16 == 0 and cols % 32 == 0"));
+      }
       if (r.offset < 0 || r.offset % 64 != 0 || r.offset + r.bytes() > file_size) {
         return Error(p + "offset", absl::StrCat("puts tensor ", name, " outside weights.bin (", file_size,
                                                 " bytes) or off a 64-byte boundary: the package is truncated or corrupt"));

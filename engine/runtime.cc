@@ -225,6 +225,11 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
   if (rt->isa_ == CpuIsa::kAmx) TAILOR_RETURN_IF_ERROR(rt->PackAmxWeights(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
+  for (const TensorRef& t : pkg.weights.tensors) {
+    if (t.dtype == DType::kQ8 && !rt->q8_scratch_) {  // int8 matmuls quantize activations here
+      rt->q8_scratch_ = std::make_unique<kern::q8::QuantizedRows[]>(static_cast<size_t>(max_ols));
+    }
+  }
   rt->tokens_.resize(max_rows);
   rt->pos_.resize(max_rows);
   rt->row_of_.resize(max_rows);
@@ -302,7 +307,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
   }
   kern::OpArgs args{arena_.get(),   package_->weights_file->data(), kv_.get(), tokens_.data(),
                     pos_.data(),    row_of_.data(), tables_.data(), keep_.data(),
-                    cos_sin_.data(), scores_.data(), packed_};
+                    cos_sin_.data(), scores_.data(), packed_, q8_scratch_.get()};
   const bool gen = !generated_.empty();
   for (size_t i = 0; i < prog.ops.size(); ++i) {
     const Op& op = prog.ops[i];

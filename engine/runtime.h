@@ -72,6 +72,7 @@ class Runtime final : public Executor {
   std::unique_ptr<std::byte[], void (*)(std::byte*)> arena_{nullptr, nullptr};
   std::vector<float> cos_sin_;  // [max ctx_len, head_dim / 2, 2]
   std::vector<float> scores_;   // [threads, kern::AttentionScratch(max ctx_len)]
+  std::unique_ptr<kern::q8::QuantizedRows[]> q8_scratch_;  // [threads] when int8 weights exist
   // AMX only: anonymous mapping the size of the weights file holding, at each Packable bf16
   // matmul weight's offset, its amx::PackWeights copy (other pages never touched); read-only.
   std::byte* packed_ = nullptr;

@@ -53,7 +53,7 @@
 namespace tailor::kern {
 
 // Element types of weights and KV blocks (values match tailor::DType for the first three).
-enum WeightType : int { kWF32 = 0, kWF16 = 1, kWBF16 = 2 };
+enum WeightType : int { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8 = 3 /* q8_kernels.h: matmuls only */ };
 
 template <int kV>
 using Const = std::integral_constant<int, kV>;

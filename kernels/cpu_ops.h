@@ -5,6 +5,7 @@
 #define TAILOR_KERNELS_CPU_OPS_H_
 
 #include "amx_kernels.h"  // and cpu_kernels.h
+#include "q8_kernels.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -27,6 +28,7 @@ struct OpArgs {
   float* scores;                // [n_parts, AttentionScratch(ctx_len)] attention scratch
   const std::byte* packed;      // null, or at a weight's offset its amx::PackWeights copy (AMX
                                 // runtimes, bf16 matmul weights that are Packable)
+  q8::QuantizedRows* q8_scratch;  // [n_parts] activations quantized by int8 matmuls
 };
 
 // Splits [0, total) into `parts` contiguous ranges; returns range `part`.
@@ -47,11 +49,18 @@ template <class Isa>
 inline constexpr bool kAvx512 =
     std::is_same_v<Isa, Avx512Isa> || std::is_same_v<Isa, Avx512Bf16Isa> || std::is_same_v<Isa, AmxIsa>;
 
-// w_packed: null or the amx::PackWeights copy of w (read by AMX bf16 matmuls only).
+// w_packed: null or the amx::PackWeights copy of w (read by AMX bf16 matmuls only); q8_scratch:
+// the partition's scratch for int8 matmuls (kWQ8 weights, q8_kernels.h; VNNI wherever AVX512-BF16 is).
 template <class Isa, int kType, class R, class K>
 inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n_total, int n_begin,
-                     int n_end, const void* w_packed = nullptr) {
-  if constexpr (kType == kWBF16 && std::is_same_v<Isa, AmxIsa>) {
+                     int n_end, const void* w_packed = nullptr, q8::QuantizedRows* q8_scratch = nullptr) {
+  if constexpr (kType == kWQ8) {
+    if constexpr (std::is_same_v<Isa, Avx512Bf16Isa> || std::is_same_v<Isa, AmxIsa>) {
+      q8::vnni::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, *q8_scratch);
+    } else {
+      q8::portable::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, *q8_scratch);
+    }
+  } else if constexpr (kType == kWBF16 && std::is_same_v<Isa, AmxIsa>) {
     amx::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, w_packed);
   } else if constexpr (kType == kWBF16 && std::is_same_v<Isa, Avx512Bf16Isa>) {
     avx512bf16::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end);
@@ -99,8 +108,18 @@ inline void EmbedOp(D dim, const int32_t* tokens, const int32_t* pos, const void
       for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = 0.0f;
       continue;
     }
-    const int64_t base = static_cast<int64_t>(tokens[m]) * dim;
-    for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = LoadScalar<kType>(table, base + d);
+    if constexpr (kType == kWQ8) {  // q8_kernels.h's groups of 16 rows: scale * (stored - 128)
+      const int t = tokens[m], k = static_cast<int>(dim);
+      const auto* group = static_cast<const uint8_t*>(table) +
+                          static_cast<int64_t>(t / q8::kGroup) * (k / q8::kBlock) * q8::kTileBytes;
+      for (int d = 0; d < k; ++d) {
+        o[d] = q8::Scale(group, t % q8::kGroup, d / q8::kBlock) *
+               static_cast<float>(q8::StoredQuant(group, t % q8::kGroup, d) - 128);
+      }
+    } else {
+      const int64_t base = static_cast<int64_t>(tokens[m]) * dim;
+      for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = LoadScalar<kType>(table, base + d);
+    }
   }
 }
 

@@ -30,14 +30,18 @@ struct OpKindInfo {
   const char* name;
   bool weight_typed;  // instantiated per weight element type (OpDesc::wtype)
   bool kv_typed;      // instantiated per KV element type (OpDesc::kvtype)
+  bool quantized;     // also takes quantized weights (kWQ8)
 };
 inline constexpr OpKindInfo kOpKinds[kNumOpKinds] = {
-    {"embed", true, false},    {"rmsnorm", true, false}, {"matmul", true, false},  {"add_bias", true, false},
-    {"rope", false, false},    {"kv_write", false, true}, {"attention", false, true}, {"add", false, false},
-    {"swiglu", false, false},  {"gather", false, false},
+    {"embed", true, false, true},   {"rmsnorm", true, false, false},  {"matmul", true, false, true},
+    {"add_bias", true, false, false}, {"rope", false, false, false},   {"kv_write", false, true, false},
+    {"attention", false, true, false}, {"add", false, false, false},   {"swiglu", false, false, false},
+    {"gather", false, false, false},
 };
-// The weight element types ops are instantiated for, in WeightType order.
-inline constexpr int kWeightTypes[] = {kWF32, kWF16, kWBF16};
+// The weight element types ops are instantiated for, in WeightType order; kWQ8 only where
+// OpKindInfo::quantized.
+inline constexpr int kWeightTypes[] = {kWF32, kWF16, kWBF16, kWQ8};
+inline constexpr bool IsQuantized(int type) { return type == kWQ8; }
 
 // One op of a program. A structural type: generated code passes it as a template argument.
 struct OpDesc {
@@ -111,7 +115,8 @@ inline void RunKind(const S& s, const OpArgs& a, int part, int b, int e) {
   } else if constexpr (kKind == kOpRmsNorm) {
     RmsNormOp<Isa, kW>(s.n(), in, w, d.eps, out, b, e);
   } else if constexpr (kKind == kOpMatMul) {
-    MatMulOp<Isa, kW>(s.rows(), s.k(), in, w, out, d.n, b, e, a.packed != nullptr ? a.packed + d.weight : nullptr);
+    MatMulOp<Isa, kW>(s.rows(), s.k(), in, w, out, d.n, b, e, a.packed != nullptr ? a.packed + d.weight : nullptr,
+                      a.q8_scratch != nullptr ? a.q8_scratch + part : nullptr);
   } else if constexpr (kKind == kOpAddBias) {
     AddBiasOp<kW>(s.n(), in, w, b, e);
   } else if constexpr (kKind == kOpRope) {

@@ -51,7 +51,7 @@ void AppendQkNorms(const ModelConfig& c, int32_t l, std::vector<TensorDesc>* out
 
 void AppendHead(const ModelConfig& c, std::vector<TensorDesc>* out) {
   out->push_back(Tensor("output_norm.weight", "model.norm.weight", 1, c.dim, TensorKind::kVector));
-  if (!c.tied_embeddings) out->push_back(Tensor("output.weight", "lm_head.weight", c.vocab_size, c.dim, TensorKind::kMatrix));
+  if (!c.tied_embeddings) out->push_back(Tensor("output.weight", "lm_head.weight", c.vocab_size, c.dim, TensorKind::kOutput));
 }
 
 std::vector<TensorDesc> DecoderTensors(const ModelConfig& c, AppendLayerTensors extra) {

@@ -78,9 +78,10 @@ std::vector<double> RopeInvFreq(const ModelConfig& config);
 std::vector<double> Llama3ScaledInvFreq(std::vector<double> inv_freq, double factor, double low_freq_factor,
                                         double high_freq_factor, double original_max_positions);
 
-// How a tensor is stored in packages: the embedding and matrices in the package's weight dtype,
-// vectors (norm weights, biases) in f32.
-enum class TensorKind { kEmbedding, kMatrix, kVector };
+// How a tensor is stored in packages: matrices in the package's weight dtype; the embedding and
+// the output projection too, but kept at bf16 by quantized packages unless asked; vectors (norm
+// weights, biases) in f32.
+enum class TensorKind { kEmbedding, kMatrix, kOutput, kVector };
 
 // One tensor a family names for a configuration. The list (ModelFamily::Tensors) is the one
 // enumeration that loaders, the compiler, package manifests and package checks all use.

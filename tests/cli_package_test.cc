@@ -67,7 +67,8 @@ TEST_F(CliPackage, InspectPrintsTheTable) {
   CommandResult r = Tailor({"inspect", Package().string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, AllOf(HasSubstr("batch_size"), HasSubstr("seq_len"), HasSubstr("ctx_len"),
-                           HasSubstr("measured"), HasSubstr("tokens/s"), HasSubstr("stories260K")));
+                           HasSubstr("measured"), HasSubstr("tokens/s"), HasSubstr("stories260K"),
+                           HasSubstr("family llama")));
   // One row per specialization: index, batch_size, seq_len, ctx_len, -ols.
   EXPECT_THAT(r.out, ::testing::ContainsRegex("\n +0 +1 +1 +128 +1 "));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("\n +2 +2 +1 +512 +2 "));

@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/package_fixture.h"
 #include "tests/step_helpers.h"
+#include "tests/test_util.h"
 
 namespace tailor {
 namespace {
@@ -126,6 +127,26 @@ TEST(Families, ConfigurationsAndRotaryFrequencies) {
   auto bias = Load("tiny-qwen2");
   ASSERT_NE(bias, nullptr);
   EXPECT_NE(bias->Weight("blk.1.attn_v.bias"), nullptr);
+}
+
+// Linear rope scaling divides every frequency by its factor; a directory with both tokenizers
+// uses tokenizer.json.
+TEST(Families, LinearRopeScalingAndTokenizerChoice) {
+  testing_util::TempDir tmp;
+  for (const char* f : {"model.safetensors", "generation_config.json"}) {
+    std::filesystem::create_symlink(kShared + "/models/tiny-qwen3/" + f, tmp / f);
+  }
+  json config = json::parse(std::ifstream(kShared + "/models/tiny-qwen3/config.json"));
+  config["rope_scaling"] = {{"type", "linear"}, {"factor", 4.0}};
+  testing_util::WriteAll(tmp / "config.json", config.dump());
+  std::filesystem::create_symlink(kShared + "/models/tokenizers/qwen3/tokenizer.json", tmp / "tokenizer.json");
+  std::filesystem::create_symlink(kShared + "/models/stories260K/tok512.model", tmp / "tokenizer.model");
+  auto m = LoadModel(tmp.path());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->tokenizer_path.filename(), "tokenizer.json");
+  const std::vector<double> plain = DefaultRopeInvFreq(1e6, 32), scaled = RopeInvFreq((*m)->config);
+  ASSERT_EQ(scaled.size(), 16u);
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_DOUBLE_EQ(scaled[i], plain[i] / 4) << i;
 }
 
 TEST(Families, ReferenceForwardMatches) {

@@ -63,6 +63,11 @@ fs::path TinyMistral() {
                      Options(Target::kGenerated, DType::kF16, DType::kF32, true));
 }
 
+// q8_0 weights: int8 matmuls (stories260K's ffn of 172 keeps its MLP in bf16).
+fs::path Q8(const std::string& name, const std::string& model_rel, Target target) {
+  return TestPackage(name, model_rel, kStoriesSpecs, Options(target, DType::kQ8, DType::kF32, false));
+}
+
 // bf16 weights on the native target (the kernels generated code calls, without building them).
 fs::path Bf16Native(const std::string& name, const std::string& model_rel) {
   return TestPackage(name, model_rel, R"({"specializations": [
@@ -76,7 +81,7 @@ std::unique_ptr<Runtime> Open(const fs::path& dir, bool native = false) {
 }
 
 TEST(EnginePackage, GeneratedMatchesNative) {
-  for (const fs::path& dir : {Stories(), TinyLlama(), TinyMistral()}) {
+  for (const fs::path& dir : {Stories(), TinyLlama(), TinyMistral(), Q8("tiny_llama_q8", "tiny-llama-gqa-bf16-sharded", Target::kGenerated)}) {
     auto gen = Open(dir), nat = Open(dir, /*native=*/true);
     ASSERT_TRUE(gen && nat);
     ASSERT_TRUE(gen->uses_generated_kernels()) << dir;
@@ -142,7 +147,14 @@ TEST(EnginePackage, MatchesReferenceForward) {
                          2e-2f, /*relative=*/true);
   ExpectMatchesReference(Bf16Native("tiny_mistral_bf16", "tiny-mistral-f16"), "tiny-mistral-f16", 2e-2f,
                          /*relative=*/true);
+  // q8_0: weights and activations rounded to 8 bits per block of 32 (random weights of std 0.08
+  // amplify the rounding more than a trained model does; its accuracy is perplexity's measure).
+  ExpectMatchesReference(Q8("stories_q8", "stories260K/stories260K.bin", Target::kGenerated),
+                         "stories260K/stories260K.bin", 2e-2f, /*relative=*/true);
+  ExpectMatchesReference(Q8("tiny_llama_q8", "tiny-llama-gqa-bf16-sharded", Target::kGenerated),
+                         "tiny-llama-gqa-bf16-sharded", 4e-2f, /*relative=*/true);
 }
+
 
 // Feeds the same sequence through each runtime beside other rows, in chunks and -ols splits; every
 // token's logits must be bitwise those of the first runtime's token-by-token run alone.
@@ -181,6 +193,20 @@ TEST(EnginePackage, BatchInvarianceBf16) {
   ASSERT_TRUE(gen && nat);
   ASSERT_TRUE(gen->uses_generated_kernels());
   ExpectBatchInvariant({gen.get(), nat.get()});
+}
+
+// Every q8_0 matmul is int8 x int8 with exact block sums: a row's logits are bitwise the same
+// beside other rows, in prompt chunks and -ols splits, generated or native.
+TEST(EnginePackage, BatchInvarianceQ8) {
+  const fs::path dir = Q8("stories_q8", "stories260K/stories260K.bin", Target::kGenerated);
+  auto pkg = OpenPackage(dir);
+  ASSERT_TRUE(pkg.ok()) << pkg.status();
+  int quantized = 0;
+  for (const TensorRef& t : (*pkg)->weights.tensors) quantized += t.dtype == DType::kQ8;
+  EXPECT_EQ(quantized, 5 * 4) << "q, k, v, o of every layer (the MLP's 172 stays bf16)";
+  auto gen = Open(dir), nat = Open(dir, true), native_target = Open(Q8("stories_q8_native", "stories260K/stories260K.bin", Target::kNative));
+  ASSERT_TRUE(gen && nat && native_target);
+  ExpectBatchInvariant({gen.get(), nat.get(), native_target.get()});
 }
 
 // TAILOR_CPU_ISA caps the kernel variant; the package records the one its generated code uses, and

@@ -80,7 +80,9 @@ TEST(Program, LoweringFixesShapesAndPlansMemory) {
           EXPECT_TRUE(op.n == c.dim || (op.n == c.head_dim && op.in == op.out)) << op.n;
           EXPECT_EQ(op.weight.cols, op.n);
         }
-        if (op.kind == kern::kOpAddBias) EXPECT_EQ(op.weight.cols, op.n);
+        if (op.kind == kern::kOpAddBias) {
+          EXPECT_EQ(op.weight.cols, op.n);
+        }
       }
       EXPECT_EQ(p.buffers[p.logits_buffer].bytes, int64_t{shape.batch_size} * c.vocab_size * 4);
     }
