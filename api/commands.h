@@ -31,6 +31,8 @@ int RunChat(const std::vector<std::string>& args, const Environment& env);
 int RunBatch(const std::vector<std::string>& args, const Environment& env);
 int RunTokenize(const std::vector<std::string>& args);
 int RunDetokenize(const std::vector<std::string>& args);
+int RunPerplexity(const std::vector<std::string>& args);
+int RunCalibrate(const std::vector<std::string>& args);
 
 // The package a serving command runs: `flag_value` if given, else the default package that
 // scripts/setup.sh compiles (NotFound naming the flags to use when it does not exist).

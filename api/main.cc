@@ -25,6 +25,9 @@ constexpr char kUsage[] =
     "  batch      run an OpenAI batch file: tailor batch [--package DIR] --input FILE --output FILE\n"
     "  tokenize   text to token ids: tailor tokenize (--tokenizer FILE | --model PATH | --package DIR)\n"
     "  detokenize token ids to text: tailor detokenize (--tokenizer FILE | --model PATH | --package DIR)\n"
+    "  perplexity llama-perplexity's protocol: tailor perplexity --package P --text FILE [--ctx N] [--base P]\n"
+    "  calibrate  exec inputs for every specialization, cut from text: tailor calibrate --model PATH\n"
+    "             --text FILE --specializations FILE --out inputs.json\n"
     "run 'tailor <command> --help' for a command's options\n";
 
 }  // namespace
@@ -53,6 +56,8 @@ int main(int argc, char** argv) {
     if (command == "batch") return tailor::RunBatch(args, env);
     if (command == "tokenize") return tailor::RunTokenize(args);
     if (command == "detokenize") return tailor::RunDetokenize(args);
+    if (command == "perplexity") return tailor::RunPerplexity(args);
+    if (command == "calibrate") return tailor::RunCalibrate(args);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;
