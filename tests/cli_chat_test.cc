@@ -194,14 +194,26 @@ TEST_F(CliChat, TerminalPromptStreamingAndCtrlC) {
   ASSERT_TRUE(p.started());
   ASSERT_TRUE(p.ReadUntilContains(">>> ", 0)) << p.output();
   size_t mark = p.output().size();
-  p.Write("Once upon a time there was a little girl\r");
-  // The reply streams: text arrives after the echoed line, before the next prompt.
-  ASSERT_TRUE(p.ReadUntil([&](const std::string& out) {
-    const size_t line_end = out.find('\n', mark);
-    return line_end != std::string::npos && out.find_first_not_of("\r\n ", line_end) != std::string::npos;
-  })) << p.output();
-  p.Write("\x03");
-  ASSERT_TRUE(p.ReadUntilContains(">>> ", mark)) << p.output();
+  // On a loaded machine the whole reply (a few hundred tokens of a tiny model) can finish
+  // before the Ctrl-C reaches it; then the exchange is tried again (/reset keeps it short).
+  bool stopped = false;
+  for (int attempt = 0; attempt < 5 && !stopped; ++attempt) {
+    mark = p.output().size();
+    p.Write("Once upon a time there was a little girl\r");
+    // The reply streams: text arrives after the echoed line, before the next prompt.
+    ASSERT_TRUE(p.ReadUntil([&](const std::string& out) {
+      const size_t line_end = out.find('\n', mark);
+      return line_end != std::string::npos && out.find_first_not_of("\r\n ", line_end) != std::string::npos;
+    })) << p.output();
+    p.Write("\x03");
+    ASSERT_TRUE(p.ReadUntilContains(">>> ", mark)) << p.output();
+    stopped = p.output().find("reply stopped (Ctrl-C)", mark) != std::string::npos;
+    if (!stopped) {
+      const size_t reset = p.output().size();
+      p.Write("/reset\r");
+      ASSERT_TRUE(p.ReadUntilContains(">>> ", reset)) << p.output();
+    }
+  }
   EXPECT_THAT(p.output().substr(mark), HasSubstr("reply stopped (Ctrl-C)"));
   // The session goes on: Ctrl-C at the prompt clears the line; a command runs; /exit leaves.
   mark = p.output().size();
