@@ -1,5 +1,5 @@
 // Benchmark of a compiled package against the machine's own ceilings, measured in the same run.
-//   build/package_bench --package DIR [--steps N] [--rounds R] [--json FILE]
+//   build/package_bench --package DIR [--steps N] [--rounds R] [--json FILE] [--profile]
 // Per specialization: tokens/s; for decode (seq_len 1) achieved GB/s and the fraction of the
 // bandwidth bound; for prefill achieved GFLOP/s and the fraction of the fp32 FMA peak; and the
 // speed of generated kernels relative to the native path. A shared machine's speed drifts over
@@ -72,15 +72,23 @@ double Median(std::vector<double> v) {
 int Main(int argc, char** argv) {
   std::string package, json_path;
   int steps = 20, rounds = 3;
+  bool profile = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--profile") profile = true;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
+    if (a == "--profile") {
+      --i;  // takes no value
+      continue;
+    }
     if (a == "--package") package = argv[i + 1];
     if (a == "--steps") steps = std::max(1, std::atoi(argv[i + 1]));
     if (a == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
     if (a == "--json") json_path = argv[i + 1];
   }
   if (package.empty()) {
-    std::fprintf(stderr, "usage: package_bench --package DIR [--steps N] [--rounds R] [--json FILE]\n");
+    std::fprintf(stderr, "usage: package_bench --package DIR [--steps N] [--rounds R] [--json FILE] [--profile]\n");
     return 2;
   }
   RuntimeOptions gen_options, native_options;
@@ -168,6 +176,31 @@ int Main(int argc, char** argv) {
                                     {"fraction_of_fma_peak_rounds", r.peak_fractions},
                                     {"generated_over_native", Median(r.ratios)},
                                     {"generated_over_native_best", r.gen_tokens_per_s / r.native_tokens_per_s}});
+  }
+  if (profile) {  // where a step's time goes, by op kind (generated kernels, a clock read per op)
+    RuntimeOptions po;
+    po.profile_ops = true;
+    auto prof = Runtime::Open(package, po);
+    if (!prof.ok()) return 1;
+    std::printf("\nshare of a step's time by op kind (--profile):\n");
+    for (size_t i = 0; i < rows.size(); ++i) {
+      (*prof)->reset_op_seconds();
+      for (int step = 0; step < steps; ++step) {
+        if (!(*prof)->Execute(steps_of[i]->plan).ok()) return 1;
+      }
+      const std::vector<double>& sec = (*prof)->op_seconds();
+      double total = 0;
+      for (double v : sec) total += v;
+      std::printf("%-16s", rows[i].name.c_str());
+      nlohmann::json kinds = nlohmann::json::object();
+      for (int k = 0; k < kern::kNumOpKinds; ++k) {
+        if (sec[k] <= 0) continue;
+        std::printf(" %s %.1f%%", kern::kOpKinds[k].name, 100 * sec[k] / total);
+        kinds[kern::kOpKinds[k].name] = sec[k] / steps;
+      }
+      std::printf("  (%.3f ms per step)\n", 1e3 * total / steps);
+      j["specializations"][i]["op_seconds_per_step"] = kinds;
+    }
   }
   if (!json_path.empty()) std::ofstream(json_path) << j.dump(2) << "\n";
   return 0;

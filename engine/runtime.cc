@@ -223,6 +223,8 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     }
   }
   rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
+  rt->profile_ops_ = options.profile_ops;
+  rt->reset_op_seconds();
   if (rt->isa_ == CpuIsa::kAmx) TAILOR_RETURN_IF_ERROR(rt->PackAmxWeights(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   for (const TensorRef& t : pkg.weights.tensors) {
@@ -312,6 +314,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
   for (size_t i = 0; i < prog.ops.size(); ++i) {
     const Op& op = prog.ops[i];
     const int parts = std::max(1, std::min(prog.spec.ols, op.split));
+    const auto t0 = profile_ops_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     if (gen) {
       OpFn fn = generated_[plan.spec_index][i];
       pool_->Run(parts, [&](int part) { fn(&args, part, parts); });
@@ -319,6 +322,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
       const kern::OpDesc& d = descs_[plan.spec_index][i];
       pool_->Run(parts, [&](int part) { RunOpNative(d, args, part, parts, isa_); });
     }
+    if (profile_ops_) op_seconds_[op.kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   StepOutput out;
   out.logits.resize(plan.rows.size());

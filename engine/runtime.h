@@ -27,6 +27,8 @@ struct RuntimeOptions {
   bool force_native = false;
   // Receives warnings (e.g. a package built for CPU features this machine lacks).
   std::function<void(const std::string&)> warn;
+  // Time every op of every step by kind (op_seconds(); for benchmarks: it adds a clock read per op).
+  bool profile_ops = false;
 };
 
 class Runtime final : public Executor {
@@ -43,6 +45,10 @@ class Runtime final : public Executor {
   absl::StatusOr<StepOutput> Execute(const StepPlan& plan) override;
 
   const Package& package() const { return *package_; }
+  // With RuntimeOptions::profile_ops: seconds spent in each op kind (kern::OpKind) since open or
+  // the last reset, summed over steps.
+  const std::vector<double>& op_seconds() const { return op_seconds_; }
+  void reset_op_seconds() { op_seconds_.assign(kern::kNumOpKinds, 0.0); }
   const Program& program(int32_t spec) const { return programs_[spec]; }
   bool uses_generated_kernels() const { return !generated_.empty(); }
   int64_t kv_block_bytes() const { return block_bytes_; }
@@ -61,6 +67,8 @@ class Runtime final : public Executor {
   CostTable costs_;
   std::vector<Program> programs_;
   std::vector<std::vector<kern::OpDesc>> descs_;  // per spec, per op: what the native path runs
+  bool profile_ops_ = false;
+  std::vector<double> op_seconds_;  // per op kind, with profile_ops_
   std::vector<std::vector<OpFn>> generated_;  // per spec; empty on the native path
   std::vector<void*> dl_handles_;
   OpConstants constants_;
