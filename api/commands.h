@@ -4,6 +4,7 @@
 #define TAILOR_API_COMMANDS_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,26 @@ int RunTokenize(const std::vector<std::string>& args);
 int RunDetokenize(const std::vector<std::string>& args);
 int RunPerplexity(const std::vector<std::string>& args);
 int RunCalibrate(const std::vector<std::string>& args);
+int RunProfile(const std::vector<std::string>& args);  // tailor profile merge|show
+
+// The calibration profile flags of `tailor compile` (api/profile_command.cc).
+struct Model;
+struct Specialization;
+class CalibrationTable;
+struct CompileProfileFlags {
+  std::optional<std::string> json_input_file;  // -json-input-file
+  std::optional<std::string> dump_profile;     // -dump-profile
+  std::optional<std::string> load_profile;     // -load-profile
+  std::string calibration = "minmax";          // -quantization-calibration
+  double percentile = 99.99;                   // -percentile-calibration-value
+};
+// -dump-profile: runs the fp32 programs of `specs` over the inputs file and writes the profile.
+absl::Status DumpCompileProfile(const Model& model, const std::vector<Specialization>& specs,
+                                const CompileProfileFlags& flags);
+// -load-profile: reads and checks the profile (and the inputs file's coverage, when given) and
+// chooses the clipping ranges.
+absl::StatusOr<std::shared_ptr<const CalibrationTable>> LoadCompileProfile(
+    const Model& model, const std::vector<Specialization>& specs, const CompileProfileFlags& flags);
 
 // The package a serving command runs: `flag_value` if given, else the default package that
 // scripts/setup.sh compiles (NotFound naming the flags to use when it does not exist).

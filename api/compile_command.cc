@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "api/commands.h"
 #include "api/flags.h"
@@ -22,16 +23,21 @@ const std::vector<FlagSpec>& CompileFlags() {
       {"tokenizer", true, {}, "tokenizer to use instead of the model's"},
       {"specializations", true, {"network-specialization-config"}, "specialization config (JSON)"},
       {"out", true, {"aic-binary-dir"}, "package directory to write"},
-      {"dtype", true, {}, "weights: f32 (default), f16, bf16 or q8_0 (int8 blocks of 32; shapes that do not fit stay bf16)"},
-      {"quantize-embeddings", false, {}, "q8_0: also the embedding and output projection (default: bf16)"},
+      {"dtype", true, {}, "weights: f32 (default; quantized GGUF tensors keep their format), f16, bf16, q8_0 or q4 (int8 / int4 blocks of 32; shapes that do not fit stay bf16)"},
+      {"quantize-embeddings", false, {}, "q8_0, q4: also the embedding and output projection (default: bf16)"},
       {"convert-to-fp16", false, {}, "same as --dtype f16"},
-      {"kv-dtype", true, {}, "KV cache element: f32 (default), f16 or bf16"},
+      {"kv-dtype", true, {}, "KV cache element: f32 (default), f16, bf16 or int8 (a scale per token and kv head)"},
       {"kv-block", true, {}, "positions per KV block (default 16)"},
       {"threads", true, {"aic-num-cores"}, "accepted for qaic-compile compatibility; -ols sets threads per specialization"},
       {"target", true, {}, "generated (default) or native"},
       {"aic-hw", false, {}, "same as --target generated"},
       {"compile-only", false, {}, "estimate costs from bytes and FLOPs instead of timing"},
       {"cost-table", true, {}, "JSON {\"b1_s1_c128\": seconds, ...} setting the costs"},
+      {"json-input-file", true, {}, "calibration inputs (the exec input format; `tailor calibrate` makes one)"},
+      {"dump-profile", true, {}, "run the fp32 programs over -json-input-file and write a calibration profile"},
+      {"load-profile", true, {}, "compile with a calibration profile (from -dump-profile or `tailor profile merge`)"},
+      {"quantization-calibration", true, {}, "-load-profile clipping: minmax (default), percentile or mse"},
+      {"percentile-calibration-value", true, {}, "the percentile of -quantization-calibration=percentile (default 99.99)"},
   };
   return *specs;
 }
@@ -40,12 +46,44 @@ const std::vector<FlagSpec>& CompileFlags() {
 absl::StatusOr<DType> DTypeFlag(const ParsedFlags& f, const std::string& name, bool quantized) {
   std::string v = f.Get(name).value_or("f32");
   auto t = ParseDType(v);
-  const bool ok = t && (*t == DType::kF32 || *t == DType::kF16 || *t == DType::kBF16 || (quantized && *t == DType::kQ8));
+  const bool ok = t && (*t == DType::kF32 || *t == DType::kF16 || *t == DType::kBF16 ||
+                        (quantized && (*t == DType::kQ8 || *t == DType::kQ4)));
   if (!ok) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": '", v, "' (expected f32, f16, bf16", quantized ? " or q8_0)" : ")"));
+        absl::StrCat("--", name, ": '", v, "' (expected f32, f16, bf16", quantized ? ", q8_0 or q4)" : ")"));
   }
   return *t;
+}
+
+// --kv-dtype: a float type or int8.
+absl::StatusOr<DType> KvDTypeFlag(const ParsedFlags& f) {
+  std::string v = f.Get("kv-dtype").value_or("f32");
+  auto t = ParseDType(v);
+  if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kI8)) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: '", v, "' (expected f32, f16, bf16 or int8)"));
+  }
+  return *t;
+}
+
+// The calibration profile flags, checked against each other.
+absl::StatusOr<CompileProfileFlags> ProfileFlagsOf(const ParsedFlags& f) {
+  CompileProfileFlags p;
+  p.json_input_file = f.Get("json-input-file");
+  p.dump_profile = f.Get("dump-profile");
+  p.load_profile = f.Get("load-profile");
+  if (p.dump_profile && p.load_profile) {
+    return absl::InvalidArgumentError(
+        "-load-profile and -dump-profile cannot be given together: dump a profile first, then compile with it");
+  }
+  if (p.json_input_file && !p.dump_profile && !p.load_profile) {
+    return absl::InvalidArgumentError("-json-input-file is used only with -dump-profile or -load-profile");
+  }
+  for (const char* flag : {"quantization-calibration", "percentile-calibration-value"}) {
+    if (f.Has(flag) && !p.load_profile) return absl::InvalidArgumentError(absl::StrCat("-", flag, " needs -load-profile"));
+  }
+  p.calibration = f.Get("quantization-calibration").value_or("minmax");
+  TAILOR_ASSIGN_OR_RETURN(p.percentile, f.GetDouble("percentile-calibration-value", 99.99, 0, 100));
+  return p;
 }
 
 absl::Status Compile(const std::vector<std::string>& args, const Environment& env) {
@@ -53,23 +91,25 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   if (!f.positional().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", f.positional()[0], "'"));
   }
+  TAILOR_ASSIGN_OR_RETURN(const CompileProfileFlags profile_flags, ProfileFlagsOf(f));
   for (const char* required : {"model", "specializations", "out"}) {
-    if (!f.Has(required)) {
+    if (!f.Has(required) && !(profile_flags.dump_profile && std::string(required) == "out")) {
       return absl::InvalidArgumentError(absl::StrCat("compile needs --", required, "\nusage: tailor compile --model PATH --specializations FILE --out DIR [options]\n",
                                                      FlagsHelp(CompileFlags())));
     }
   }
   CompileOptions o;
-  o.out = *f.Get("out");
+  o.out = f.Get("out").value_or("");
   TAILOR_ASSIGN_OR_RETURN(o.weight_dtype, DTypeFlag(f, "dtype", /*quantized=*/true));
   o.quantize_embeddings = f.Has("quantize-embeddings");
+  o.keep_source_formats = !f.Has("dtype") && !f.Has("convert-to-fp16");
   if (f.Has("convert-to-fp16")) {
     if (f.Has("dtype") && o.weight_dtype != DType::kF16) {
       return absl::InvalidArgumentError("-convert-to-fp16 contradicts --dtype");
     }
     o.weight_dtype = DType::kF16;
   }
-  TAILOR_ASSIGN_OR_RETURN(o.kv_dtype, DTypeFlag(f, "kv-dtype", /*quantized=*/false));
+  TAILOR_ASSIGN_OR_RETURN(o.kv_dtype, KvDTypeFlag(f));
   TAILOR_ASSIGN_OR_RETURN(int64_t block, f.GetInt("kv-block", 16, 1, 4096));
   o.kv_block = static_cast<int32_t>(block);
   TAILOR_ASSIGN_OR_RETURN(int64_t threads, f.GetInt("threads", 1, 1, 1024));
@@ -89,6 +129,13 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   if (f.Has("tokenizer")) lo.tokenizer = *f.Get("tokenizer");
   TAILOR_ASSIGN_OR_RETURN(auto model, LoadModel(*f.Get("model"), lo));
   TAILOR_ASSIGN_OR_RETURN(auto specs, LoadSpecConfig(*f.Get("specializations"), model->config.max_positions));
+  if (profile_flags.dump_profile) {
+    if (f.Has("out")) std::cerr << "compile: -dump-profile writes the profile only, no package to " << o.out.string() << "\n";
+    return DumpCompileProfile(*model, specs, profile_flags);
+  }
+  if (profile_flags.load_profile) {
+    TAILOR_ASSIGN_OR_RETURN(o.calibration, LoadCompileProfile(*model, specs, profile_flags));
+  }
   TAILOR_ASSIGN_OR_RETURN(auto tokenizer, Tokenizer::Load(model->tokenizer_path, model->config.vocab_size));
   SerializedTokenizer stored = tokenizer->Serialize();
   o.tokenizer_file = stored.file_name;
@@ -113,6 +160,13 @@ absl::Status Inspect(const std::vector<std::string>& args) {
       DTypeName(pkg->kv_dtype), pkg->kv_block, pkg->target == Target::kGenerated ? "generated" : "native",
       pkg->kernel_isa.empty() ? "" : absl::StrCat(" (", pkg->kernel_isa, " kernels)"), pkg->tailor_version,
       pkg->compiler);
+  if (pkg->calibration) {
+    const PackageCalibration& cal = *pkg->calibration;
+    std::cout << absl::StrFormat("calibration profile %s (checksum %s), %s%s, over %s\n\n", cal.profile,
+                                 cal.profile_checksum, cal.method,
+                                 cal.method == "percentile" ? absl::StrFormat(" %g", cal.percentile) : "",
+                                 absl::StrJoin(cal.specializations, " "));
+  }
   // cost_ms: rows at the end of their context; start_ms: at its start (- when not known).
   std::cout << absl::StrFormat("%3s  %10s %7s %7s %4s %12s %12s %10s %10s %12s  %s\n", "#", "batch_size", "seq_len",
                                "ctx_len", "ols", "arena", "cost_ms", "start_ms", "cost", "tokens/s", "kernel");

@@ -28,6 +28,7 @@ constexpr char kUsage[] =
     "  perplexity llama-perplexity's protocol: tailor perplexity --package P --text FILE [--ctx N] [--base P]\n"
     "  calibrate  exec inputs for every specialization, cut from text: tailor calibrate --model PATH\n"
     "             --text FILE --specializations FILE --out inputs.json\n"
+    "  profile    calibration profiles: tailor profile merge A B -o C | tailor profile show FILE\n"
     "run 'tailor <command> --help' for a command's options\n";
 
 }  // namespace
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
     if (command == "detokenize") return tailor::RunDetokenize(args);
     if (command == "perplexity") return tailor::RunPerplexity(args);
     if (command == "calibrate") return tailor::RunCalibrate(args);
+    if (command == "profile") return tailor::RunProfile(args);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

@@ -102,7 +102,10 @@ int Main(int argc, char** argv) {
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const Package& pkg = (*gen)->package();
   const ModelConfig& c = pkg.config;
-  const double kv_elem = pkg.kv_dtype == DType::kF32 ? 4 : 2;
+  // KV bytes per element, scales included (int8 blocks carry one f32 scale per token and head).
+  const double kv_elem = static_cast<double>(kern::KvBlockBytes(KernelType(pkg.kv_dtype), c.n_layers, pkg.kv_block,
+                                                                 c.n_kv_heads, c.head_dim)) /
+                         (2.0 * c.n_layers * pkg.kv_block * c.kv_dim());
 
   std::vector<Row> rows;
   std::vector<std::unique_ptr<SyntheticStep>> steps_of;

@@ -15,7 +15,8 @@ constexpr Format kFormats[] = {
     {DType::kBF16, "bf16", 1, 2},         {DType::kQ8_0, "gguf_q8_0", 32, 34},
     {DType::kQ4_0, "gguf_q4_0", 32, 18},  {DType::kQ4_K, "gguf_q4_k", 256, 144},
     {DType::kQ5_K, "gguf_q5_k", 256, 176}, {DType::kQ6_K, "gguf_q6_k", 256, 210},
-    {DType::kQ8, "q8_0", 32, 34},
+    {DType::kQ8, "q8_0", 32, 34},          {DType::kQ4, "q4", 32, 18},
+    {DType::kI8, "int8", 1, 1},
 };
 
 const Format& FormatOf(DType t) {

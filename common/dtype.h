@@ -20,9 +20,13 @@ enum class DType : uint8_t {
   kQ4_K,  // super-blocks of 256 (144 bytes)
   kQ5_K,  // super-blocks of 256 (176 bytes)
   kQ6_K,  // super-blocks of 256 (210 bytes)
-  // tailor's package formats, laid out for its kernels: each row holds its k int8 values, then
-  // one f16 scale per block of 32 (value = scale * q).
-  kQ8,
+  // tailor's package formats, packed for its int8 kernels (kernels/q8_kernels.h): blocks of 32
+  // with an f16 scale, in groups of 16 rows; value = scale * q.
+  kQ8,  // q in [-127, 127]: 34 bytes per block
+  kQ4,  // q in [-8, 7]: 18 bytes per block
+  // KV cache only (never a weight): int8 values with one f32 scale per (token slot, kv head),
+  // laid out by kernels/cpu_ops.h (KvWriteOp). BlockBytes counts the values alone.
+  kI8,
 };
 
 inline constexpr int kQ8_0BlockSize = 32;
@@ -33,7 +37,7 @@ int64_t BlockElements(DType t);
 int64_t BlockBytes(DType t);
 
 // "f32", "f16", "bf16"; GGUF's "gguf_q8_0", "gguf_q4_0", "gguf_q4_k", "gguf_q5_k", "gguf_q6_k";
-// the package formats "q8_0" (kQ8).
+// the package formats "q8_0" (kQ8) and "q4" (kQ4); the KV format "int8" (kI8).
 const char* DTypeName(DType t);
 std::optional<DType> ParseDType(std::string_view name);  // DTypeName's inverse
 

@@ -1,9 +1,6 @@
 #include "engine/compiler.h"
 
 #include <chrono>
-#include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -11,133 +8,15 @@
 #include "common/checksum.h"
 #include "common/status_macros.h"
 #include "engine/ops.h"
+#include "engine/profile.h"
 #include "engine/runtime.h"
-#include "kernels/q8_kernels.h"
-#include "kernels/reference_kernels.h"
+#include "engine/weight_writer.h"
 #include "nlohmann/json.hpp"
 
 namespace tailor {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Writes weights.bin: each tensor converted to its package dtype, 64-byte aligned.
-class WeightWriter {
- public:
-  explicit WeightWriter(const fs::path& path) : out_(path, std::ios::binary | std::ios::trunc) {}
-  bool ok() const { return static_cast<bool>(out_); }
-  int64_t size() const { return offset_; }
-
-  // Converts `src` to `dtype`; `row_map(r)` gives the source row of package row r, `col_map(c)`
-  // the source column of package column c (either may be null: the identity).
-  TensorRef Write(const WeightView& src, DType dtype, const std::function<int64_t(int64_t)>& row_map,
-                  const std::function<int64_t(int64_t)>& col_map) {
-    Pad();
-    TensorRef t{dtype, offset_, src.rows, src.cols};
-    std::vector<float> source_row(src.cols), row(src.cols);
-    std::vector<char> bytes(RowBytes(dtype, src.cols));
-    for (int64_t r = 0; r < src.rows; ++r) {
-      ref::DequantizeRow(src, row_map ? row_map(r) : r, source_row.data());
-      for (int64_t c = 0; c < src.cols; ++c) row[c] = source_row[col_map ? col_map(c) : c];
-      for (int64_t c = 0; c < src.cols; ++c) {
-        if (dtype == DType::kF32) {
-          std::memcpy(bytes.data() + 4 * c, &row[c], 4);
-        } else {
-          uint16_t h = dtype == DType::kF16 ? F32ToF16(row[c]) : F32ToBF16(row[c]);
-          std::memcpy(bytes.data() + 2 * c, &h, 2);
-        }
-      }
-      out_.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      offset_ += static_cast<int64_t>(bytes.size());
-    }
-    return t;
-  }
-  // Quantizes `src` to tailor's q8_0 (kern::q8's grouped layout): per block of 32, the scale
-  // amax / 127 rounded to f16, quants nearest-even(w / scale) in [-127, 127].
-  TensorRef WriteQ8(const WeightView& src, const std::function<int64_t(int64_t)>& row_map,
-                    const std::function<int64_t(int64_t)>& col_map) {
-    namespace q8 = kern::q8;
-    Pad();
-    TensorRef t{DType::kQ8, offset_, src.rows, src.cols};
-    const int64_t k = src.cols, blocks = k / q8::kBlock;
-    std::vector<float> source_row(k), row(k);
-    std::vector<int8_t> quants(q8::kGroup * k);
-    std::vector<uint16_t> scales(q8::kGroup * blocks);
-    std::vector<uint8_t> packed(static_cast<size_t>(blocks) * q8::kTileBytes);
-    for (int64_t g = 0; g < src.rows / q8::kGroup; ++g) {
-      for (int64_t i = 0; i < q8::kGroup; ++i) {
-        const int64_t r = g * q8::kGroup + i;
-        ref::DequantizeRow(src, row_map ? row_map(r) : r, source_row.data());
-        for (int64_t c = 0; c < k; ++c) row[c] = source_row[col_map ? col_map(c) : c];
-        for (int64_t b = 0; b < blocks; ++b) {
-          float amax = 0.0f;
-          for (int64_t c = b * q8::kBlock; c < (b + 1) * q8::kBlock; ++c) amax = std::max(amax, std::fabs(row[c]));
-          const uint16_t h = F32ToF16(amax / 127.0f);
-          const float d = F16ToF32(h);
-          scales[i * blocks + b] = h;
-          for (int64_t c = b * q8::kBlock; c < (b + 1) * q8::kBlock; ++c) {
-            const float q = d > 0.0f ? std::nearbyint(row[c] / d) : 0.0f;
-            quants[i * k + c] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
-          }
-        }
-      }
-      q8::Pack(q8::kGroup, static_cast<int>(k), quants.data(), scales.data(), packed.data());
-      out_.write(reinterpret_cast<const char*>(packed.data()), static_cast<std::streamsize>(packed.size()));
-      offset_ += static_cast<int64_t>(packed.size());
-    }
-    return t;
-  }
-
-  void Pad() {
-    static const char zeros[64] = {};
-    const int64_t pad = (64 - offset_ % 64) % 64;
-    out_.write(zeros, pad);
-    offset_ += pad;
-  }
-
- private:
-  std::ofstream out_;
-  int64_t offset_ = 0;
-};
-
-// The dtype a tensor gets in a package of `dtype`: vectors f32; quantized formats only where the
-// blocks fit (rows % 16, cols % 32; else bf16) and, for the embedding and the output
-// projection, only when asked.
-DType TensorDType(const TensorDesc& t, DType dtype, bool quantize_embeddings) {
-  if (t.kind == TensorKind::kVector) return DType::kF32;
-  if (dtype != DType::kQ8) return dtype;
-  const bool fits = t.rows % kern::q8::kGroup == 0 && t.cols % kern::q8::kBlock == 0;
-  const bool embedding = t.kind == TensorKind::kEmbedding || t.kind == TensorKind::kOutput;
-  return fits && (!embedding || quantize_embeddings) ? DType::kQ8 : DType::kBF16;
-}
-
-absl::StatusOr<WeightLayout> WriteWeights(const Model& model, const CompileOptions& o, const fs::path& path) {
-  const ModelConfig& c = model.config;
-  WeightWriter w(path);
-  if (!w.ok()) return absl::InternalError(absl::StrCat(path.string(), ": cannot write"));
-  // Rotary features ordered for rotate-half rope (Hugging Face, GGUF qwen) are stored for
-  // interleaved pairs: package feature 2i + j of a head is source feature i + j * head_dim / 2.
-  const bool permute = c.rope_layout == RopeLayout::kHalf;
-  const int64_t hd = c.head_dim, half = c.head_dim / 2;
-  const std::function<int64_t(int64_t)> rope_map = [&](int64_t f) {
-    const int64_t head = f / hd, i = (f % hd) / 2, j = f % 2;
-    return head * hd + i + j * half;
-  };
-  WeightLayout L;
-  for (size_t i = 0; i < model.tensors.size(); ++i) {
-    const TensorDesc& t = model.tensors[i];
-    const WeightView& src = model.weights[i];
-    const bool rope = permute && t.rope_features;
-    const bool vector = t.kind == TensorKind::kVector;
-    const auto rows = rope && !vector ? rope_map : nullptr, cols = rope && vector ? rope_map : nullptr;
-    const DType dtype = TensorDType(t, o.weight_dtype, o.quantize_embeddings);
-    L.tensors.push_back(dtype == DType::kQ8 ? w.WriteQ8(src, rows, cols) : w.Write(src, dtype, rows, cols));
-  }
-  w.Pad();
-  L.total_bytes = w.size();
-  if (!w.ok()) return absl::InternalError(absl::StrCat(path.string(), ": write failed (disk full?)"));
-  return L;
-}
 
 absl::StatusOr<std::vector<double>> ReadCostTable(const fs::path& path,
                                                   const std::vector<Specialization>& specs) {
@@ -187,6 +66,7 @@ absl::Status CompilePackage(const Model& model, const std::vector<Specialization
   pkg.family = model.family;
   pkg.bos_token = model.bos_token;
   pkg.eos_token = model.eos_token;
+  if (o.calibration) pkg.calibration = o.calibration->record();
   pkg.source_format = std::string(ModelFormatName(model.format));
   pkg.chat_template = model.chat_template;
   pkg.weight_dtype = o.weight_dtype;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,15 +13,19 @@
 #include "engine/codegen.h"
 #include "engine/executor.h"
 #include "engine/package.h"
+#include "engine/profile.h"
 #include "models/model.h"
 
 namespace tailor {
 
 struct CompileOptions {
   std::filesystem::path out;
-  // f32, f16, bf16 or q8 (q8_0) for matrices (norms stay f32; see TensorDType in compiler.cc).
+  // f32, f16, bf16, q8 (q8_0) or q4 for matrices (norms stay f32; see TensorDType in compiler.cc).
   DType weight_dtype = DType::kF32;
   bool quantize_embeddings = false;  // quantized packages: also the embedding and output projection
+  // Quantized GGUF tensors keep their format (Q8_0 -> q8_0, Q4_0 -> q4, exactly; K-quants ->
+  // q8_0) and float ones take weight_dtype (`tailor compile` without --dtype).
+  bool keep_source_formats = false;
   DType kv_dtype = DType::kF32;
   int32_t kv_block = 16;
   Target target = Target::kGenerated;
@@ -31,6 +36,9 @@ struct CompileOptions {
   std::string tokenizer_file = "tokenizer.model";
   std::string tokenizer_bytes;
   std::function<void(const std::string&)> progress;  // one line per step, for stderr
+  // From -load-profile: per profiled tensor (engine/profile.h: matmul inputs by weight name,
+  // "blk.N.k"/"blk.N.v") its clipping range and channel mean squares; null without a profile.
+  std::shared_ptr<const CalibrationTable> calibration;
 };
 
 absl::Status CompilePackage(const Model& model, const std::vector<Specialization>& specs,

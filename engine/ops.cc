@@ -13,7 +13,8 @@ using kern::OpDesc;
 using NativeFn = void (*)(const OpDesc&, const kern::OpArgs&, int part, int b, int e);
 
 // RunKind of one kind for the descriptor's element types, with runtime shapes. Kinds that do not
-// depend on an element type are instantiated once for it (kWF32).
+// depend on an element type are instantiated once for it (kWF32); kv-typed kinds for each of
+// kKvTypes, weight-typed ones for each of kWeightTypes (the quantized ones where allowed).
 template <int kKind, class Isa>
 void RunNativeKind(const OpDesc& d, const kern::OpArgs& a, int part, int b, int e) {
   constexpr kern::OpKindInfo info = kern::kOpKinds[kKind];
@@ -21,10 +22,9 @@ void RunNativeKind(const OpDesc& d, const kern::OpArgs& a, int part, int b, int 
   auto with_kv = [&]<int kW>() {
     if constexpr (info.kv_typed) {
       [&]<size_t... I>(std::index_sequence<I...>) {
-        ((d.kvtype == kern::kWeightTypes[I] ? kern::RunKind<kKind, Isa, kW, kern::kWeightTypes[I]>(s, a, part, b, e)
-                                            : void()),
+        ((d.kvtype == kern::kKvTypes[I] ? kern::RunKind<kKind, Isa, kW, kern::kKvTypes[I]>(s, a, part, b, e) : void()),
          ...);
-      }(std::make_index_sequence<std::size(kern::kWeightTypes)>{});
+      }(std::make_index_sequence<std::size(kern::kKvTypes)>{});
     } else {
       kern::RunKind<kKind, Isa, kW, kern::kWF32>(s, a, part, b, e);
     }
@@ -66,6 +66,8 @@ int KernelType(DType t) {
     case DType::kF16: return kern::kWF16;
     case DType::kBF16: return kern::kWBF16;
     case DType::kQ8: return kern::kWQ8;
+    case DType::kI8: return kern::kKvI8;  // KV only
+    case DType::kQ4: return kern::kWQ4;
     default: return kern::kWF32;
   }
 }

@@ -49,6 +49,12 @@ absl::Status ReadSamplingDefaults(const json& j, ModelConfig::SamplingDefaults* 
   return absl::OkStatus();
 }
 
+json CalibrationJson(const PackageCalibration& c) {
+  return {{"profile", c.profile},           {"profile_checksum", c.profile_checksum},
+          {"method", c.method},             {"percentile", c.percentile},
+          {"histogram_bins", c.histogram_bins}, {"specializations", c.specializations}};
+}
+
 // Reading: every accessor checks presence and type, and errors name the manifest field.
 class Reader {
  public:
@@ -76,8 +82,17 @@ class Reader {
   absl::StatusOr<DType> GetDType(const json& j, const std::string& key, const std::string& path) const {
     TAILOR_ASSIGN_OR_RETURN(std::string s, Get<std::string>(j, key, path));
     auto t = ParseDType(s);
-    if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kQ8)) {
-      return Error(path + key, "must be f32, f16, bf16 or q8_0");
+    if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kQ8 && *t != DType::kQ4)) {
+      return Error(path + key, "must be f32, f16, bf16, q8_0 or q4");
+    }
+    return *t;
+  }
+  // The KV cache's element type: a float type or int8 (kernels/cpu_ops.h's KV layout).
+  absl::StatusOr<DType> GetKvDType(const json& j, const std::string& key, const std::string& path) const {
+    TAILOR_ASSIGN_OR_RETURN(std::string s, Get<std::string>(j, key, path));
+    auto t = ParseDType(s);
+    if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kI8)) {
+      return Error(path + key, "must be f32, f16, bf16 or int8");
     }
     return *t;
   }
@@ -106,8 +121,10 @@ class Reader {
       }
       r.rows = shape.size() == 2 ? shape[0] : 1;
       r.cols = shape.back();
-      if (r.dtype == DType::kQ8 && (r.rows % kern::q8::kGroup != 0 || r.cols % kern::q8::kBlock != 0)) {
-        return Error(p + "shape", absl::StrCat("of q8_0 tensor ", name, " must have rows % 16 == 0 and cols % 32 == 0"));
+      const bool packed = r.dtype == DType::kQ8 || r.dtype == DType::kQ4;
+      if (packed && (r.rows % kern::q8::kGroup != 0 || r.cols % kern::q8::kBlock != 0)) {
+        return Error(p + "shape", absl::StrCat("of ", DTypeName(r.dtype), " tensor ", name,
+                                               " must have rows % 16 == 0 and cols % 32 == 0"));
       }
       if (r.offset < 0 || r.offset % 64 != 0 || r.offset + r.bytes() > file_size) {
         return Error(p + "offset", absl::StrCat("puts tensor ", name, " outside weights.bin (", file_size,
@@ -218,6 +235,7 @@ absl::Status WriteManifest(const Package& p) {
                    {"tensors", tensors}}},
       {"kv", {{"dtype", std::string(DTypeName(p.kv_dtype))}, {"block", p.kv_block}}},
       {"specializations", specs}};
+  if (p.calibration) m["calibration"] = CalibrationJson(*p.calibration);
   const fs::path tmp = p.dir / "manifest.json.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -321,7 +339,7 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   TAILOR_ASSIGN_OR_RETURN(p->eos_token, r.Get<std::string>(special, "eos", "special_tokens."));
 
   const json& kv = m.value("kv", json::object());
-  TAILOR_ASSIGN_OR_RETURN(p->kv_dtype, r.GetDType(kv, "dtype", "kv."));
+  TAILOR_ASSIGN_OR_RETURN(p->kv_dtype, r.GetKvDType(kv, "dtype", "kv."));
   TAILOR_ASSIGN_OR_RETURN(p->kv_block, r.Get<int32_t>(kv, "block", "kv."));
   if (p->kv_block <= 0) return r.Error("kv.block", "must be positive");
 
@@ -392,6 +410,23 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
       return r.Error(pre + "kernel", "is missing for a package with generated kernels");
     }
     p->specs.push_back(ps);
+  }
+  if (m.contains("calibration") && !m["calibration"].is_null()) {  // optional: the profile compiled with
+    const json& cal = m["calibration"];
+    PackageCalibration c;
+    TAILOR_ASSIGN_OR_RETURN(c.profile, r.Get<std::string>(cal, "profile", "calibration."));
+    TAILOR_ASSIGN_OR_RETURN(c.profile_checksum, r.Get<std::string>(cal, "profile_checksum", "calibration."));
+    TAILOR_ASSIGN_OR_RETURN(c.method, r.Get<std::string>(cal, "method", "calibration."));
+    TAILOR_ASSIGN_OR_RETURN(c.percentile, r.Get<double>(cal, "percentile", "calibration."));
+    TAILOR_ASSIGN_OR_RETURN(c.histogram_bins, r.Get<int32_t>(cal, "histogram_bins", "calibration."));
+    if (!cal.contains("specializations") || !cal["specializations"].is_array()) {
+      return r.Error("calibration.specializations", "must be a list");
+    }
+    for (const json& name : cal["specializations"]) {
+      if (!name.is_string()) return r.Error("calibration.specializations", "must hold strings");
+      c.specializations.push_back(name.get<std::string>());
+    }
+    p->calibration = std::move(c);
   }
   return p;
 }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,18 @@ struct PackageSpec {
   std::string kernel_checksum;
 };
 
+// Which calibration profile a package was compiled with (manifest field "calibration", written
+// when a profile was loaded; optional when reading).
+struct PackageCalibration {
+  std::string profile;           // the profile file's name, as given to -load-profile
+  std::string profile_checksum;  // ChecksumHex of the profile file
+  std::string method;            // -quantization-calibration: "minmax", "percentile" or "mse"
+  double percentile = 99.99;     // -percentile-calibration-value (used by "percentile")
+  int32_t histogram_bins = 0;
+  std::vector<std::string> specializations;  // the profile's, by name ("b1_s1_c128")
+  bool operator==(const PackageCalibration&) const = default;
+};
+
 struct Package {
   std::filesystem::path dir;
   ModelConfig config;  // q/k rows stored for interleaved rope
@@ -62,6 +75,7 @@ struct Package {
   std::vector<std::string> cpu_features;  // features the generated code was built for
   // Kernel variant the generated code was built with (CpuIsaName); empty: the host's best.
   std::string kernel_isa;
+  std::optional<PackageCalibration> calibration;  // the profile the package was compiled with
 
   std::shared_ptr<const MappedFile> weights_file;  // set by OpenPackage
 
@@ -74,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const std::filesystem::path
 
 // Writes dir/manifest.json (atomically: a temporary file renamed).
 absl::Status WriteManifest(const Package& package);
+
 
 // CPU features of this machine that generated code may use ("avx512f", ...).
 std::vector<std::string> HostCpuFeatures();

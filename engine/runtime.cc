@@ -194,8 +194,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   }
 
   // KV pool.
-  const int64_t kv_elem = pkg.kv_dtype == DType::kF32 ? 4 : 2;
-  rt->block_bytes_ = int64_t{c.n_layers} * 2 * pkg.kv_block * c.kv_dim() * kv_elem;
+  rt->block_bytes_ = kern::KvBlockBytes(KernelType(pkg.kv_dtype), c.n_layers, pkg.kv_block, c.n_kv_heads, c.head_dim);
   int64_t blocks = options.kv_cache_mb > 0 ? (options.kv_cache_mb << 20) / rt->block_bytes_ : max_blocks_needed;
   if (blocks < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--kv-cache-mb ", options.kv_cache_mb,
@@ -224,11 +223,12 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   }
   rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
   rt->profile_ops_ = options.profile_ops;
+  rt->after_op_ = options.after_op;
   rt->reset_op_seconds();
   if (rt->isa_ == CpuIsa::kAmx) TAILOR_RETURN_IF_ERROR(rt->PackAmxWeights(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   for (const TensorRef& t : pkg.weights.tensors) {
-    if (t.dtype == DType::kQ8 && !rt->q8_scratch_) {  // int8 matmuls quantize activations here
+    if ((t.dtype == DType::kQ8 || t.dtype == DType::kQ4) && !rt->q8_scratch_) {  // int8 matmuls quantize activations here
       rt->q8_scratch_ = std::make_unique<kern::q8::QuantizedRows[]>(static_cast<size_t>(max_ols));
     }
   }
@@ -323,6 +323,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
       pool_->Run(parts, [&](int part) { RunOpNative(d, args, part, parts, isa_); });
     }
     if (profile_ops_) op_seconds_[op.kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (after_op_) after_op_(prog, op, args);
   }
   StepOutput out;
   out.logits.resize(plan.rows.size());

@@ -29,6 +29,12 @@ struct RuntimeOptions {
   std::function<void(const std::string&)> warn;
   // Time every op of every step by kind (op_seconds(); for benchmarks: it adds a clock read per op).
   bool profile_ops = false;
+  // Called after each op of every step with the op, its program and the step's arguments (the
+  // arena holds every buffer the op and the ops before it wrote; pos/keep tell the valid rows).
+  // On Execute's thread, after the op's partitions have all finished, never concurrently; the
+  // observer must not write to the arena. For calibration profiles (engine/profile_dump.h);
+  // unset, it costs one branch per op.
+  std::function<void(const Program& program, const Op& op, const kern::OpArgs& args)> after_op;
 };
 
 class Runtime final : public Executor {
@@ -68,6 +74,7 @@ class Runtime final : public Executor {
   std::vector<Program> programs_;
   std::vector<std::vector<kern::OpDesc>> descs_;  // per spec, per op: what the native path runs
   bool profile_ops_ = false;
+  std::function<void(const Program&, const Op&, const kern::OpArgs&)> after_op_;  // RuntimeOptions::after_op
   std::vector<double> op_seconds_;  // per op kind, with profile_ops_
   std::vector<std::vector<OpFn>> generated_;  // per spec; empty on the native path
   std::vector<void*> dl_handles_;

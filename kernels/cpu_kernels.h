@@ -53,7 +53,12 @@
 namespace tailor::kern {
 
 // Element types of weights and KV blocks (values match tailor::DType for the first three).
-enum WeightType : int { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8 = 3 /* q8_kernels.h: matmuls only */ };
+// kWQ8, kWQ4: q8_kernels.h's packed int8 / int4 formats (matmuls and embedding lookups only).
+enum WeightType : int { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8 = 3, kWQ4 = 4 };
+
+// KV blocks only, never a weight (cpu_ops.h, KvWriteOp): int8 values, one f32 scale per (slot,
+// kv head); an element's value is scale * q, one float multiply.
+inline constexpr int kKvI8 = 8;
 
 template <int kV>
 using Const = std::integral_constant<int, kV>;
@@ -134,6 +139,24 @@ inline void StoreScalar(void* base, int64_t i, float v) {
   } else {
     static_cast<uint16_t*>(base)[i] = kType == kWF16 ? FloatToHalf(v) : FloatToBF16(v);
   }
+}
+
+// Element i of a KV row of kType whose scale is `scale` (kKvI8: scale * q, one float multiply, so
+// exact to the float's rounding and the same bits as avx512::LoadKvW; the float types ignore it).
+template <int kType>
+inline float LoadKv(const void* base, int64_t i, float scale) {
+  if constexpr (kType == kKvI8) {
+    return scale * static_cast<float>(static_cast<const int8_t*>(base)[i]);
+  } else {
+    return LoadScalar<kType>(base, i);
+  }
+}
+
+// The f32 scale stored at byte offset `at` of an int8 KV pool (any alignment).
+inline float LoadKvScale(const void* base, int64_t at) {
+  float s;
+  std::memcpy(&s, static_cast<const char*>(base) + at, 4);
+  return s;
 }
 
 // The fixed reduction tree of 16 lanes: (l, l+8), then (l, l+4), (l, l+2), (l, l+1).
@@ -219,14 +242,15 @@ float SumSquares(N n, const float* x) {
   return ReduceLanes(acc);
 }
 
-// Dot product of two float vectors in 16 lanes (attention scores).
+// Dot product of a float vector and a KV row in 16 lanes (attention scores); b_scale: the row's
+// scale (kKvI8 only).
 template <int kType, class N>
-float Dot(N n, const float* a, const void* b, int64_t b_off) {
+float Dot(N n, const float* a, const void* b, int64_t b_off, float b_scale = 1.0f) {
   float acc[16] = {};
   for (int c = 0; c < static_cast<int>(n); c += 16) {
     for (int l = 0; l < 16; ++l) {
       float va = c + l < static_cast<int>(n) ? a[c + l] : 0.0f;
-      float vb = c + l < static_cast<int>(n) ? LoadScalar<kType>(b, b_off + c + l) : 0.0f;
+      float vb = c + l < static_cast<int>(n) ? LoadKv<kType>(b, b_off + c + l, b_scale) : 0.0f;
       acc[l] = std::fma(va, vb, acc[l]);
     }
   }
@@ -252,6 +276,20 @@ TAILOR_AVX512_INLINE __m512 LoadW(const void* base, int64_t i, int count) {
     } else {
       return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     }
+  }
+}
+
+// LoadW for KV rows: kKvI8 rows are 16 int8 values (count valid, the rest 0) times `scale`, one
+// multiply per lane (LoadKv's bits); the float types ignore scale.
+template <int kType>
+TAILOR_AVX512_INLINE __m512 LoadKvW(const void* base, int64_t i, int count, float scale) {
+  if constexpr (kType == kKvI8) {
+    const __mmask16 mask = count >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << count) - 1u);
+    const __m128i q = _mm_maskz_loadu_epi8(mask, static_cast<const int8_t*>(base) + i);
+    return _mm512_mul_ps(_mm512_set1_ps(scale), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+  } else {
+    return LoadW<kType>(base, i, count);
   }
 }
 
@@ -459,11 +497,11 @@ TAILOR_AVX512_TARGET float SumSquares(N n, const float* x) {
 }
 
 template <int kType, class N>
-TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off) {
+TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off, float b_scale = 1.0f) {
   __m512 acc = _mm512_setzero_ps();
   for (int c = 0; c < static_cast<int>(n); c += 16) {
     const int count = static_cast<int>(n) - c;
-    acc = _mm512_fmadd_ps(LoadW<kWF32>(a, c, count), LoadW<kType>(b, b_off + c, count), acc);
+    acc = _mm512_fmadd_ps(LoadW<kWF32>(a, c, count), LoadKvW<kType>(b, b_off + c, count, b_scale), acc);
   }
   return Reduce(acc);
 }
@@ -481,15 +519,15 @@ TAILOR_AVX512_TARGET inline void SwiGlu(int64_t n, float* g, const float* u) {
 }
 
 // o[d] = fma(w, b[b_off + d], o[d]) for d in [0, n): one fused multiply-add per element, so
-// the same bits as the portable loop.
+// the same bits as the portable loop. b: a KV row, b_scale its scale (kKvI8 only).
 template <int kType, class N>
-TAILOR_AVX512_TARGET void Axpy(N n, float w, const void* b, int64_t b_off, float* o) {
+TAILOR_AVX512_TARGET void Axpy(N n, float w, const void* b, int64_t b_off, float* o, float b_scale = 1.0f) {
   const __m512 wv = _mm512_set1_ps(w);
   for (int c = 0; c < static_cast<int>(n); c += 16) {
     const int count = static_cast<int>(n) - c;
     const __mmask16 mask = HalfMask(count);
     const __m512 ov = _mm512_maskz_loadu_ps(mask, o + c);
-    _mm512_mask_storeu_ps(o + c, mask, _mm512_fmadd_ps(wv, LoadW<kType>(b, b_off + c, count), ov));
+    _mm512_mask_storeu_ps(o + c, mask, _mm512_fmadd_ps(wv, LoadKvW<kType>(b, b_off + c, count, b_scale), ov));
   }
 }
 

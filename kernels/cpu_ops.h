@@ -54,11 +54,12 @@ inline constexpr bool kAvx512 =
 template <class Isa, int kType, class R, class K>
 inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n_total, int n_begin,
                      int n_end, const void* w_packed = nullptr, q8::QuantizedRows* q8_scratch = nullptr) {
-  if constexpr (kType == kWQ8) {
+  if constexpr (kType == kWQ8 || kType == kWQ4) {
+    using F = std::conditional_t<kType == kWQ8, q8::Int8Weights, q8::Int4Weights>;
     if constexpr (std::is_same_v<Isa, Avx512Bf16Isa> || std::is_same_v<Isa, AmxIsa>) {
-      q8::vnni::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, *q8_scratch);
+      q8::vnni::MatMul<F>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, *q8_scratch);
     } else {
-      q8::portable::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, *q8_scratch);
+      q8::portable::MatMul<F>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, *q8_scratch);
     }
   } else if constexpr (kType == kWBF16 && std::is_same_v<Isa, AmxIsa>) {
     amx::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, w_packed);
@@ -80,21 +81,22 @@ inline float SumSquaresOp(N n, const float* x) {
   }
 }
 
+// b: a KV row of kType; b_scale: its scale (kKvI8 only).
 template <class Isa, int kType, class N>
-inline float DotOp(N n, const float* a, const void* b, int64_t b_off) {
+inline float DotOp(N n, const float* a, const void* b, int64_t b_off, float b_scale = 1.0f) {
   if constexpr (kAvx512<Isa>) {
-    return avx512::Dot<kType>(n, a, b, b_off);
+    return avx512::Dot<kType>(n, a, b, b_off, b_scale);
   } else {
-    return portable::Dot<kType>(n, a, b, b_off);
+    return portable::Dot<kType>(n, a, b, b_off, b_scale);
   }
 }
 
 template <class Isa, int kType, class N>
-inline void AxpyOp(N n, float w, const void* b, int64_t b_off, float* o) {
+inline void AxpyOp(N n, float w, const void* b, int64_t b_off, float* o, float b_scale = 1.0f) {
   if constexpr (kAvx512<Isa>) {
-    avx512::Axpy<kType>(n, w, b, b_off, o);
+    avx512::Axpy<kType>(n, w, b, b_off, o, b_scale);
   } else {
-    for (int d = 0; d < static_cast<int>(n); ++d) o[d] = std::fma(w, LoadScalar<kType>(b, b_off + d), o[d]);
+    for (int d = 0; d < static_cast<int>(n); ++d) o[d] = std::fma(w, LoadKv<kType>(b, b_off + d, b_scale), o[d]);
   }
 }
 
@@ -108,14 +110,10 @@ inline void EmbedOp(D dim, const int32_t* tokens, const int32_t* pos, const void
       for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = 0.0f;
       continue;
     }
-    if constexpr (kType == kWQ8) {  // q8_kernels.h's groups of 16 rows: scale * (stored - 128)
-      const int t = tokens[m], k = static_cast<int>(dim);
-      const auto* group = static_cast<const uint8_t*>(table) +
-                          static_cast<int64_t>(t / q8::kGroup) * (k / q8::kBlock) * q8::kTileBytes;
-      for (int d = 0; d < k; ++d) {
-        o[d] = q8::Scale(group, t % q8::kGroup, d / q8::kBlock) *
-               static_cast<float>(q8::StoredQuant(group, t % q8::kGroup, d) - 128);
-      }
+    if constexpr (kType == kWQ8 || kType == kWQ4) {  // q8_kernels.h's packed groups of 16 rows
+      using F = std::conditional_t<kType == kWQ8, q8::Int8Weights, q8::Int4Weights>;
+      const auto* w = static_cast<const uint8_t*>(table);
+      for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = q8::WeightValue<F>(w, static_cast<int>(dim), tokens[m], d);
     } else {
       const int64_t base = static_cast<int64_t>(tokens[m]) * dim;
       for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = LoadScalar<kType>(table, base + d);
@@ -161,58 +159,126 @@ inline void RopeOp(HQ n_heads, HK n_kv_heads, HD head_dim, float* q, float* k, c
   }
 }
 
-// Paged KV: block b holds, per layer, K then V as [block_size, kv_dim] of kKv type.
-//   element (block b, layer l, kv 0/1, slot s, d) at
-//   ((b * n_layers + l) * 2 + kv) * block_size * kv_dim + s * kv_dim + d.
+// Paged KV: block b holds, per layer l, K then V, each a "plane" of its block_size slots:
+//   plane (b, l, kv 0/1) at ((b * n_layers + l) * 2 + kv) * KvPlane(...) units of the KV type
+//   (elements; bytes for kKvI8), so a block is self-contained (the scheduler moves block ids).
+// f32/f16/bf16: a plane is [block_size, kv_dim] elements; (slot s, d) at s * kv_dim + d.
+// kKvI8: a plane is [block_size, kv_dim] int8 values q (the same places, in bytes), then
+//   [n_kv_heads, block_size] f32 scales (4 bytes each, at block_size * kv_dim + 4 * (h *
+//   block_size + s): a head's scales share cache lines, as attention reads them one head at a
+//   time): 1 + 4 / head_dim bytes per element. Per (slot, kv head): scale =
+//   max |x| / 127 over the head's head_dim values, q = nearest-even(x / scale) (0 when all are
+//   0; a non-finite value makes the scale NaN, as f32 KV would carry it). Value = scale * q.
 // row_of[m]: which batch row token m belongs to; tables: [batch, max_blocks] block ids.
-template <int kKv, class KD, class BS, class MB, class NL>
-inline void KvWriteOp(KD kv_dim, BS block_size, MB max_blocks, NL n_layers, int layer,
+inline constexpr int kKvScaleBytes = 4;
+
+// Units (elements of kKv; bytes for kKvI8) of one plane.
+template <int kKv>
+inline int64_t KvPlane(int block_size, int n_kv_heads, int head_dim) {
+  const int64_t values = static_cast<int64_t>(block_size) * n_kv_heads * head_dim;
+  return kKv == kKvI8 ? values + static_cast<int64_t>(block_size) * n_kv_heads * kKvScaleBytes : values;
+}
+
+// Bytes of one KV block (every layer, K and V) of kv_type (kWF32, kWF16, kWBF16 or kKvI8).
+inline int64_t KvBlockBytes(int kv_type, int n_layers, int block_size, int n_kv_heads, int head_dim) {
+  const int64_t planes = static_cast<int64_t>(n_layers) * 2;
+  if (kv_type == kKvI8) return planes * KvPlane<kKvI8>(block_size, n_kv_heads, head_dim);
+  return planes * KvPlane<kWF32>(block_size, n_kv_heads, head_dim) * (kv_type == kWF32 ? 4 : 2);
+}
+
+// The int8 values and scale of one (slot, kv head) from x[0, head_dim) (kKvI8 above).
+inline void QuantizeKvHead(int head_dim, const float* x, int8_t* q, float* scale) {
+  float absmax = 0.0f;
+  bool finite = true;
+  for (int d = 0; d < head_dim; ++d) {
+    finite = finite && std::isfinite(x[d]);
+    absmax = std::fabs(x[d]) > absmax ? std::fabs(x[d]) : absmax;
+  }
+  *scale = finite ? absmax / 127.0f : NAN;
+  for (int d = 0; d < head_dim; ++d) {
+    float r = finite && *scale > 0.0f ? std::nearbyint(x[d] / *scale) : 0.0f;  // scale may underflow to 0
+    r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+    q[d] = static_cast<int8_t>(r);
+  }
+}
+
+template <int kKv, class HK, class HD, class BS, class MB, class NL>
+inline void KvWriteOp(HK n_kv_heads, HD head_dim, BS block_size, MB max_blocks, NL n_layers, int layer,
                       const float* k, const float* v, const int32_t* pos, const int32_t* row_of,
                       const int32_t* tables, void* pool, int row_begin, int row_end) {
+  const int hd = static_cast<int>(head_dim), kv_dim = static_cast<int>(n_kv_heads) * hd;
+  const int64_t plane = KvPlane<kKv>(static_cast<int>(block_size), static_cast<int>(n_kv_heads), hd);
   for (int m = row_begin; m < row_end; ++m) {
     if (pos[m] < 0) continue;
     const int32_t block = tables[row_of[m] * static_cast<int>(max_blocks) + pos[m] / static_cast<int>(block_size)];
     const int slot = pos[m] % static_cast<int>(block_size);
-    const int64_t base = ((static_cast<int64_t>(block) * n_layers + layer) * 2) * block_size * kv_dim +
-                         static_cast<int64_t>(slot) * kv_dim;
-    const int64_t v_base = base + static_cast<int64_t>(block_size) * kv_dim;
-    for (int d = 0; d < static_cast<int>(kv_dim); ++d) {
-      StoreScalar<kKv>(pool, base + d, k[static_cast<int64_t>(m) * kv_dim + d]);
-      StoreScalar<kKv>(pool, v_base + d, v[static_cast<int64_t>(m) * kv_dim + d]);
+    for (int which = 0; which < 2; ++which) {
+      const float* src = (which == 0 ? k : v) + static_cast<int64_t>(m) * kv_dim;
+      const int64_t at = ((static_cast<int64_t>(block) * n_layers + layer) * 2 + which) * plane;
+      if constexpr (kKv == kKvI8) {
+        auto* bytes = static_cast<char*>(pool) + at;
+        for (int h = 0; h < static_cast<int>(n_kv_heads); ++h) {
+          float scale;
+          QuantizeKvHead(hd, src + h * hd, reinterpret_cast<int8_t*>(bytes) + slot * kv_dim + h * hd, &scale);
+          std::memcpy(bytes + static_cast<int64_t>(block_size) * kv_dim +
+                          (static_cast<int64_t>(h) * block_size + slot) * kKvScaleBytes,
+                      &scale, kKvScaleBytes);
+        }
+      } else {
+        for (int d = 0; d < kv_dim; ++d) StoreScalar<kKv>(pool, at + static_cast<int64_t>(slot) * kv_dim + d, src[d]);
+      }
     }
   }
 }
 
-// Where position p of a batch row's KV lives: element offset of its K row for layer `layer`,
-// kv head `kvh` (V is block_size * kv_dim further). See KvWriteOp for the layout.
+// Where position p of a batch row's KV lives: offset (units of the KV type) of its K row for
+// layer `layer`, kv head `kvh`, and for kKvI8 the byte offset of its scale (V's are v_shift
+// further). See KvWriteOp for the layout.
 struct KvCursor {
   const int32_t* table;  // block ids of the batch row
-  int64_t block_stride;  // elements per KV block (all layers, K and V)
+  int64_t block_stride;  // units per KV block (all layers, K and V)
   int64_t base;          // offset of this layer's K and this kv head inside a block
-  int64_t v_shift;       // V row minus K row
+  int64_t v_shift;       // V row minus K row (one plane)
   int block_size, kv_dim;
+  int64_t scale_base = 0;  // kKvI8: offset of this layer's K scale of slot 0, this kv head
   int64_t K(int p) const {
     return table[p / block_size] * block_stride + base + static_cast<int64_t>(p % block_size) * kv_dim;
   }
+  int64_t Scale(int p) const {
+    return table[p / block_size] * block_stride + scale_base + static_cast<int64_t>(p % block_size) * kKvScaleBytes;
+  }
 };
+
+// The scale of position p's K (v false) or V row: kKvI8's, or 1 (unused) for the float types.
+template <int kKv>
+inline float RowScale(const void* pool, const KvCursor& kv, int p, bool v) {
+  if constexpr (kKv == kKvI8) {
+    return LoadKvScale(pool, kv.Scale(p) + (v ? kv.v_shift : 0));
+  } else {
+    return 1.0f;
+  }
+}
 
 // Visits K rows of positions p, p + 1, ... in order without a division per position.
 struct KvWalk {
   const int32_t* table;
-  int64_t block_stride, base, kv_dim;
+  int64_t block_stride, base, kv_dim, scale_base;
   int block_size, page = 0, slot = 0;
-  int64_t page_base;
+  int64_t page_block;  // offset of the current block
   KvWalk(const KvCursor& c, int p)
-      : table(c.table), block_stride(c.block_stride), base(c.base), kv_dim(c.kv_dim),
+      : table(c.table), block_stride(c.block_stride), base(c.base), kv_dim(c.kv_dim), scale_base(c.scale_base),
         block_size(c.block_size), page(p / c.block_size), slot(p % c.block_size),
-        page_base(c.table[page] * c.block_stride + c.base) {}
+        page_block(c.table[page] * c.block_stride) {}
   int64_t Next() {  // K row of the next position (reads no table entry past it)
     if (slot == block_size) {
       slot = 0;
       ++page;
-      page_base = table[page] * block_stride + base;
+      page_block = table[page] * block_stride;
     }
-    return page_base + slot++ * kv_dim;
+    return page_block + base + slot++ * kv_dim;
+  }
+  int64_t LastScale() const {  // kKvI8: the scale of the row Next() returned last
+    return page_block + scale_base + static_cast<int64_t>(slot - 1) * kKvScaleBytes;
   }
 };
 
@@ -226,7 +292,7 @@ inline float Weights(HD head_dim, const float* qh, const void* pool, const KvCur
                      float scale, float* scores) {
   float max_score = -INFINITY;
   for (int p = 0; p < n; ++p) {
-    scores[p] = portable::Dot<kKv>(head_dim, qh, pool, kv.K(p)) * scale;
+    scores[p] = portable::Dot<kKv>(head_dim, qh, pool, kv.K(p), RowScale<kKv>(pool, kv, p, false)) * scale;
     max_score = scores[p] > max_score ? scores[p] : max_score;
   }
   float lanes[16] = {};
@@ -251,27 +317,34 @@ struct Query {
 };
 
 // Rows read straight from the pool (kType = the KV type) or from a tile copied by CopyTile
-// (kType = kWF32, rows of kC * 16 floats).
+// (kType = kWF32, rows of kC * 16 floats). LastScale: the scale of the row Next() returned last
+// (read for kKvI8 pools only).
 struct PoolRows {
   KvWalk walk;
   int64_t shift;  // 0 for K, v_shift for V
   int64_t Next() { return walk.Next() + shift; }
+  float LastScale(const void* pool) const { return LoadKvScale(pool, walk.LastScale() + shift); }
 };
 struct TileRows {
   int64_t next, stride;
   int64_t Next() { return (next += stride) - stride; }
+  float LastScale(const void*) const { return 1.0f; }  // float tiles have none
 };
 
 // buf[p - p_begin] = K (or V) row of p as floats, for p in [p_begin, p_end); lanes past head_dim 0.
+// kKvI8 rows are dequantized here (scale * q per element, LoadKv's bits).
 template <int kKv, int kC>
 TAILOR_AVX512_INLINE void CopyTile(int head_dim, const void* pool, const KvCursor& kv, bool v, int p_begin,
                                    int p_end, float* buf) {
   KvWalk walk(kv, p_begin);
+  const int64_t shift = v ? kv.v_shift : 0;
   for (int p = p_begin; p < p_end; ++p) {
-    const int64_t at = walk.Next() + (v ? kv.v_shift : 0);
+    const int64_t at = walk.Next() + shift;
+    const float row_scale = kKv == kKvI8 ? LoadKvScale(pool, walk.LastScale() + shift) : 1.0f;
 #pragma GCC unroll 8
     for (int c = 0; c < kC; ++c) {
-      _mm512_storeu_ps(buf + (p - p_begin) * kC * 16 + 16 * c, avx512::LoadW<kKv>(pool, at + 16 * c, head_dim - 16 * c));
+      _mm512_storeu_ps(buf + (p - p_begin) * kC * 16 + 16 * c,
+                       avx512::LoadKvW<kKv>(pool, at + 16 * c, head_dim - 16 * c, row_scale));
     }
   }
 }
@@ -292,9 +365,11 @@ TAILOR_AVX512_INLINE void ScoreTile(int head_dim, const float* qh, const void* s
       acc[t] = _mm512_setzero_ps();
       if (t >= count) continue;
       const int64_t at = rows.Next();
+      const float row_scale = kType == kKvI8 ? rows.LastScale(src) : 1.0f;
 #pragma GCC unroll 8
       for (int c = 0; c < kC; ++c) {
-        acc[t] = _mm512_fmadd_ps(q[c], avx512::LoadW<kType>(src, at + 16 * c, head_dim - 16 * c), acc[t]);
+        const __m512 k = avx512::LoadKvW<kType>(src, at + 16 * c, head_dim - 16 * c, row_scale);
+        acc[t] = _mm512_fmadd_ps(q[c], k, acc[t]);
       }
     }
     const __mmask16 mask = avx512::HalfMask(count);
@@ -333,15 +408,20 @@ TAILOR_AVX512_INLINE void MixTile(int head_dim, const void* src, Rows rows, int 
   for (int p = p_begin; p < p_end; ++p) {
     const __m512 w = _mm512_set1_ps(scores[p] * inv);
     const int64_t at = rows.Next();
+    const float row_scale = kType == kKvI8 ? rows.LastScale(src) : 1.0f;
 #pragma GCC unroll 8
-    for (int c = 0; c < kC; ++c) acc[c] = _mm512_fmadd_ps(w, avx512::LoadW<kType>(src, at + 16 * c, count[c]), acc[c]);
+    for (int c = 0; c < kC; ++c) {
+      acc[c] = _mm512_fmadd_ps(w, avx512::LoadKvW<kType>(src, at + 16 * c, count[c], row_scale), acc[c]);
+    }
   }
 #pragma GCC unroll 8
   for (int c = 0; c < kC; ++c) _mm512_mask_storeu_ps(out + 16 * c, avx512::HalfMask(count[c]), acc[c]);
 }
 
 // Attends `nq` (<= kQueries) queries over kv; scores: nq * (max n) floats. With several queries
-// each tile of K (then V) rows is first copied to a float buffer in L1, whatever the KV type.
+// each tile of K (then V) rows is first copied to a float buffer in L1, whatever the KV type
+// (kKvI8 rows dequantized by CopyTile); a single query reads the pool's rows, dequantizing each
+// element as it loads it (LoadKvW: the same bits either way).
 template <int kKv, int kC>
 TAILOR_AVX512_TARGET inline void AttendSet(int head_dim, const Query* qs, int nq, const void* pool,
                                            const KvCursor& kv, float scale, float* scores) {
@@ -412,14 +492,20 @@ inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS blo
   KvCursor kv;
   kv.block_size = static_cast<int>(block_size);
   kv.kv_dim = static_cast<int>(n_kv_heads) * hd;
-  kv.v_shift = static_cast<int64_t>(kv.block_size) * kv.kv_dim;
+  kv.v_shift = KvPlane<kKv>(kv.block_size, static_cast<int>(n_kv_heads), hd);
   kv.block_stride = static_cast<int64_t>(n_layers) * 2 * kv.v_shift;
+  // kKvI8: the scales of kv head kvh follow the plane's values (KvWriteOp).
+  auto set_head = [&](int kvh) {
+    kv.base = static_cast<int64_t>(layer) * 2 * kv.v_shift + kvh * hd;
+    kv.scale_base = static_cast<int64_t>(layer) * 2 * kv.v_shift +
+                    static_cast<int64_t>(kv.block_size) * (kv.kv_dim + kvh * kKvScaleBytes);
+  };
   auto at = [&](auto* base, int m, int h) { return base + (static_cast<int64_t>(m) * n_heads + h) * hd; };
   if constexpr (kAvx512<Isa>) {
     if (hd <= 128) {
       attention::Query set[attention::kQueries];
       for (int kvh = head_begin / group; kvh * group < head_end; ++kvh) {
-        kv.base = static_cast<int64_t>(layer) * 2 * kv.v_shift + kvh * hd;
+        set_head(kvh);
         const int hb = head_begin > kvh * group ? head_begin : kvh * group;
         const int he = head_end < (kvh + 1) * group ? head_end : (kvh + 1) * group;
         for (int m0 = 0; m0 < rows;) {  // runs of rows of one sequence share K and V
@@ -455,10 +541,12 @@ inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS blo
         continue;
       }
       kv.table = tables + row_of[m] * static_cast<int>(max_blocks);
-      kv.base = static_cast<int64_t>(layer) * 2 * kv.v_shift + (h / group) * hd;
+      set_head(h / group);
       const float inv = attention::Weights<kKv>(head_dim, at(q, m, h), pool, kv, pos[m] + 1, scale, scores);
       for (int d = 0; d < hd; ++d) o[d] = 0.0f;
-      for (int p = 0; p <= pos[m]; ++p) AxpyOp<Isa, kKv>(head_dim, scores[p] * inv, pool, kv.K(p) + kv.v_shift, o);
+      for (int p = 0; p <= pos[m]; ++p) {
+        AxpyOp<Isa, kKv>(head_dim, scores[p] * inv, pool, kv.K(p) + kv.v_shift, o, RowScale<kKv>(pool, kv, p, true));
+      }
     }
   }
 }

@@ -30,7 +30,7 @@ struct OpKindInfo {
   const char* name;
   bool weight_typed;  // instantiated per weight element type (OpDesc::wtype)
   bool kv_typed;      // instantiated per KV element type (OpDesc::kvtype)
-  bool quantized;     // also takes quantized weights (kWQ8)
+  bool quantized;     // also takes quantized weights (kWQ8, kWQ4)
 };
 inline constexpr OpKindInfo kOpKinds[kNumOpKinds] = {
     {"embed", true, false, true},   {"rmsnorm", true, false, false},  {"matmul", true, false, true},
@@ -38,10 +38,13 @@ inline constexpr OpKindInfo kOpKinds[kNumOpKinds] = {
     {"attention", false, true, false}, {"add", false, false, false},   {"swiglu", false, false, false},
     {"gather", false, false, false},
 };
-// The weight element types ops are instantiated for, in WeightType order; kWQ8 only where
-// OpKindInfo::quantized.
-inline constexpr int kWeightTypes[] = {kWF32, kWF16, kWBF16, kWQ8};
-inline constexpr bool IsQuantized(int type) { return type == kWQ8; }
+// The weight element types ops are instantiated for, in WeightType order; the quantized ones
+// only where OpKindInfo::quantized.
+inline constexpr int kWeightTypes[] = {kWF32, kWF16, kWBF16, kWQ8, kWQ4};
+inline constexpr bool IsQuantized(int type) { return type == kWQ8 || type == kWQ4; }
+// The KV element types kv-typed ops are instantiated for: the float types and kKvI8, which is
+// never a weight type (as the quantized weight types are never KV types).
+inline constexpr int kKvTypes[] = {kWF32, kWF16, kWBF16, kKvI8};
 
 // One op of a program. A structural type: generated code passes it as a template argument.
 struct OpDesc {
@@ -122,8 +125,8 @@ inline void RunKind(const S& s, const OpArgs& a, int part, int b, int e) {
   } else if constexpr (kKind == kOpRope) {
     RopeOp(s.n_heads(), s.n_kv_heads(), s.head_dim(), in, in2, a.pos, a.cos_sin, b, e);
   } else if constexpr (kKind == kOpKvWrite) {
-    KvWriteOp<kKv>(s.kv_dim(), s.kv_block(), s.max_blocks(), s.n_layers(), d.layer, in, in2, a.pos, a.row_of,
-                   a.tables, a.kv_pool, b, e);
+    KvWriteOp<kKv>(s.n_kv_heads(), s.head_dim(), s.kv_block(), s.max_blocks(), s.n_layers(), d.layer, in, in2,
+                   a.pos, a.row_of, a.tables, a.kv_pool, b, e);
   } else if constexpr (kKind == kOpAttention) {
     AttentionOp<Isa, kKv>(d.rows, s.n_heads(), s.n_kv_heads(), s.head_dim(), s.kv_block(), s.max_blocks(),
                           s.n_layers(), d.layer, in, a.pos, a.row_of, a.tables, a.kv_pool, out,

@@ -1,17 +1,21 @@
-// 8-bit weights (the package format q8_0, DType::kQ8) times 8-bit activations.
+// 8-bit and 4-bit weights (the package formats q8_0 and q4: DType::kQ8, kQ4) times 8-bit
+// activations.
 //
-// Weights: blocks of 32 along k, value = d * q with q in [-127, 127] and one f16 scale d per
-// block (as GGUF's Q8_0). Packed for the kernels in groups of 16 rows (n % 16 == 0, k % 32 == 0):
-// group g holds, for each block b in order, a 544-byte tile: 512 bytes of quants laid out
-// [quad j < 8][row i < 16][4 bytes] (quant of row 16g+i at k = 32b + 4j + t, stored as the
-// unsigned byte q + 128), then the 16 rows' f16 scales. A tile's quants for one quad are one
-// 64-byte vector: 16 lanes of 4 bytes, one lane per row, which VPDPBUSD multiplies with 4 bytes
-// of an activation row broadcast to every lane.
+// Weights: blocks of 32 along k, value = d * q with one f16 scale d per block; q in [-127, 127]
+// (q8_0, as GGUF's Q8_0) or [-8, 7] (q4, as GGUF's Q4_0). Packed for the kernels in groups of 16
+// rows (n % 16 == 0, k % 32 == 0): group g holds, for each block b in order, a tile of the 16 rows'
+// quants, then their 16 f16 scales. q8_0 (544-byte tiles): 512 bytes laid out [quad j < 8][row
+// i < 16][4 bytes] (the quant of row 16g+i at k = 32b + 4j + t, stored as the unsigned byte
+// q + 128). q4 (288-byte tiles): 256 bytes, [quad pair p < 4][row i][4 bytes], each byte holding
+// quad 2p's value (q + 8) in its low nibble and quad 2p+1's in its high one. Either way one quad
+// becomes a 64-byte vector of 16 lanes of 4 unsigned bytes, one lane per row, which VPDPBUSD
+// multiplies with 4 bytes of an activation row broadcast to every lane; the bias (128 or 8) is
+// taken out with the activation block's sum.
 //
 // Activations are quantized per row and per block of 32 when a matmul runs: d_x = amax / 127,
 // q_x = nearest-even(x * (127 / amax)) (0 for an all-zero block), and s_x = sum of the block's q_x.
 // Then, for every output (m, n), in block order:
-//   isum = sum_i (q_w + 128) * q_x - 128 * s_x   (exact in int32)
+//   isum = sum_i (q_w + bias) * q_x - bias * s_x   (exact in int32)
 //   acc  = fma((float) isum, d_w * d_x, acc)     (acc starts at 0)
 // Both variants compute exactly this (the integer sums are exact and the float operations are the
 // same, in the same order), so their bits agree and an output never depends on the other rows,
@@ -37,11 +41,20 @@ namespace tailor::kern::q8 {
 
 inline constexpr int kBlock = 32;      // k per scale
 inline constexpr int kGroup = 16;      // weight rows packed together
-inline constexpr int kTileBytes = 544; // one block of one group: 512 quant bytes + 16 f16 scales
-inline constexpr int kMaxK = 1 << 16;  // longest row a matmul quantizes on the stack in chunks
 
-// Rows of activations quantized at once (a chunk's buffers live on the stack).
-inline constexpr int kChunkRows = 4;
+// The two weight formats: bytes of one block of one group, where its scales start, the bias of
+// the stored quants.
+struct Int8Weights {
+  static constexpr int kTileBytes = 544, kScaleOffset = 512, kBias = 128;
+};
+struct Int4Weights {
+  static constexpr int kTileBytes = 288, kScaleOffset = 256, kBias = 8;
+};
+inline constexpr int kMaxK = 1 << 15;  // longest row (k) an int8 matmul takes
+
+// Rows of activations quantized at once: every weight tile loaded is used for all of them (a
+// decode batch of up to 16 rows reads the weights once).
+inline constexpr int kChunkRows = 16;
 
 inline float HalfBitsToFloat(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
@@ -85,16 +98,31 @@ inline void QuantizeRow(int k, const float* x, int8_t* q, float* d, int32_t* s) 
   }
 }
 
-// Weight quant of row i of a group at k index c, as stored (q + 128), and the row's scale of block b.
-inline uint8_t StoredQuant(const uint8_t* group, int i, int c) {
-  const uint8_t* tile = group + static_cast<int64_t>(c / kBlock) * kTileBytes;
-  const int within = c % kBlock;
-  return tile[(within / 4) * 64 + i * 4 + within % 4];
+// Weight quant of row i of a group at k index c, as stored (q + bias), and the row's scale of
+// block b.
+template <class F = Int8Weights>
+inline int StoredQuant(const uint8_t* group, int i, int c) {
+  const uint8_t* tile = group + static_cast<int64_t>(c / kBlock) * F::kTileBytes;
+  const int j = (c % kBlock) / 4, t = c % 4;
+  if constexpr (F::kBias == 128) {
+    return tile[j * 64 + i * 4 + t];
+  } else {
+    const uint8_t byte = tile[(j / 2) * 64 + i * 4 + t];
+    return j % 2 == 0 ? byte & 0x0f : byte >> 4;
+  }
 }
+template <class F = Int8Weights>
 inline float Scale(const uint8_t* group, int i, int b) {
   uint16_t h;
-  std::memcpy(&h, group + static_cast<int64_t>(b) * kTileBytes + 512 + 2 * i, 2);
+  std::memcpy(&h, group + static_cast<int64_t>(b) * F::kTileBytes + F::kScaleOffset + 2 * i, 2);
   return HalfBitsToFloat(h);
+}
+// The value of row r, column c of a packed matrix with `k` columns.
+template <class F>
+inline float WeightValue(const uint8_t* w, int k, int64_t r, int c) {
+  const uint8_t* group = w + (r / kGroup) * static_cast<int64_t>(k / kBlock) * F::kTileBytes;
+  const int i = static_cast<int>(r % kGroup);
+  return Scale<F>(group, i, c / kBlock) * static_cast<float>(StoredQuant<F>(group, i, c) - F::kBias);
 }
 
 // Activations of up to kChunkRows rows, quantized: a matmul's scratch (one per partition running
@@ -109,12 +137,12 @@ namespace portable {
 
 // y[m, n] = x[m] . w[n] for rows m < rows and outputs n in [n_begin, n_end) (row stride of y:
 // n_total), k <= kMaxK.
-template <class R, class K>
+template <class F, class R, class K>
 void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy, int n_begin,
             int n_end, QuantizedRows& qx) {
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e), blocks = k / kBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
-  const int64_t group_bytes = static_cast<int64_t>(blocks) * kTileBytes;
+  const int64_t group_bytes = static_cast<int64_t>(blocks) * F::kTileBytes;
   for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
     const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
     for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
@@ -125,9 +153,9 @@ void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* 
         float acc = 0.0f;
         for (int b = 0; b < blocks; ++b) {
           int32_t dp = 0;
-          for (int c = b * kBlock; c < (b + 1) * kBlock; ++c) dp += StoredQuant(group, i, c) * qx.q[r][c];
-          const int32_t isum = dp - 128 * qx.s[r][b];
-          acc = std::fma(static_cast<float>(isum), Scale(group, i, b) * qx.d[r][b], acc);
+          for (int c = b * kBlock; c < (b + 1) * kBlock; ++c) dp += StoredQuant<F>(group, i, c) * qx.q[r][c];
+          const int32_t isum = dp - F::kBias * qx.s[r][b];
+          acc = std::fma(static_cast<float>(isum), Scale<F>(group, i, b) * qx.d[r][b], acc);
         }
         y[(m0 + r) * ldy + n] = acc;
       }
@@ -159,7 +187,19 @@ TAILOR_VNNI_TARGET inline void QuantizeRow(int k, const float* x, int8_t* q, flo
 
 // Outputs of kT groups (16 rows each) for kR activation rows: per block, 8 VPDPBUSD per (row,
 // group) into exact int32 lanes, then the row's correction, conversion and one fma per lane.
-template <int kR, int kT>
+// The stored quants of quad j of a tile as 16 lanes of 4 unsigned bytes.
+template <class F>
+TAILOR_VNNI_INLINE __m512i LoadQuad(const uint8_t* tile, int j) {
+  if constexpr (F::kBias == 128) {
+    return _mm512_loadu_si512(tile + 64 * j);
+  } else {
+    const __m512i v = _mm512_loadu_si512(tile + 64 * (j / 2));
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    return j % 2 == 0 ? _mm512_and_si512(v, low) : _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+  }
+}
+
+template <class F, int kR, int kT>
 TAILOR_VNNI_INLINE void Tile(int blocks, const QuantizedRows& qx, int r0, const uint8_t* const* groups,
                              __m512* out) {
   __m512 acc[kR][kT];
@@ -180,7 +220,7 @@ TAILOR_VNNI_INLINE void Tile(int blocks, const QuantizedRows& qx, int r0, const 
       __m512i wv[kT];
 #pragma GCC unroll 4
       for (int t = 0; t < kT; ++t) {
-        wv[t] = _mm512_loadu_si512(groups[t] + static_cast<int64_t>(b) * kTileBytes + 64 * j);
+        wv[t] = LoadQuad<F>(groups[t] + static_cast<int64_t>(b) * F::kTileBytes, j);
       }
 #pragma GCC unroll 4
       for (int r = 0; r < kR; ++r) {
@@ -195,11 +235,11 @@ TAILOR_VNNI_INLINE void Tile(int blocks, const QuantizedRows& qx, int r0, const 
 #pragma GCC unroll 4
     for (int t = 0; t < kT; ++t) {
       dw[t] = _mm512_cvtph_ps(_mm256_loadu_si256(
-          reinterpret_cast<const __m256i*>(groups[t] + static_cast<int64_t>(b) * kTileBytes + 512)));
+          reinterpret_cast<const __m256i*>(groups[t] + static_cast<int64_t>(b) * F::kTileBytes + F::kScaleOffset)));
     }
 #pragma GCC unroll 4
     for (int r = 0; r < kR; ++r) {
-      const __m512i corr = _mm512_set1_epi32(128 * qx.s[r0 + r][b]);
+      const __m512i corr = _mm512_set1_epi32(F::kBias * qx.s[r0 + r][b]);
       const __m512 dx = _mm512_set1_ps(qx.d[r0 + r][b]);
 #pragma GCC unroll 4
       for (int t = 0; t < kT; ++t) {
@@ -231,60 +271,74 @@ TAILOR_VNNI_INLINE void StoreGroup(const __m512* out, int stride, float* y, int6
   for (int r = 0; r < kR; ++r) StoreLanes(out[r * stride], y + (m + r) * ldy, g, lo, hi);
 }
 
-// Rows m .. m + kR - 1 of y (chunk rows r0 ..) for outputs [n_begin, n_end), two groups at a time.
-template <int kR>
-TAILOR_VNNI_INLINE void Rows(int blocks, const QuantizedRows& qx, int r0, const uint8_t* w, int64_t group_bytes,
-                             float* y, int64_t ldy, int m, int n_begin, int n_end) {
-  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-  int g = g_begin;
-  for (; g + 2 <= g_end; g += 2) {
-    const uint8_t* groups[2] = {w + g * group_bytes, w + (g + 1) * group_bytes};
-    __m512 out[kR * 2];
-    Tile<kR, 2>(blocks, qx, r0, groups, out);
-    StoreGroup<kR>(out, 2, y, ldy, m, g, n_begin, n_end);
-    StoreGroup<kR>(out + 1, 2, y, ldy, m, g + 1, n_begin, n_end);
-  }
-  if (g < g_end) {
-    const uint8_t* groups[1] = {w + g * group_bytes};
-    __m512 out[kR];
-    Tile<kR, 1>(blocks, qx, r0, groups, out);
-    StoreGroup<kR>(out, 1, y, ldy, m, g, n_begin, n_end);
+// kT groups starting at g for rows r0 .. r0 + kR - 1 of the chunk (rows m + r0 .. of y).
+template <class F, int kR, int kT>
+TAILOR_VNNI_INLINE void Groups(int blocks, const QuantizedRows& qx, int r0, const uint8_t* w, int64_t group_bytes,
+                               int g, float* y, int64_t ldy, int m, int n_begin, int n_end) {
+  const uint8_t* groups[kT];
+#pragma GCC unroll 2
+  for (int t = 0; t < kT; ++t) groups[t] = w + (g + t) * group_bytes;
+  __m512 out[kR * kT];
+  Tile<F, kR, kT>(blocks, qx, r0, groups, out);
+#pragma GCC unroll 2
+  for (int t = 0; t < kT; ++t) StoreGroup<kR>(out + t, kT, y, ldy, m + r0, g + t, n_begin, n_end);
+}
+
+// kT groups starting at g for every row of the chunk, four rows at a time (the groups' tiles
+// stay in cache between the row sets).
+template <class F, int kT>
+TAILOR_VNNI_INLINE void AllRows(int rows, int blocks, const QuantizedRows& qx, const uint8_t* w, int64_t group_bytes,
+                                int g, float* y, int64_t ldy, int m, int n_begin, int n_end) {
+  int r0 = 0;
+  for (; r0 + 4 <= rows; r0 += 4) Groups<F, 4, kT>(blocks, qx, r0, w, group_bytes, g, y, ldy, m, n_begin, n_end);
+  switch (rows - r0) {
+    case 3: Groups<F, 3, kT>(blocks, qx, r0, w, group_bytes, g, y, ldy, m, n_begin, n_end); break;
+    case 2: Groups<F, 2, kT>(blocks, qx, r0, w, group_bytes, g, y, ldy, m, n_begin, n_end); break;
+    case 1: Groups<F, 1, kT>(blocks, qx, r0, w, group_bytes, g, y, ldy, m, n_begin, n_end); break;
+    default: break;
   }
 }
 
-template <class R, class K>
+template <class F, class R, class K>
 TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy,
                                int n_begin, int n_end, QuantizedRows& qx) {
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e), blocks = k / kBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
-  const int64_t group_bytes = static_cast<int64_t>(blocks) * kTileBytes;
+  const int64_t group_bytes = static_cast<int64_t>(blocks) * F::kTileBytes;
   for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
     const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
     for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
-    switch (mc) {
-      case 4: Rows<4>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
-      case 3: Rows<3>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
-      case 2: Rows<2>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
-      default: Rows<1>(blocks, qx, 0, wb, group_bytes, y, ldy, m0, n_begin, n_end); break;
-    }
+    const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+    int g = g_begin;
+    for (; g + 2 <= g_end; g += 2) AllRows<F, 2>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
+    if (g < g_end) AllRows<F, 1>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
   }
 }
 
 }  // namespace vnni
 
-// Packs a row-major [n, k] matrix's quants and scales (q in [-127, 127], q[r * k + c]; scales
-// d[r * (k / 32) + b] as f16 bits) into the grouped layout above (n % 16 == 0, k % 32 == 0).
+// Packs a row-major [n, k] matrix's quants q[r * k + c] (in [-127, 127] for Int8Weights, [-8, 7]
+// for Int4Weights) and f16 scales d[r * (k / 32) + b] into the grouped layout above (n % 16 == 0,
+// k % 32 == 0).
+template <class F = Int8Weights>
 inline void Pack(int n, int k, const int8_t* q, const uint16_t* d, uint8_t* out) {
   const int blocks = k / kBlock;
   for (int g = 0; g < n / kGroup; ++g) {
     for (int b = 0; b < blocks; ++b) {
-      uint8_t* tile = out + (static_cast<int64_t>(g) * blocks + b) * kTileBytes;
+      uint8_t* tile = out + (static_cast<int64_t>(g) * blocks + b) * F::kTileBytes;
+      std::memset(tile, 0, F::kScaleOffset);
       for (int i = 0; i < kGroup; ++i) {
         const int64_t row = static_cast<int64_t>(g) * kGroup + i;
         for (int c = 0; c < kBlock; ++c) {
-          tile[(c / 4) * 64 + i * 4 + c % 4] = static_cast<uint8_t>(q[row * k + b * kBlock + c] + 128);
+          const auto stored = static_cast<uint8_t>(q[row * k + b * kBlock + c] + F::kBias);
+          const int j = c / 4, t = c % 4;
+          if constexpr (F::kBias == 128) {
+            tile[j * 64 + i * 4 + t] = stored;
+          } else {
+            tile[(j / 2) * 64 + i * 4 + t] |= static_cast<uint8_t>(j % 2 == 0 ? stored : stored << 4);
+          }
         }
-        std::memcpy(tile + 512 + 2 * i, &d[row * blocks + b], 2);
+        std::memcpy(tile + F::kScaleOffset + 2 * i, &d[row * blocks + b], 2);
       }
     }
   }

@@ -1,8 +1,10 @@
 #include "kernels/reference_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "kernels/q8_kernels.h"
 
@@ -135,16 +137,18 @@ void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
       }
       return;
     }
-    case DType::kQ8: {  // groups of 16 rows (kern::q8's layout): scale * (stored - 128)
-      namespace q8 = kern::q8;
-      const auto* group = reinterpret_cast<const uint8_t*>(w.data) + (r / q8::kGroup) * q8::kGroup * w.row_bytes();
-      const int i = static_cast<int>(r % q8::kGroup);
+    case DType::kQ8:  // groups of 16 rows (kern::q8's layouts): scale * (stored - bias)
       for (int64_t c = 0; c < w.cols; ++c) {
-        const int stored = q8::StoredQuant(group, i, static_cast<int>(c));
-        out[c] = q8::Scale(group, i, static_cast<int>(c / q8::kBlock)) * static_cast<float>(stored - 128);
+        out[c] = kern::q8::WeightValue<kern::q8::Int8Weights>(reinterpret_cast<const uint8_t*>(w.data),
+                                                              static_cast<int>(w.cols), r, static_cast<int>(c));
       }
       return;
-    }
+    case DType::kQ4:
+      for (int64_t c = 0; c < w.cols; ++c) {
+        out[c] = kern::q8::WeightValue<kern::q8::Int4Weights>(reinterpret_cast<const uint8_t*>(w.data),
+                                                              static_cast<int>(w.cols), r, static_cast<int>(c));
+      }
+      return;
     case DType::kQ8_0: {
       for (int64_t b = 0; b < w.cols / kQ8_0BlockSize; ++b) {
         const std::byte* block = row + b * kQ8_0BlockBytes;
@@ -158,6 +162,9 @@ void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
       }
       return;
     }
+    case DType::kI8:  // a KV cache type, never a weight: NaN makes a misuse visible
+      std::fill(out, out + w.cols, std::numeric_limits<float>::quiet_NaN());
+      return;
     case DType::kQ4_0:
       DequantizeBlocks(row, w.cols, w.dtype, DequantizeQ4_0Block, out);
       return;

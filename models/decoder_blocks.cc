@@ -6,8 +6,8 @@ namespace tailor::blocks {
 namespace {
 
 TensorDesc Tensor(std::string name, std::string hf_name, int64_t rows, int64_t cols, TensorKind kind,
-                  bool rope = false) {
-  return TensorDesc{std::move(name), std::move(hf_name), rows, cols, kind, rope};
+                  bool rope = false, bool kv = false) {
+  return TensorDesc{std::move(name), std::move(hf_name), rows, cols, kind, rope, kv};
 }
 
 }  // namespace
@@ -25,8 +25,8 @@ void AppendAttention(const ModelConfig& c, int32_t l, std::vector<TensorDesc>* o
   const int64_t D = c.dim, Q = c.q_dim(), KV = c.kv_dim();
   out->push_back(Tensor(LayerName(l, "attn_norm.weight"), HfLayerName(l, "input_layernorm.weight"), 1, D, TensorKind::kVector));
   out->push_back(Tensor(LayerName(l, "attn_q.weight"), HfLayerName(l, "self_attn.q_proj.weight"), Q, D, TensorKind::kMatrix, true));
-  out->push_back(Tensor(LayerName(l, "attn_k.weight"), HfLayerName(l, "self_attn.k_proj.weight"), KV, D, TensorKind::kMatrix, true));
-  out->push_back(Tensor(LayerName(l, "attn_v.weight"), HfLayerName(l, "self_attn.v_proj.weight"), KV, D, TensorKind::kMatrix));
+  out->push_back(Tensor(LayerName(l, "attn_k.weight"), HfLayerName(l, "self_attn.k_proj.weight"), KV, D, TensorKind::kMatrix, true, true));
+  out->push_back(Tensor(LayerName(l, "attn_v.weight"), HfLayerName(l, "self_attn.v_proj.weight"), KV, D, TensorKind::kMatrix, false, true));
   out->push_back(Tensor(LayerName(l, "attn_output.weight"), HfLayerName(l, "self_attn.o_proj.weight"), D, Q, TensorKind::kMatrix));
 }
 

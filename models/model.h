@@ -95,6 +95,8 @@ struct TensorDesc {
   // q/k projections, their biases and per-head norms. Their order inside a head follows the
   // source's RopeLayout; packages store them for interleaved pairs.
   bool rope_features = false;
+  // The k or v projection (what the KV cache stores): 4-bit packages keep it at 8 bits.
+  bool kv_projection = false;
 };
 
 using WeightView = MatrixView;

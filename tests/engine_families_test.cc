@@ -9,6 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/runtime.h"
+#include "engine/spec_config.h"
+#include "kernels/reference_kernels.h"
 #include "engine/sequence_runner.h"
 #include "gtest/gtest.h"
 #include "models/family.h"
@@ -175,6 +177,55 @@ TEST(Families, GgufFilesMatch) {
                                               std::tuple{qwen2.get(), "tiny-qwen2", 0.25f}}) {
     ReferenceFeeds feeds(*model);
     ExpectMatchesReference(dir, [&] { return feeds.Fresh(); }, tolerance, false, model->source.filename().string());
+  }
+}
+
+// Compiled without --dtype, quantized GGUF tensors keep their format: Q8_0 and Q4_0 blocks are
+// repacked into q8_0 and q4 with the same values; K-quants become q8_0 (close, not equal).
+TEST(Families, GgufQuantizedTensorsKeepTheirFormat) {
+  for (const auto& [file, from, to, exact] :
+       {std::tuple{"tiny-qwen2-Q8_0.gguf", DType::kQ8_0, DType::kQ8, true},
+        std::tuple{"quant-test/quant-test-Q4_0.gguf", DType::kQ4_0, DType::kQ4, true},
+        std::tuple{"quant-test/quant-test-Q4_K_M.gguf", DType::kQ4_K, DType::kQ8, false}}) {
+    auto model = Load(file);
+    ASSERT_NE(model, nullptr);
+    testing_util::TempDir tmp;
+    auto specs = ParseSpecConfig(R"({"specializations": [{"batch_size": "1", "seq_len": "1", "ctx_len": "16"}]})",
+                                 "specs", model->config.max_positions);
+    ASSERT_TRUE(specs.ok());
+    CompileOptions o;
+    o.out = tmp.path();
+    o.target = Target::kNative;
+    o.compile_only = true;
+    o.keep_source_formats = true;
+    ASSERT_TRUE(CompilePackage(*model, *specs, o).ok()) << file;
+    auto pkg = OpenPackage(tmp.path());
+    ASSERT_TRUE(pkg.ok()) << pkg.status();
+    int checked = 0;
+    for (size_t i = 0; i < model->tensors.size(); ++i) {
+      const TensorDesc& t = model->tensors[i];
+      const WeightView& src = model->weights[i];
+      const TensorRef& ref = (*pkg)->weights.tensors[i];
+      if (src.dtype != from || t.rope_features) continue;  // q/k rows are reordered for rope
+      ASSERT_EQ(ref.dtype, to) << file << " " << t.name;
+      const WeightView packed{ref.dtype, ref.rows, ref.cols, (*pkg)->weights_file->data() + ref.offset};
+      std::vector<float> want(src.cols), got(src.cols);
+      for (int64_t r = 0; r < src.rows; r += 7) {
+        ref::DequantizeRow(src, r, want.data());
+        ref::DequantizeRow(packed, r, got.data());
+        for (int64_t c = 0; c < src.cols; ++c) {
+          if (exact) {
+            ASSERT_EQ(got[c], want[c]) << file << " " << t.name << " " << r << "," << c;
+          } else {  // within half a step of q8_0's scale: amax of the block / 127 / 2
+            float amax = 0;
+            for (int64_t j = c / 32 * 32; j < c / 32 * 32 + 32; ++j) amax = std::max(amax, std::fabs(want[j]));
+            ASSERT_NEAR(got[c], want[c], amax / 254 * 1.01f + 1e-7f) << file << " " << t.name;
+          }
+        }
+      }
+      ++checked;
+    }
+    EXPECT_GT(checked, 3) << file;
   }
 }
 

@@ -63,9 +63,9 @@ fs::path TinyMistral() {
                      Options(Target::kGenerated, DType::kF16, DType::kF32, true));
 }
 
-// q8_0 weights: int8 matmuls (stories260K's ffn of 172 keeps its MLP in bf16).
-fs::path Q8(const std::string& name, const std::string& model_rel, Target target) {
-  return TestPackage(name, model_rel, kStoriesSpecs, Options(target, DType::kQ8, DType::kF32, false));
+// q8_0 (or q4) weights: int8 matmuls (stories260K's ffn of 172 keeps its MLP in bf16).
+fs::path Q8(const std::string& name, const std::string& model_rel, Target target, DType dtype = DType::kQ8) {
+  return TestPackage(name, model_rel, kStoriesSpecs, Options(target, dtype, DType::kF32, false));
 }
 
 // bf16 weights on the native target (the kernels generated code calls, without building them).
@@ -153,6 +153,9 @@ TEST(EnginePackage, MatchesReferenceForward) {
                          "stories260K/stories260K.bin", 2e-2f, /*relative=*/true);
   ExpectMatchesReference(Q8("tiny_llama_q8", "tiny-llama-gqa-bf16-sharded", Target::kGenerated),
                          "tiny-llama-gqa-bf16-sharded", 4e-2f, /*relative=*/true);
+  // q4: 16 levels per block of 32 (its accuracy on a trained model: perplexity's measure).
+  ExpectMatchesReference(Q8("stories_q4", "stories260K/stories260K.bin", Target::kGenerated, DType::kQ4),
+                         "stories260K/stories260K.bin", 8e-2f, /*relative=*/true);
 }
 
 
@@ -195,7 +198,7 @@ TEST(EnginePackage, BatchInvarianceBf16) {
   ExpectBatchInvariant({gen.get(), nat.get()});
 }
 
-// Every q8_0 matmul is int8 x int8 with exact block sums: a row's logits are bitwise the same
+// Every q8_0 (and q4) matmul is an integer dot product per block with exact sums: a row's logits are bitwise the same
 // beside other rows, in prompt chunks and -ols splits, generated or native.
 TEST(EnginePackage, BatchInvarianceQ8) {
   const fs::path dir = Q8("stories_q8", "stories260K/stories260K.bin", Target::kGenerated);
@@ -206,6 +209,40 @@ TEST(EnginePackage, BatchInvarianceQ8) {
   EXPECT_EQ(quantized, 5 * 4) << "q, k, v, o of every layer (the MLP's 172 stays bf16)";
   auto gen = Open(dir), nat = Open(dir, true), native_target = Open(Q8("stories_q8_native", "stories260K/stories260K.bin", Target::kNative));
   ASSERT_TRUE(gen && nat && native_target);
+  ExpectBatchInvariant({gen.get(), nat.get(), native_target.get()});
+  // q4 likewise (4-bit weights unpacked to bytes for the same integer dot products).
+  const fs::path q4 = Q8("stories_q4", "stories260K/stories260K.bin", Target::kGenerated, DType::kQ4);
+  auto gen4 = Open(q4), nat4 = Open(q4, true);
+  ASSERT_TRUE(gen4 && nat4);
+  ExpectBatchInvariant({gen4.get(), nat4.get()});
+}
+
+// int8 KV blocks (one f32 scale per token and kv head; kernels/cpu_ops.h): the manifest says
+// "int8" and the pool's blocks hold values and scales; the logits follow the float64 reference
+// (unquantized KV) within the rounding's effect, and a row's logits are bitwise the same beside
+// other rows, in prompt chunks and -ols splits, generated or native.
+fs::path StoriesKvInt8(const std::string& name, Target target) {
+  return TestPackage(name, "stories260K/stories260K.bin", kStoriesSpecs,
+                     Options(target, DType::kF32, DType::kI8, false));
+}
+
+TEST(EnginePackage, KvInt8MatchesReferenceAndIsBatchInvariant) {
+  const fs::path dir = StoriesKvInt8("stories_kv_int8", Target::kGenerated);
+  std::ifstream manifest(dir / "manifest.json");
+  const nlohmann::json m = nlohmann::json::parse(manifest, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(m.is_object());
+  EXPECT_EQ(m["kv"]["dtype"], "int8");
+  // Each element's rounding error is up to 1/254 of its (token, kv head)'s largest |value|, and
+  // stories260K's attention is sharp (scores' std 7 to 25 over head_dim 8), so K's rounding moves
+  // the logits by up to 2.6% of the largest (bf16 KV: 0.4%); allowed: 5%. A wrong scale or
+  // offset moves them by far more.
+  ExpectMatchesReference(dir, "stories260K/stories260K.bin", 5e-2f, /*relative=*/true);
+  auto gen = Open(dir), nat = Open(dir, true);
+  auto native_target = Open(StoriesKvInt8("stories_kv_int8_native", Target::kNative));
+  ASSERT_TRUE(gen && nat && native_target);
+  ASSERT_TRUE(gen->uses_generated_kernels());
+  // stories260K: 5 layers, 4 kv heads of 8; per layer K and V: 16 x 32 int8 and 16 x 4 f32 scales.
+  EXPECT_EQ(gen->kv_block_bytes(), 5 * 2 * (16 * 32 + 16 * 4 * 4));
   ExpectBatchInvariant({gen.get(), nat.get(), native_target.get()});
 }
 

@@ -1,5 +1,5 @@
-// The int8 matmul (q8_0 weights, kernels/q8_kernels.h) against a plain restatement of its
-// definition: exact integer block sums, then one fma per block in order. The VNNI variant agrees
+// The int8 matmuls (q8_0 and q4 weights, kernels/q8_kernels.h) against a plain restatement of
+// their definition: exact integer block sums, then one fma per block in order. The VNNI variant agrees
 // bitwise with the portable one; a row's outputs do not depend on the other rows or on the -ols
 // partition; dequantization is scale x q; the result is close to the float64 product.
 #include <cmath>
@@ -22,26 +22,34 @@ bool HasVnni() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
-// A random [n, k] int8 matrix (quants in [-127, 127], f16 scales) and its packed form.
+// A random [n, k] matrix of quants (in [-127, 127], or [-8, 7] for q4), f16 scales, and its
+// packed form.
 struct Weights {
   int n = 0, k = 0;
+  bool q4 = false;
   std::vector<int8_t> q;
   std::vector<uint16_t> d;
   std::vector<uint8_t> packed;
   float Value(int r, int c) const { return F16ToF32(d[r * (k / 32) + c / 32]) * q[r * k + c]; }
 };
 
-Weights MakeWeights(int n, int k, uint32_t seed) {
+Weights MakeWeights(int n, int k, uint32_t seed, bool q4) {
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> qd(-127, 127);
+  std::uniform_int_distribution<int> qd(q4 ? -8 : -127, q4 ? 7 : 127);
   std::uniform_real_distribution<float> sd(1e-4f, 2e-2f);
   Weights w;
   w.n = n;
   w.k = k;
+  w.q4 = q4;
   for (int i = 0; i < n * k; ++i) w.q.push_back(static_cast<int8_t>(qd(rng)));
   for (int i = 0; i < n * k / 32; ++i) w.d.push_back(F32ToF16(sd(rng)));
-  w.packed.resize(static_cast<size_t>(n / 16) * (k / 32) * q8::kTileBytes);
-  q8::Pack(n, k, w.q.data(), w.d.data(), w.packed.data());
+  const int tile = q4 ? q8::Int4Weights::kTileBytes : q8::Int8Weights::kTileBytes;
+  w.packed.resize(static_cast<size_t>(n / 16) * (k / 32) * tile);
+  if (q4) {
+    q8::Pack<q8::Int4Weights>(n, k, w.q.data(), w.d.data(), w.packed.data());
+  } else {
+    q8::Pack<q8::Int8Weights>(n, k, w.q.data(), w.d.data(), w.packed.data());
+  }
   return w;
 }
 
@@ -70,13 +78,14 @@ float Definition(const Weights& w, int row, const int8_t* xq, const float* xd) {
 std::vector<float> MatMul(bool vnni, const Weights& w, const std::vector<float>& x, int rows, int n_begin, int n_end) {
   std::vector<float> y(static_cast<size_t>(rows) * w.n, NAN);
   auto scratch = std::make_unique<q8::QuantizedRows>();
-  if (vnni) {
-    kern::MatMulOp<kern::Avx512Bf16Isa, kern::kWQ8>(rows, w.k, x.data(), w.packed.data(), y.data(), w.n, n_begin,
-                                                    n_end, nullptr, scratch.get());
-  } else {
-    kern::MatMulOp<kern::PortableIsa, kern::kWQ8>(rows, w.k, x.data(), w.packed.data(), y.data(), w.n, n_begin,
-                                                  n_end, nullptr, scratch.get());
-  }
+  auto run = [&]<class Isa, int kType>() {
+    kern::MatMulOp<Isa, kType>(rows, w.k, x.data(), w.packed.data(), y.data(), w.n, n_begin, n_end, nullptr,
+                               scratch.get());
+  };
+  if (vnni && w.q4) run.template operator()<kern::Avx512Bf16Isa, kern::kWQ4>();
+  if (vnni && !w.q4) run.template operator()<kern::Avx512Bf16Isa, kern::kWQ8>();
+  if (!vnni && w.q4) run.template operator()<kern::PortableIsa, kern::kWQ4>();
+  if (!vnni && !w.q4) run.template operator()<kern::PortableIsa, kern::kWQ8>();
   return y;
 }
 
@@ -106,9 +115,11 @@ TEST(Q8, QuantizeRowVariantsAgreeAndRoundTrip) {
   }
 }
 
-TEST(Q8, MatMulIsItsDefinitionAndBatchInvariant) {
+class Formats : public ::testing::TestWithParam<bool> {};  // q4?
+
+TEST_P(Formats, MatMulIsItsDefinitionAndBatchInvariant) {
   for (auto [n, k] : {std::pair{16, 32}, {48, 96}, {64, 160}, {32, 2048}}) {
-    const Weights w = MakeWeights(n, k, static_cast<uint32_t>(n + k));
+    const Weights w = MakeWeights(n, k, static_cast<uint32_t>(n + k), GetParam());
     const int rows = 9;
     const std::vector<float> x = Activations(rows, k, static_cast<uint32_t>(k));
     const std::vector<float> y = MatMul(false, w, x, rows, 0, n);
@@ -155,15 +166,19 @@ TEST(Q8, MatMulIsItsDefinitionAndBatchInvariant) {
 }
 
 // The reference kernels (and the embedding lookup) read the packed layout as scale x q.
-TEST(Q8, DequantizationIsScaleTimesQuant) {
-  const Weights w = MakeWeights(32, 96, 5);
-  MatrixView view{DType::kQ8, 32, 96, reinterpret_cast<const std::byte*>(w.packed.data())};
+TEST_P(Formats, DequantizationIsScaleTimesQuant) {
+  const Weights w = MakeWeights(32, 96, 5, GetParam());
+  MatrixView view{GetParam() ? DType::kQ4 : DType::kQ8, 32, 96, reinterpret_cast<const std::byte*>(w.packed.data())};
   EXPECT_EQ(view.bytes(), static_cast<int64_t>(w.packed.size()));
   std::vector<float> row(96);
   std::vector<int32_t> tokens = {0, 17, 31};
   std::vector<int32_t> pos = {0, 1, 2};
   std::vector<float> embedded(3 * 96);
-  kern::EmbedOp<kern::kWQ8>(96, tokens.data(), pos.data(), w.packed.data(), embedded.data(), 0, 3);
+  if (GetParam()) {
+    kern::EmbedOp<kern::kWQ4>(96, tokens.data(), pos.data(), w.packed.data(), embedded.data(), 0, 3);
+  } else {
+    kern::EmbedOp<kern::kWQ8>(96, tokens.data(), pos.data(), w.packed.data(), embedded.data(), 0, 3);
+  }
   for (int r = 0; r < 32; ++r) {
     ref::DequantizeRow(view, r, row.data());
     for (int c = 0; c < 96; ++c) ASSERT_EQ(row[c], w.Value(r, c)) << r << " " << c;
@@ -172,6 +187,9 @@ TEST(Q8, DequantizationIsScaleTimesQuant) {
     for (int c = 0; c < 96; ++c) ASSERT_EQ(embedded[t * 96 + c], w.Value(tokens[t], c));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Q8AndQ4, Formats, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "q4" : "q8_0"; });
 
 }  // namespace
 }  // namespace tailor
