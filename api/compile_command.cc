@@ -23,8 +23,9 @@ const std::vector<FlagSpec>& CompileFlags() {
       {"tokenizer", true, {}, "tokenizer to use instead of the model's"},
       {"specializations", true, {"network-specialization-config"}, "specialization config (JSON)"},
       {"out", true, {"aic-binary-dir"}, "package directory to write"},
-      {"dtype", true, {}, "weights: f32 (default; quantized GGUF tensors keep their format), f16, bf16, q8_0 or q4 (int8 / int4 blocks of 32; shapes that do not fit stay bf16)"},
+      {"dtype", true, {}, "weights: f32 (default; quantized GGUF tensors keep their format), f16, bf16, q8_0 or q4 (int8 / int4 blocks of 32), w8a8 (int8 rows, static activation scales: needs -load-profile); shapes that do not fit stay bf16"},
       {"quantize-embeddings", false, {}, "q8_0, q4: also the embedding and output projection (default: bf16)"},
+      {"smoothquant-alpha", true, {}, "w8a8: migration strength of activation outliers into weights, 0..1 (default 0.5; 0: off)"},
       {"convert-to-fp16", false, {}, "same as --dtype f16"},
       {"kv-dtype", true, {}, "KV cache element: f32 (default), f16, bf16 or int8 (a scale per token and kv head)"},
       {"kv-block", true, {}, "positions per KV block (default 16)"},
@@ -47,10 +48,10 @@ absl::StatusOr<DType> DTypeFlag(const ParsedFlags& f, const std::string& name, b
   std::string v = f.Get(name).value_or("f32");
   auto t = ParseDType(v);
   const bool ok = t && (*t == DType::kF32 || *t == DType::kF16 || *t == DType::kBF16 ||
-                        (quantized && (*t == DType::kQ8 || *t == DType::kQ4)));
+                        (quantized && (*t == DType::kQ8 || *t == DType::kQ4 || *t == DType::kW8)));
   if (!ok) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": '", v, "' (expected f32, f16, bf16", quantized ? ", q8_0 or q4)" : ")"));
+        absl::StrCat("--", name, ": '", v, "' (expected f32, f16, bf16", quantized ? ", q8_0, q4 or w8a8)" : ")"));
   }
   return *t;
 }
@@ -103,6 +104,8 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   TAILOR_ASSIGN_OR_RETURN(o.weight_dtype, DTypeFlag(f, "dtype", /*quantized=*/true));
   o.quantize_embeddings = f.Has("quantize-embeddings");
   o.keep_source_formats = !f.Has("dtype") && !f.Has("convert-to-fp16");
+  TAILOR_ASSIGN_OR_RETURN(double alpha, f.GetDouble("smoothquant-alpha", 0.5, 0.0, 1.0));
+  o.smoothquant_alpha = static_cast<float>(alpha);
   if (f.Has("convert-to-fp16")) {
     if (f.Has("dtype") && o.weight_dtype != DType::kF16) {
       return absl::InvalidArgumentError("-convert-to-fp16 contradicts --dtype");

@@ -16,6 +16,7 @@ constexpr Format kFormats[] = {
     {DType::kQ4_0, "gguf_q4_0", 32, 18},  {DType::kQ4_K, "gguf_q4_k", 256, 144},
     {DType::kQ5_K, "gguf_q5_k", 256, 176}, {DType::kQ6_K, "gguf_q6_k", 256, 210},
     {DType::kQ8, "q8_0", 32, 34},          {DType::kQ4, "q4", 32, 18},
+    {DType::kW8, "w8a8", 32, 32},
     {DType::kI8, "int8", 1, 1},
 };
 
@@ -40,7 +41,9 @@ std::optional<DType> ParseDType(std::string_view name) {
 int64_t BlockElements(DType t) { return FormatOf(t).block_elements; }
 int64_t BlockBytes(DType t) { return FormatOf(t).block_bytes; }
 
-int64_t RowBytes(DType t, int64_t n) { return n / BlockElements(t) * BlockBytes(t); }
+int64_t RowBytes(DType t, int64_t n) {
+  return n / BlockElements(t) * BlockBytes(t) + (t == DType::kW8 ? 4 : 0);  // w8a8: the row's scale
+}
 
 uint16_t F32ToF16(float f) {
   uint32_t x;

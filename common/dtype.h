@@ -24,6 +24,8 @@ enum class DType : uint8_t {
   // with an f16 scale, in groups of 16 rows; value = scale * q.
   kQ8,  // q in [-127, 127]: 34 bytes per block
   kQ4,  // q in [-8, 7]: 18 bytes per block
+  // w8a8: int8 with one f32 scale per row (k + 4 bytes a row), for static activation scales.
+  kW8,
   // KV cache only (never a weight): int8 values with one f32 scale per (token slot, kv head),
   // laid out by kernels/cpu_ops.h (KvWriteOp). BlockBytes counts the values alone.
   kI8,
@@ -37,7 +39,7 @@ int64_t BlockElements(DType t);
 int64_t BlockBytes(DType t);
 
 // "f32", "f16", "bf16"; GGUF's "gguf_q8_0", "gguf_q4_0", "gguf_q4_k", "gguf_q5_k", "gguf_q6_k";
-// the package formats "q8_0" (kQ8) and "q4" (kQ4); the KV format "int8" (kI8).
+// the package formats "q8_0" (kQ8), "q4" (kQ4) and "w8a8" (kW8); the KV format "int8" (kI8).
 const char* DTypeName(DType t);
 std::optional<DType> ParseDType(std::string_view name);  // DTypeName's inverse
 

@@ -59,7 +59,7 @@ std::string OpDescLiteral(const kern::OpDesc& d) {
   return absl::StrCat("OpDesc{", d.kind, ", ", d.wtype, ", ", d.kvtype, ", ", d.layer, ", ", d.rows, ", ", d.k, ", ",
                       d.n, ", ", d.split, ", ", d.n_heads, ", ", d.n_kv_heads, ", ", d.head_dim, ", ", d.kv_block,
                       ", ", d.max_blocks, ", ", d.n_layers, ", ", d.ctx_len, ", ", absl::StrFormat("%af", d.eps),
-                      ", ", d.in, ", ", d.in2, ", ", d.out, ", ", d.weight, "}");
+                      ", ", d.in, ", ", d.in2, ", ", d.out, ", ", d.weight, ", ", absl::StrFormat("%af", d.scale), "}");
 }
 
 std::string GenerateProgramSource(const Program& p, const OpConstants& k, CpuIsa isa) {

@@ -53,6 +53,11 @@ absl::Status CompilePackage(const Model& model, const std::vector<Specialization
   auto progress = [&](const std::string& line) {
     if (o.progress) o.progress(line);
   };
+  if (o.weight_dtype == DType::kW8 && !o.keep_source_formats && o.calibration == nullptr) {
+    return absl::InvalidArgumentError(
+        "--dtype w8a8 needs a calibration profile for its static activation scales (-load-profile=FILE; make one "
+        "with -dump-profile)");
+  }
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (ec || !fs::is_directory(o.out)) {

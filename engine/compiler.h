@@ -26,6 +26,10 @@ struct CompileOptions {
   // Quantized GGUF tensors keep their format (Q8_0 -> q8_0, Q4_0 -> q4, exactly; K-quants ->
   // q8_0) and float ones take weight_dtype (`tailor compile` without --dtype).
   bool keep_source_formats = false;
+  // w8a8 (needs `calibration`): SmoothQuant's migration strength alpha in [0, 1] for matmuls fed
+  // by an RMSNorm (their input channels scaled by s_j = max|x_j|^alpha / max|w_j|^(1 - alpha),
+  // folded into the norm's weight); 0 turns it off.
+  float smoothquant_alpha = 0.5f;
   DType kv_dtype = DType::kF32;
   int32_t kv_block = 16;
   Target target = Target::kGenerated;

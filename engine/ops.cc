@@ -68,6 +68,7 @@ int KernelType(DType t) {
     case DType::kQ8: return kern::kWQ8;
     case DType::kI8: return kern::kKvI8;  // KV only
     case DType::kQ4: return kern::kWQ4;
+    case DType::kW8: return kern::kWW8;
     default: return kern::kWF32;
   }
 }
@@ -95,6 +96,7 @@ kern::OpDesc DescribeOp(const Op& op, const Program& p, const OpConstants& k) {
   d.in2 = offset(op.in2);
   d.out = offset(op.out);
   d.weight = op.weight.offset;
+  d.scale = op.weight.act_scale;
   return d;
 }
 

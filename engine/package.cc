@@ -1,5 +1,6 @@
 #include "engine/package.h"
 
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -82,8 +83,9 @@ class Reader {
   absl::StatusOr<DType> GetDType(const json& j, const std::string& key, const std::string& path) const {
     TAILOR_ASSIGN_OR_RETURN(std::string s, Get<std::string>(j, key, path));
     auto t = ParseDType(s);
-    if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kQ8 && *t != DType::kQ4)) {
-      return Error(path + key, "must be f32, f16, bf16, q8_0 or q4");
+    if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kQ8 && *t != DType::kQ4 &&
+               *t != DType::kW8)) {
+      return Error(path + key, "must be f32, f16, bf16, q8_0, q4 or w8a8");
     }
     return *t;
   }
@@ -121,7 +123,11 @@ class Reader {
       }
       r.rows = shape.size() == 2 ? shape[0] : 1;
       r.cols = shape.back();
-      const bool packed = r.dtype == DType::kQ8 || r.dtype == DType::kQ4;
+      const bool packed = r.dtype == DType::kQ8 || r.dtype == DType::kQ4 || r.dtype == DType::kW8;
+      if (r.dtype == DType::kW8) {  // the static scale of the activations it multiplies
+        TAILOR_ASSIGN_OR_RETURN(r.act_scale, Get<float>(t, "act_scale", p));
+        if (!(r.act_scale > 0) || !std::isfinite(r.act_scale)) return Error(p + "act_scale", "must be positive");
+      }
       if (packed && (r.rows % kern::q8::kGroup != 0 || r.cols % kern::q8::kBlock != 0)) {
         return Error(p + "shape", absl::StrCat("of ", DTypeName(r.dtype), " tensor ", name,
                                                " must have rows % 16 == 0 and cols % 32 == 0"));
@@ -205,6 +211,7 @@ absl::Status WriteManifest(const Package& p) {
     json shape = descs[i].kind == TensorKind::kVector ? json::array({t.cols}) : json::array({t.rows, t.cols});
     tensors.push_back({{"name", descs[i].name}, {"dtype", std::string(DTypeName(t.dtype))}, {"shape", shape},
                        {"offset", t.offset}});
+    if (t.dtype == DType::kW8) tensors.back()["act_scale"] = t.act_scale;
   }
   json specs = json::array();
   for (const PackageSpec& s : p.specs) {

@@ -21,6 +21,7 @@ struct TensorRef {
   DType dtype = DType::kF32;
   int64_t offset = -1;  // bytes from the start of the weights file (64-byte aligned); -1: none
   int64_t rows = 0, cols = 0;
+  float act_scale = 0;  // w8a8: the static scale of the activations this weight multiplies
   int64_t bytes() const { return rows * RowBytes(dtype, cols); }
 };
 

@@ -228,7 +228,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   if (rt->isa_ == CpuIsa::kAmx) TAILOR_RETURN_IF_ERROR(rt->PackAmxWeights(max_ols));
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   for (const TensorRef& t : pkg.weights.tensors) {
-    if ((t.dtype == DType::kQ8 || t.dtype == DType::kQ4) && !rt->q8_scratch_) {  // int8 matmuls quantize activations here
+    if ((t.dtype == DType::kQ8 || t.dtype == DType::kQ4 || t.dtype == DType::kW8) && !rt->q8_scratch_) {  // int8 matmuls quantize activations here
       rt->q8_scratch_ = std::make_unique<kern::q8::QuantizedRows[]>(static_cast<size_t>(max_ols));
     }
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "engine/profile.h"
+#include "engine/smoothquant.h"
 #include "kernels/q8_kernels.h"
 #include "kernels/reference_kernels.h"
 
@@ -87,6 +88,29 @@ void RepackRow(const WeightView& src, int64_t r, int8_t* q, uint16_t* scales) {
   }
 }
 
+// Package row r of a tensor, as floats: the source row row_map(r), its package column c taken
+// from source column col_map(c) (null maps: the identity), times input_scale[c] and the output
+// feature's feature_scale (w8a8's smoothing; empty: 1).
+struct RowSource {
+  const WeightView& src;
+  std::function<int64_t(int64_t)> row_map, col_map;
+  const std::vector<float>& input_scale;
+  const std::vector<float>& feature_scale;
+  bool vector = false;  // features are columns
+
+  bool plain() const { return !col_map && input_scale.empty() && feature_scale.empty(); }
+  int64_t SourceRow(int64_t r) const { return row_map ? row_map(r) : r; }
+  void Get(int64_t r, float* source_row, float* row) const {
+    ref::DequantizeRow(src, SourceRow(r), source_row);
+    for (int64_t c = 0; c < src.cols; ++c) {
+      float v = source_row[col_map ? col_map(c) : c];
+      if (!input_scale.empty()) v *= input_scale[c];
+      if (!feature_scale.empty()) v *= feature_scale[vector ? c : r];
+      row[c] = v;
+    }
+  }
+};
+
 // Writes weights.bin: each tensor converted to its package dtype, 64-byte aligned.
 class WeightWriter {
  public:
@@ -94,18 +118,15 @@ class WeightWriter {
   bool ok() const { return static_cast<bool>(out_); }
   int64_t size() const { return offset_; }
 
-  // Converts `src` to `dtype`; `row_map(r)` gives the source row of package row r, `col_map(c)`
-  // the source column of package column c (either may be null: the identity).
-  TensorRef Write(const WeightView& src, DType dtype, const std::function<int64_t(int64_t)>& row_map,
-                  const std::function<int64_t(int64_t)>& col_map) {
+  // Converts to a float `dtype`.
+  TensorRef Write(const RowSource& s, DType dtype) {
     Pad();
-    TensorRef t{dtype, offset_, src.rows, src.cols};
-    std::vector<float> source_row(src.cols), row(src.cols);
-    std::vector<char> bytes(RowBytes(dtype, src.cols));
-    for (int64_t r = 0; r < src.rows; ++r) {
-      ref::DequantizeRow(src, row_map ? row_map(r) : r, source_row.data());
-      for (int64_t c = 0; c < src.cols; ++c) row[c] = source_row[col_map ? col_map(c) : c];
-      for (int64_t c = 0; c < src.cols; ++c) {
+    TensorRef t{dtype, offset_, s.src.rows, s.src.cols};
+    std::vector<float> source_row(s.src.cols), row(s.src.cols);
+    std::vector<char> bytes(RowBytes(dtype, s.src.cols));
+    for (int64_t r = 0; r < s.src.rows; ++r) {
+      s.Get(r, source_row.data(), row.data());
+      for (int64_t c = 0; c < s.src.cols; ++c) {
         if (dtype == DType::kF32) {
           std::memcpy(bytes.data() + 4 * c, &row[c], 4);
         } else {
@@ -113,35 +134,31 @@ class WeightWriter {
           std::memcpy(bytes.data() + 2 * c, &h, 2);
         }
       }
-      out_.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      offset_ += static_cast<int64_t>(bytes.size());
+      Emit(bytes.data(), bytes.size());
     }
     return t;
   }
-  // Quantizes `src` to one of tailor's packed int8 formats (kern::q8's layouts) block by block
+  // Quantizes to one of tailor's packed int8 formats (kern::q8's layouts) block by block
   // (QuantizeBlock), 16 rows at a time. `importance`: per input column, how much its error
   // counts (a profile's mean squares); null: equally.
   template <class F>
-  TensorRef WriteQuantized(DType dtype, const WeightView& src, const std::function<int64_t(int64_t)>& row_map,
-                           const std::function<int64_t(int64_t)>& col_map, const std::vector<float>* importance) {
+  TensorRef WriteQuantized(DType dtype, const RowSource& s, const std::vector<float>* importance) {
     namespace q8 = kern::q8;
     Pad();
-    TensorRef t{dtype, offset_, src.rows, src.cols};
-    const int64_t k = src.cols, blocks = k / q8::kBlock;
+    TensorRef t{dtype, offset_, s.src.rows, s.src.cols};
+    const int64_t k = s.src.cols, blocks = k / q8::kBlock;
     std::vector<float> source_row(k), row(k), weights(k);
     std::vector<int8_t> quants(q8::kGroup * k);
     std::vector<uint16_t> scales(q8::kGroup * blocks);
     std::vector<uint8_t> packed(static_cast<size_t>(blocks) * F::kTileBytes);
-    for (int64_t g = 0; g < src.rows / q8::kGroup; ++g) {
+    for (int64_t g = 0; g < s.src.rows / q8::kGroup; ++g) {
       for (int64_t i = 0; i < q8::kGroup; ++i) {
         const int64_t r = g * q8::kGroup + i;
-        const int64_t source = row_map ? row_map(r) : r;
-        if (RepacksExactly<F>(src.dtype) && !col_map) {  // GGUF's blocks as they are
-          RepackRow<F>(src, source, quants.data() + i * k, scales.data() + i * blocks);
+        if (RepacksExactly<F>(s.src.dtype) && s.plain()) {  // GGUF's blocks as they are
+          RepackRow<F>(s.src, s.SourceRow(r), quants.data() + i * k, scales.data() + i * blocks);
           continue;
         }
-        ref::DequantizeRow(src, source, source_row.data());
-        for (int64_t c = 0; c < k; ++c) row[c] = source_row[col_map ? col_map(c) : c];
+        s.Get(r, source_row.data(), row.data());
         // Each value's error counts by its input channel's importance (or 1) times
         // sqrt(sigma^2 + x^2), sigma^2 the row's mean square: larger weights matter more.
         double sigma2 = 0;
@@ -157,27 +174,56 @@ class WeightWriter {
         }
       }
       q8::Pack<F>(q8::kGroup, static_cast<int>(k), quants.data(), scales.data(), packed.data());
-      out_.write(reinterpret_cast<const char*>(packed.data()), static_cast<std::streamsize>(packed.size()));
-      offset_ += static_cast<int64_t>(packed.size());
+      Emit(packed.data(), packed.size());
+    }
+    return t;
+  }
+  // w8a8: per row, q = nearest-even(w / d) with d = max|w| / 127 (f32), 16 rows at a time
+  // (kern::q8::w8's layout); `act_scale` goes to the manifest.
+  TensorRef WriteW8(const RowSource& s, float act_scale) {
+    namespace w8 = kern::q8::w8;
+    Pad();
+    TensorRef t{DType::kW8, offset_, s.src.rows, s.src.cols};
+    t.act_scale = act_scale;
+    const int64_t k = s.src.cols;
+    std::vector<float> source_row(k), row(k), scales(kern::q8::kGroup);
+    std::vector<int8_t> quants(kern::q8::kGroup * k);
+    std::vector<uint8_t> packed(w8::GroupBytes(static_cast<int>(k)));
+    for (int64_t g = 0; g < s.src.rows / kern::q8::kGroup; ++g) {
+      for (int64_t i = 0; i < kern::q8::kGroup; ++i) {
+        s.Get(g * kern::q8::kGroup + i, source_row.data(), row.data());
+        float amax = 0;
+        for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+        scales[i] = amax / 127.0f;
+        const float inverse = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int64_t c = 0; c < k; ++c) {
+          quants[i * k + c] = static_cast<int8_t>(std::clamp(std::nearbyint(row[c] * inverse), -127.0f, 127.0f));
+        }
+      }
+      w8::Pack(kern::q8::kGroup, static_cast<int>(k), quants.data(), scales.data(), packed.data());
+      Emit(packed.data(), packed.size());
     }
     return t;
   }
 
   void Pad() {
     static const char zeros[64] = {};
-    const int64_t pad = (64 - offset_ % 64) % 64;
-    out_.write(zeros, pad);
-    offset_ += pad;
+    Emit(zeros, static_cast<size_t>((64 - offset_ % 64) % 64));
   }
 
  private:
+  void Emit(const void* bytes, size_t size) {
+    out_.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(size));
+    offset_ += static_cast<int64_t>(size);
+  }
+
   std::ofstream out_;
   int64_t offset_ = 0;
 };
 
-// The dtype a tensor gets in a package of `dtype`: vectors f32; quantized formats only where the
-// blocks fit (rows % 16, cols % 32; else bf16) and, for the embedding and the output
-// projection, only when asked; q4's k/v projections q8_0.
+// The dtype a tensor gets in a package of `dtype`: vectors f32; quantized formats (q8_0, q4,
+// w8a8) only where the blocks fit (rows % 16, cols % 32; else bf16) and, for the embedding and
+// the output projection, only when asked; q4's k/v projections q8_0.
 DType TensorDType(const TensorDesc& t, DType source, const CompileOptions& o) {
   if (t.kind == TensorKind::kVector) return DType::kF32;
   const bool fits = t.rows % kern::q8::kGroup == 0 && t.cols % kern::q8::kBlock == 0;
@@ -189,7 +235,7 @@ DType TensorDType(const TensorDesc& t, DType source, const CompileOptions& o) {
   }
   const DType dtype = o.weight_dtype;
   const bool quantize_embeddings = o.quantize_embeddings;
-  if (dtype != DType::kQ8 && dtype != DType::kQ4) return dtype;
+  if (dtype != DType::kQ8 && dtype != DType::kQ4 && dtype != DType::kW8) return dtype;
   const bool embedding = t.kind == TensorKind::kEmbedding || t.kind == TensorKind::kOutput;
   if (!fits || (embedding && !quantize_embeddings)) return DType::kBF16;
   // q4 keeps the k and v projections at 8 bits, as llama.cpp's Q4_K_M keeps attn_v at 6: what
@@ -214,14 +260,28 @@ absl::StatusOr<WeightLayout> WriteWeights(const Model& model, const CompileOptio
     const int64_t head = f / hd, i = (f % hd) / 2, j = f % 2;
     return head * hd + i + j * half;
   };
+  std::vector<DType> dtypes;
+  for (size_t i = 0; i < model.tensors.size(); ++i) dtypes.push_back(TensorDType(model.tensors[i], model.weights[i].dtype, o));
+  W8a8Plan w8a8;
+  w8a8.input_scale.resize(dtypes.size());
+  w8a8.feature_scale.resize(dtypes.size());
+  if (std::find(dtypes.begin(), dtypes.end(), DType::kW8) != dtypes.end()) {
+    if (o.calibration == nullptr) {
+      return absl::InvalidArgumentError(
+          "w8a8 needs a calibration profile for its static activation scales (-load-profile=FILE; make one with "
+          "-dump-profile)");
+    }
+    TAILOR_ASSIGN_OR_RETURN(w8a8, PlanW8a8(model, dtypes, *o.calibration, o.smoothquant_alpha));
+  }
   WeightLayout L;
   for (size_t i = 0; i < model.tensors.size(); ++i) {
     const TensorDesc& t = model.tensors[i];
-    const WeightView& src = model.weights[i];
     const bool rope = permute && t.rope_features;
     const bool vector = t.kind == TensorKind::kVector;
-    const auto rows = rope && !vector ? rope_map : nullptr, cols = rope && vector ? rope_map : nullptr;
-    const DType dtype = TensorDType(t, src.dtype, o);
+    const RowSource source{model.weights[i],       rope && !vector ? rope_map : nullptr,
+                           rope && vector ? rope_map : nullptr, w8a8.input_scale[i],
+                           w8a8.feature_scale[i], vector};
+    const DType dtype = dtypes[i];
     // 4-bit weights weigh each input channel's error by its mean square in the profile (the
     // activations that channel multiplies), as llama.cpp's importance matrix does.
     const std::vector<float>* importance = nullptr;
@@ -234,11 +294,13 @@ absl::StatusOr<WeightLayout> WriteWeights(const Model& model, const CompileOptio
       importance = &cal->channel_mean_square;
     }
     if (dtype == DType::kQ8) {
-      L.tensors.push_back(w.WriteQuantized<kern::q8::Int8Weights>(dtype, src, rows, cols, nullptr));
+      L.tensors.push_back(w.WriteQuantized<kern::q8::Int8Weights>(dtype, source, nullptr));
     } else if (dtype == DType::kQ4) {
-      L.tensors.push_back(w.WriteQuantized<kern::q8::Int4Weights>(dtype, src, rows, cols, importance));
+      L.tensors.push_back(w.WriteQuantized<kern::q8::Int4Weights>(dtype, source, importance));
+    } else if (dtype == DType::kW8) {
+      L.tensors.push_back(w.WriteW8(source, w8a8.act_scale[i]));
     } else {
-      L.tensors.push_back(w.Write(src, dtype, rows, cols));
+      L.tensors.push_back(w.Write(source, dtype));
     }
   }
   w.Pad();

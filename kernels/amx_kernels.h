@@ -41,6 +41,9 @@ inline bool Available() {
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
+// Whether the int8 tile instructions (q8_kernels.h's w8::amx) are usable too.
+inline bool Int8Available() { return __builtin_cpu_supports("amx-int8") && Available(); }
+
 struct alignas(64) TileConfig {  // the LDTILECFG memory operand (palette 1)
   uint8_t palette = 1, start_row = 0;
   uint8_t reserved[14] = {};

@@ -54,7 +54,7 @@ namespace tailor::kern {
 
 // Element types of weights and KV blocks (values match tailor::DType for the first three).
 // kWQ8, kWQ4: q8_kernels.h's packed int8 / int4 formats (matmuls and embedding lookups only).
-enum WeightType : int { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8 = 3, kWQ4 = 4 };
+enum WeightType : int { kWF32 = 0, kWF16 = 1, kWBF16 = 2, kWQ8 = 3, kWQ4 = 4, kWW8 = 5 /* w8a8 */ };
 
 // KV blocks only, never a weight (cpu_ops.h, KvWriteOp): int8 values, one f32 scale per (slot,
 // kv head); an element's value is scale * q, one float multiply.

@@ -53,8 +53,22 @@ inline constexpr bool kAvx512 =
 // the partition's scratch for int8 matmuls (kWQ8 weights, q8_kernels.h; VNNI wherever AVX512-BF16 is).
 template <class Isa, int kType, class R, class K>
 inline void MatMulOp(R rows, K k, const float* x, const void* w, float* y, int n_total, int n_begin,
-                     int n_end, const void* w_packed = nullptr, q8::QuantizedRows* q8_scratch = nullptr) {
-  if constexpr (kType == kWQ8 || kType == kWQ4) {
+                     int n_end, const void* w_packed = nullptr, q8::QuantizedRows* q8_scratch = nullptr,
+                     float act_scale = 0.0f) {
+  if constexpr (kType == kWW8) {  // static activation scale `act_scale`; every variant gives the same bits
+    if constexpr (std::is_same_v<Isa, AmxIsa>) {
+      if (static_cast<int>(rows) >= q8::w8::kAmxMinRows) {
+        q8::w8::amx::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, act_scale, *q8_scratch);
+      } else {
+        q8::w8::vnni::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, act_scale, *q8_scratch);
+      }
+    } else if constexpr (std::is_same_v<Isa, Avx512Bf16Isa>) {
+      q8::w8::vnni::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, act_scale, *q8_scratch);
+    } else {
+      q8::w8::portable::MatMul(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, act_scale,
+                               *q8_scratch);
+    }
+  } else if constexpr (kType == kWQ8 || kType == kWQ4) {
     using F = std::conditional_t<kType == kWQ8, q8::Int8Weights, q8::Int4Weights>;
     if constexpr (std::is_same_v<Isa, Avx512Bf16Isa> || std::is_same_v<Isa, AmxIsa>) {
       q8::vnni::MatMul<F>(rows, k, x, static_cast<int64_t>(k), w, y, n_total, n_begin, n_end, *q8_scratch);
@@ -110,7 +124,10 @@ inline void EmbedOp(D dim, const int32_t* tokens, const int32_t* pos, const void
       for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = 0.0f;
       continue;
     }
-    if constexpr (kType == kWQ8 || kType == kWQ4) {  // q8_kernels.h's packed groups of 16 rows
+    if constexpr (kType == kWW8) {
+      const auto* w = static_cast<const uint8_t*>(table);
+      for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = q8::w8::WeightValue(w, static_cast<int>(dim), tokens[m], d);
+    } else if constexpr (kType == kWQ8 || kType == kWQ4) {  // q8_kernels.h's packed groups of 16 rows
       using F = std::conditional_t<kType == kWQ8, q8::Int8Weights, q8::Int4Weights>;
       const auto* w = static_cast<const uint8_t*>(table);
       for (int d = 0; d < static_cast<int>(dim); ++d) o[d] = q8::WeightValue<F>(w, static_cast<int>(dim), tokens[m], d);

@@ -40,8 +40,8 @@ inline constexpr OpKindInfo kOpKinds[kNumOpKinds] = {
 };
 // The weight element types ops are instantiated for, in WeightType order; the quantized ones
 // only where OpKindInfo::quantized.
-inline constexpr int kWeightTypes[] = {kWF32, kWF16, kWBF16, kWQ8, kWQ4};
-inline constexpr bool IsQuantized(int type) { return type == kWQ8 || type == kWQ4; }
+inline constexpr int kWeightTypes[] = {kWF32, kWF16, kWBF16, kWQ8, kWQ4, kWW8};
+inline constexpr bool IsQuantized(int type) { return type == kWQ8 || type == kWQ4 || type == kWW8; }
 // The KV element types kv-typed ops are instantiated for: the float types and kKvI8, which is
 // never a weight type (as the quantized weight types are never KV types).
 inline constexpr int kKvTypes[] = {kWF32, kWF16, kWBF16, kKvI8};
@@ -62,6 +62,7 @@ struct OpDesc {
   float eps = 0;       // RmsNorm
   int64_t in = -1, in2 = -1, out = -1;  // byte offsets of operands in the arena
   int64_t weight = -1;                  // byte offset of the weight in the weights file
+  float scale = 0;                      // MatMul of w8a8 weights: the static activation scale
 };
 
 // Shapes of a descriptor at run time: ints.
@@ -119,7 +120,7 @@ inline void RunKind(const S& s, const OpArgs& a, int part, int b, int e) {
     RmsNormOp<Isa, kW>(s.n(), in, w, d.eps, out, b, e);
   } else if constexpr (kKind == kOpMatMul) {
     MatMulOp<Isa, kW>(s.rows(), s.k(), in, w, out, d.n, b, e, a.packed != nullptr ? a.packed + d.weight : nullptr,
-                      a.q8_scratch != nullptr ? a.q8_scratch + part : nullptr);
+                      a.q8_scratch != nullptr ? a.q8_scratch + part : nullptr, d.scale);
   } else if constexpr (kKind == kOpAddBias) {
     AddBiasOp<kW>(s.n(), in, w, b, e);
   } else if constexpr (kKind == kOpRope) {

@@ -317,6 +317,298 @@ TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
 
 }  // namespace vnni
 
+// w8a8 (DType::kW8): int8 weights with one f32 scale per row (no block scales), activations
+// quantized with one static scale per tensor (from a calibration profile: s_x = clip / 127,
+// q_x = nearest-even(x / s_x) clamped to [-127, 127]). A group of 16 rows holds, for each block
+// of 32 in order, a 512-byte tile as q8_0's (stored q + 128), then the 16 rows' f32 scales. For
+// every output (m, n):  isum = sum_k (q_w + 128) * q_x - 128 * sum_k q_x  (exact in int32:
+// k < 2^16), y = (float) isum * (s_w * s_x): one integer chain over the whole row, so prefill
+// runs VPDPBUSD without per-block float work.
+namespace w8 {
+
+inline constexpr int kTileBytes = 512;
+inline constexpr int kAmxMinRows = 2;  // fewer rows run on VNNI where AMX is (the same bits)
+inline int64_t GroupBytes(int k) { return static_cast<int64_t>(k / kBlock) * kTileBytes + 4 * kGroup; }
+
+inline float RowScale(const uint8_t* group, int k, int i) {
+  float s;
+  std::memcpy(&s, group + static_cast<int64_t>(k / kBlock) * kTileBytes + 4 * i, 4);
+  return s;
+}
+inline float WeightValue(const uint8_t* w, int k, int64_t r, int c) {
+  const uint8_t* group = w + (r / kGroup) * GroupBytes(k);
+  const int i = static_cast<int>(r % kGroup);
+  const int stored = group[static_cast<int64_t>(c / kBlock) * kTileBytes + ((c % kBlock) / 4) * 64 + i * 4 + c % 4];
+  return RowScale(group, k, i) * static_cast<float>(stored - 128);
+}
+
+// One activation row quantized with the static scale: q[k] and their sum (stored in s[0]).
+inline void QuantizeRowStatic(int k, const float* x, float inverse_scale, int8_t* q, int32_t* s) {
+  int32_t sum = 0;
+  for (int c = 0; c < k; ++c) {
+    float v = std::nearbyint(x[c] * inverse_scale);
+    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    q[c] = static_cast<int8_t>(v);
+    sum += static_cast<int>(v);
+  }
+  *s = sum;
+}
+
+namespace portable {
+
+template <class R, class K>
+void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy, int n_begin,
+            int n_end, float act_scale, QuantizedRows& qx) {
+  const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
+  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+    for (int r = 0; r < mc; ++r) QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
+    for (int n = n_begin; n < n_end; ++n) {
+      const uint8_t* group = wb + (n / kGroup) * GroupBytes(k);
+      const int i = n % kGroup;
+      for (int r = 0; r < mc; ++r) {
+        int32_t dp = 0;
+        for (int c = 0; c < k; ++c) {
+          dp += group[static_cast<int64_t>(c / kBlock) * kTileBytes + ((c % kBlock) / 4) * 64 + i * 4 + c % 4] *
+                qx.q[r][c];
+        }
+        const int32_t isum = dp - 128 * qx.s[r][0];
+        y[(m0 + r) * ldy + n] = static_cast<float>(isum) * (RowScale(group, k, i) * act_scale);
+      }
+    }
+  }
+}
+
+}  // namespace portable
+
+namespace vnni {
+
+TAILOR_VNNI_TARGET inline void QuantizeRowStatic(int k, const float* x, float inverse_scale, int8_t* q, int32_t* s) {
+  const __m512 inv = _mm512_set1_ps(inverse_scale), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+  __m512i sum = _mm512_setzero_si512();
+  for (int c = 0; c < k; c += 16) {  // k % 32 == 0
+    const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + c), inv),
+                                                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                                 lo),
+                                   hi);
+    const __m512i qi = _mm512_cvtps_epi32(v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c), _mm512_cvtepi32_epi8(qi));
+    sum = _mm512_add_epi32(sum, qi);
+  }
+  *s = _mm512_reduce_add_epi32(sum);
+}
+
+// kR rows x kT groups: one exact int32 chain per output over all of k, then one multiply.
+template <int kR, int kT>
+TAILOR_VNNI_INLINE void Tile(int k, const QuantizedRows& qx, int r0, const uint8_t* const* groups, float act_scale,
+                             __m512* out) {
+  __m512i dp[kR][kT];
+#pragma GCC unroll 4
+  for (int r = 0; r < kR; ++r) {
+#pragma GCC unroll 2
+    for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_setzero_si512();
+  }
+  for (int b = 0; b < k / kBlock; ++b) {
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m512i wv[kT];
+#pragma GCC unroll 2
+      for (int t = 0; t < kT; ++t) wv[t] = _mm512_loadu_si512(groups[t] + static_cast<int64_t>(b) * kTileBytes + 64 * j);
+#pragma GCC unroll 4
+      for (int r = 0; r < kR; ++r) {
+        int32_t quad;
+        std::memcpy(&quad, qx.q[r0 + r] + b * kBlock + 4 * j, 4);
+        const __m512i xv = _mm512_set1_epi32(quad);
+#pragma GCC unroll 2
+        for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_dpbusd_epi32(dp[r][t], wv[t], xv);
+      }
+    }
+  }
+#pragma GCC unroll 2
+  for (int t = 0; t < kT; ++t) {
+    const __m512 scale = _mm512_mul_ps(
+        _mm512_loadu_ps(reinterpret_cast<const float*>(groups[t] + static_cast<int64_t>(k / kBlock) * kTileBytes)),
+        _mm512_set1_ps(act_scale));
+#pragma GCC unroll 4
+    for (int r = 0; r < kR; ++r) {
+      const __m512i isum = _mm512_sub_epi32(dp[r][t], _mm512_set1_epi32(128 * qx.s[r0 + r][0]));
+      out[r * kT + t] = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), scale);
+    }
+  }
+}
+
+template <int kR, int kT>
+TAILOR_VNNI_INLINE void Groups(int k, const QuantizedRows& qx, int r0, const uint8_t* w, int g, float act_scale,
+                               float* y, int64_t ldy, int m, int n_begin, int n_end) {
+  const uint8_t* groups[kT];
+#pragma GCC unroll 2
+  for (int t = 0; t < kT; ++t) groups[t] = w + (g + t) * GroupBytes(k);
+  __m512 out[kR * kT];
+  Tile<kR, kT>(k, qx, r0, groups, act_scale, out);
+#pragma GCC unroll 2
+  for (int t = 0; t < kT; ++t) q8::vnni::StoreGroup<kR>(out + t, kT, y, ldy, m + r0, g + t, n_begin, n_end);
+}
+
+template <int kT>
+TAILOR_VNNI_INLINE void AllRows(int rows, int k, const QuantizedRows& qx, const uint8_t* w, int g, float act_scale,
+                                float* y, int64_t ldy, int m, int n_begin, int n_end) {
+  int r0 = 0;
+  for (; r0 + 4 <= rows; r0 += 4) Groups<4, kT>(k, qx, r0, w, g, act_scale, y, ldy, m, n_begin, n_end);
+  switch (rows - r0) {
+    case 3: Groups<3, kT>(k, qx, r0, w, g, act_scale, y, ldy, m, n_begin, n_end); break;
+    case 2: Groups<2, kT>(k, qx, r0, w, g, act_scale, y, ldy, m, n_begin, n_end); break;
+    case 1: Groups<1, kT>(k, qx, r0, w, g, act_scale, y, ldy, m, n_begin, n_end); break;
+    default: break;
+  }
+}
+
+template <class R, class K>
+TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy,
+                               int n_begin, int n_end, float act_scale, QuantizedRows& qx) {
+  const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
+  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+    for (int r = 0; r < mc; ++r) QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
+    const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+    int g = g_begin;
+    for (; g + 2 <= g_end; g += 2) AllRows<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+    if (g < g_end) AllRows<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+  }
+}
+
+}  // namespace vnni
+
+// AMX-INT8: the same exact int32 dot products by TDPBSUD (x quants signed, the stored weights
+// unsigned), then the same float epilogue as vnni::, so the bits agree with both other variants
+// (tested). The weights' 512-byte block tiles are already the B operand's layout ([k / 4][16
+// rows][4 bytes]): two consecutive blocks are one 16 x 64-byte B tile. x quants are the A
+// operand, read in place from the scratch (row stride kMaxK). Tiles: 0-3 accumulators (one
+// group of 16 outputs each), 4 A (64 k), 5 A (32 k, an odd block at the end), 6 B, 7 B (32 k).
+// The caller must hold the AMX permission (see amx::Available in amx_kernels.h).
+namespace amx {
+
+#define TAILOR_AMX8_TARGET                                                                   \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512vnni,amx-tile," \
+                        "amx-int8")))
+#define TAILOR_AMX8_INLINE                                                                   \
+  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512vnni,amx-tile," \
+                        "amx-int8"),                                                        \
+                 always_inline)) inline
+
+struct alignas(64) TileConfig {  // LDTILECFG's operand, palette 1
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// kT groups from g for the chunk's `rows` rows: accumulate, store, scale, write y.
+template <int kT>
+TAILOR_AMX8_INLINE void Groups(int rows, int k, const QuantizedRows& qx, const uint8_t* w, int g, float act_scale,
+                               float* y, int64_t ldy, int m, int n_begin, int n_end) {
+  const uint8_t* groups[kT];
+  for (int t = 0; t < kT; ++t) groups[t] = w + (g + t) * GroupBytes(k);
+  if constexpr (kT > 0) _tile_zero(0);
+  if constexpr (kT > 1) _tile_zero(1);
+  if constexpr (kT > 2) _tile_zero(2);
+  if constexpr (kT > 3) _tile_zero(3);
+  const int k64 = k / 64 * 64;
+  for (int c = 0; c < k64; c += 64) {
+    _tile_loadd(4, qx.q[0] + c, kMaxK);
+    const int64_t at = static_cast<int64_t>(c / kBlock) * kTileBytes;
+    if constexpr (kT > 0) { _tile_loadd(6, groups[0] + at, 64); _tile_dpbsud(0, 4, 6); }
+    if constexpr (kT > 1) { _tile_loadd(6, groups[1] + at, 64); _tile_dpbsud(1, 4, 6); }
+    if constexpr (kT > 2) { _tile_loadd(6, groups[2] + at, 64); _tile_dpbsud(2, 4, 6); }
+    if constexpr (kT > 3) { _tile_loadd(6, groups[3] + at, 64); _tile_dpbsud(3, 4, 6); }
+  }
+  if (k64 < k) {  // one block of 32 left
+    _tile_loadd(5, qx.q[0] + k64, kMaxK);
+    const int64_t at = static_cast<int64_t>(k64 / kBlock) * kTileBytes;
+    if constexpr (kT > 0) { _tile_loadd(7, groups[0] + at, 64); _tile_dpbsud(0, 5, 7); }
+    if constexpr (kT > 1) { _tile_loadd(7, groups[1] + at, 64); _tile_dpbsud(1, 5, 7); }
+    if constexpr (kT > 2) { _tile_loadd(7, groups[2] + at, 64); _tile_dpbsud(2, 5, 7); }
+    if constexpr (kT > 3) { _tile_loadd(7, groups[3] + at, 64); _tile_dpbsud(3, 5, 7); }
+  }
+  alignas(64) int32_t c[kT][kGroup][kGroup];  // [group][row][output]
+  if constexpr (kT > 0) _tile_stored(0, c[0], 64);
+  if constexpr (kT > 1) _tile_stored(1, c[1], 64);
+  if constexpr (kT > 2) _tile_stored(2, c[2], 64);
+  if constexpr (kT > 3) _tile_stored(3, c[3], 64);
+  for (int t = 0; t < kT; ++t) {
+    const __m512 scale = _mm512_mul_ps(
+        _mm512_loadu_ps(reinterpret_cast<const float*>(groups[t] + static_cast<int64_t>(k / kBlock) * kTileBytes)),
+        _mm512_set1_ps(act_scale));
+    const int lo = (g + t) * kGroup < n_begin ? n_begin - (g + t) * kGroup : 0;
+    const int hi = (g + t + 1) * kGroup > n_end ? n_end - (g + t) * kGroup : kGroup;
+    for (int r = 0; r < rows; ++r) {
+      const __m512i isum = _mm512_sub_epi32(_mm512_load_si512(c[t][r]), _mm512_set1_epi32(128 * qx.s[r][0]));
+      q8::vnni::StoreLanes(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), scale), y + (m + r) * ldy, g + t, lo, hi);
+    }
+  }
+}
+
+template <class R, class K>
+TAILOR_AMX8_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, const void* w, float* y, int64_t ldy,
+                               int n_begin, int n_end, float act_scale, QuantizedRows& qx) {
+  const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
+  int configured = 0;
+  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+    for (int r = 0; r < mc; ++r) vnni::QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
+    if (mc != configured) {
+      TileConfig cfg;
+      for (int t = 0; t < 4; ++t) {
+        cfg.rows[t] = static_cast<uint8_t>(mc);
+        cfg.colsb[t] = 64;
+      }
+      cfg.rows[4] = cfg.rows[5] = static_cast<uint8_t>(mc);
+      cfg.colsb[4] = 64;
+      cfg.colsb[5] = 32;
+      cfg.rows[6] = 16;
+      cfg.rows[7] = 8;
+      cfg.colsb[6] = cfg.colsb[7] = 64;
+      _tile_loadconfig(&cfg);
+      configured = mc;
+    }
+    const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+    int g = g_begin;
+    for (; g + 4 <= g_end; g += 4) Groups<4>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+    switch (g_end - g) {
+      case 3: Groups<3>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+      case 2: Groups<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+      case 1: Groups<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+      default: break;
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace amx
+
+// Packs row-major quants q[r * k + c] in [-127, 127] and f32 row scales into the layout above.
+inline void Pack(int n, int k, const int8_t* q, const float* scales, uint8_t* out) {
+  for (int g = 0; g < n / kGroup; ++g) {
+    uint8_t* group = out + g * GroupBytes(k);
+    for (int b = 0; b < k / kBlock; ++b) {
+      for (int i = 0; i < kGroup; ++i) {
+        for (int c = 0; c < kBlock; ++c) {
+          group[static_cast<int64_t>(b) * kTileBytes + (c / 4) * 64 + i * 4 + c % 4] =
+              static_cast<uint8_t>(q[(static_cast<int64_t>(g) * kGroup + i) * k + b * kBlock + c] + 128);
+        }
+      }
+    }
+    std::memcpy(group + static_cast<int64_t>(k / kBlock) * kTileBytes, scales + g * kGroup, 4 * kGroup);
+  }
+}
+
+}  // namespace w8
+
 // Packs a row-major [n, k] matrix's quants q[r * k + c] (in [-127, 127] for Int8Weights, [-8, 7]
 // for Int4Weights) and f16 scales d[r * (k / 32) + b] into the grouped layout above (n % 16 == 0,
 // k % 32 == 0).

@@ -143,6 +143,12 @@ void DequantizeRow(const MatrixView& w, int64_t r, float* out) {
                                                               static_cast<int>(w.cols), r, static_cast<int>(c));
       }
       return;
+    case DType::kW8:
+      for (int64_t c = 0; c < w.cols; ++c) {
+        out[c] = kern::q8::w8::WeightValue(reinterpret_cast<const uint8_t*>(w.data), static_cast<int>(w.cols), r,
+                                           static_cast<int>(c));
+      }
+      return;
     case DType::kQ4:
       for (int64_t c = 0; c < w.cols; ++c) {
         out[c] = kern::q8::WeightValue<kern::q8::Int4Weights>(reinterpret_cast<const uint8_t*>(w.data),

@@ -170,6 +170,39 @@ TEST_F(ProfileFlow, MergeSumsAndEqualsOneDumpOverBothInputs) {
   }
 }
 
+// w8a8 from the profile: static activation scales in the manifest, SmoothQuant folded into the
+// weights, and the accuracy targets against the f32 package on the samples at ctx 256.
+TEST_F(ProfileFlow, W8a8PackageMeetsTheAccuracyTargets) {
+  const std::string f32 = In("w8_base"), w8 = In("w8_pkg");
+  CommandResult r = RunTailor({"compile", "--model", kModel, "--specializations", kSpecs, "--out", f32, "--dtype",
+                               "f32", "--target", "native"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunTailor({"compile", Flag("m", kModel), Flag("network-specialization-config", kSpecs),
+                 Flag("json-input-file", In("inputs.json")), Flag("load-profile", In("profile.pgq")), "--dtype", "w8a8",
+                 Flag("aic-binary-dir", w8), "--target", "native"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json m = nlohmann::json::parse(ReadAll(fs::path(w8) / "manifest.json"));
+  int w8a8 = 0;
+  for (const auto& t : m["weights"]["tensors"]) {
+    if (t["dtype"] != "w8a8") continue;
+    ++w8a8;
+    EXPECT_GT(t["act_scale"].get<double>(), 0.0) << t["name"];
+  }
+  EXPECT_EQ(w8a8, 5 * 4) << "q, k, v and o of 5 layers (the 172-wide MLP stays bf16)";
+  r = RunTailor({"perplexity", "--package", w8, "--text", kText, "--ctx", "256", "--base", f32, "--json", In("w8.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(ReadAll(In("w8.json")));
+  EXPECT_LE(j["ppl_ratio"].get<double>(), 1.002);
+  EXPECT_LE(j["kld_mean"].get<double>(), 0.001);
+  EXPECT_GE(j["same_top_pct"].get<double>(), 98.0);
+
+  // No profile: refused before anything is written.
+  r = RunTailor({"compile", "--model", kModel, "--specializations", kSpecs, "--out", In("w8_none"), "--dtype", "w8a8"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("w8a8 needs a calibration profile"));
+  EXPECT_FALSE(fs::exists(In("w8_none")));
+}
+
 TEST_F(ProfileFlow, BadInputIsRefusedAndNothingWritten) {
   auto compile = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = {"compile", Flag("m", kModel), Flag("network-specialization-config", kSpecs)};

@@ -1,7 +1,8 @@
-// The int8 matmuls (q8_0 and q4 weights, kernels/q8_kernels.h) against a plain restatement of
+// The int8 matmuls (q8_0, q4 and w8a8 weights, kernels/q8_kernels.h) against a plain restatement of
 // their definition: exact integer block sums, then one fma per block in order. The VNNI variant agrees
 // bitwise with the portable one; a row's outputs do not depend on the other rows or on the -ols
 // partition; dequantization is scale x q; the result is close to the float64 product.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -190,6 +191,111 @@ TEST_P(Formats, DequantizationIsScaleTimesQuant) {
 
 INSTANTIATE_TEST_SUITE_P(Q8AndQ4, Formats, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "q4" : "q8_0"; });
+
+// w8a8 (q8::w8): int8 rows with one f32 scale each, activations quantized with a static scale.
+struct W8Weights {
+  int n = 0, k = 0;
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+  std::vector<uint8_t> packed;
+  float Value(int r, int c) const { return scale[r] * q[r * k + c]; }
+};
+
+W8Weights MakeW8(int n, int k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> qd(-127, 127);
+  std::uniform_real_distribution<float> sd(1e-4f, 2e-2f);
+  W8Weights w;
+  w.n = n;
+  w.k = k;
+  for (int i = 0; i < n * k; ++i) w.q.push_back(static_cast<int8_t>(qd(rng)));
+  for (int i = 0; i < n; ++i) w.scale.push_back(sd(rng));
+  w.packed.resize(static_cast<size_t>(n / 16) * q8::w8::GroupBytes(k));
+  q8::w8::Pack(n, k, w.q.data(), w.scale.data(), w.packed.data());
+  return w;
+}
+
+// Which int8 kernel runs a w8a8 matmul: the portable loop, VNNI or AMX-INT8.
+enum class W8Isa { kPortable, kVnni, kAmx };
+
+std::vector<float> W8MatMul(W8Isa isa, const W8Weights& w, const std::vector<float>& x, int rows, float act_scale,
+                            int n_begin, int n_end) {
+  std::vector<float> y(static_cast<size_t>(rows) * w.n, NAN);
+  auto scratch = std::make_unique<q8::QuantizedRows>();
+  auto run = [&]<class Isa>() {
+    kern::MatMulOp<Isa, kern::kWW8>(rows, w.k, x.data(), w.packed.data(), y.data(), w.n, n_begin, n_end, nullptr,
+                                    scratch.get(), act_scale);
+  };
+  if (isa == W8Isa::kPortable) run.template operator()<kern::PortableIsa>();
+  if (isa == W8Isa::kVnni) run.template operator()<kern::Avx512Bf16Isa>();
+  if (isa == W8Isa::kAmx) run.template operator()<kern::AmxIsa>();
+  return y;
+}
+
+// The definition: q_x = nearest-even(x / s_x) clamped to [-127, 127]; one exact integer dot over
+// the whole row; y = (float) isum * (s_w * s_x).
+TEST(W8a8, MatMulIsItsDefinitionAndBatchInvariant) {
+  for (auto [n, k] : {std::pair{16, 32}, {48, 96}, {64, 160}, {32, 2048}}) {
+    const W8Weights w = MakeW8(n, k, static_cast<uint32_t>(3 * n + k));
+    const int rows = 21;  // more than one chunk of 16 rows
+    const std::vector<float> x = Activations(rows, k, static_cast<uint32_t>(k + 1));
+    const float act_scale = 4.0f / 127.0f;  // clips the outlier (37.5) and the normal tail beyond 4
+    const std::vector<float> y = W8MatMul(W8Isa::kPortable, w, x, rows, act_scale, 0, n);
+    for (int m = 0; m < rows; ++m) {
+      std::vector<int> xq(k);
+      for (int c = 0; c < k; ++c) {
+        xq[c] = static_cast<int>(std::clamp(std::nearbyint(x[m * k + c] / act_scale), -127.0f, 127.0f));
+      }
+      for (int r = 0; r < n; ++r) {
+        int64_t isum = 0;
+        double want = 0;
+        for (int c = 0; c < k; ++c) {
+          isum += static_cast<int64_t>(w.q[r * k + c]) * xq[c];
+          want += static_cast<double>(w.Value(r, c)) * xq[c] * act_scale;
+        }
+        ASSERT_EQ(y[m * n + r], static_cast<float>(isum) * (w.scale[r] * act_scale)) << n << "x" << k << " " << m;
+        EXPECT_NEAR(y[m * n + r], want, 1e-5 * std::fabs(want) + 1e-6);
+      }
+    }
+    for (W8Isa isa : {W8Isa::kPortable, W8Isa::kVnni, W8Isa::kAmx}) {
+      if (isa == W8Isa::kVnni && !HasVnni()) continue;
+      if (isa == W8Isa::kAmx && !kern::amx::Int8Available()) continue;
+      EXPECT_EQ(W8MatMul(isa, w, x, rows, act_scale, 0, n), y) << "isa " << static_cast<int>(isa) << " " << n << "x" << k;
+      // Each row alone, and the outputs split at arbitrary places (-ols partitions): same bits.
+      for (int m = 0; m < rows; ++m) {
+        std::vector<float> one(x.begin() + m * k, x.begin() + (m + 1) * k);
+        const std::vector<float> alone = W8MatMul(isa, w, one, 1, act_scale, 3, n);
+        for (int r = 3; r < n; ++r) ASSERT_EQ(alone[r], y[m * n + r]) << static_cast<int>(isa);
+      }
+      std::vector<float> split(static_cast<size_t>(rows) * n);
+      for (auto [b, e] : {std::pair{0, 7}, {7, n / 2 + 1}, {n / 2 + 1, n}}) {
+        const std::vector<float> part = W8MatMul(isa, w, x, rows, act_scale, b, e);
+        for (int m = 0; m < rows; ++m) {
+          for (int r = b; r < e; ++r) split[m * n + r] = part[m * n + r];
+        }
+      }
+      EXPECT_EQ(split, y) << static_cast<int>(isa);
+    }
+  }
+}
+
+TEST(W8a8, DequantizationIsScaleTimesQuant) {
+  const W8Weights w = MakeW8(32, 96, 9);
+  MatrixView view{DType::kW8, 32, 96, reinterpret_cast<const std::byte*>(w.packed.data())};
+  EXPECT_EQ(view.bytes(), static_cast<int64_t>(w.packed.size()));
+  std::vector<float> row(96);
+  std::vector<int32_t> tokens = {0, 17, 31};
+  std::vector<int32_t> pos = {0, 1, 2};
+  std::vector<float> embedded(3 * 96);
+  kern::EmbedOp<kern::kWW8>(96, tokens.data(), pos.data(), w.packed.data(), embedded.data(), 0, 3);
+  for (int r = 0; r < 32; ++r) {
+    ref::DequantizeRow(view, r, row.data());
+    for (int c = 0; c < 96; ++c) ASSERT_EQ(row[c], w.Value(r, c)) << r << " " << c;
+  }
+  for (int t = 0; t < 3; ++t) {
+    for (int c = 0; c < 96; ++c) ASSERT_EQ(embedded[t * 96 + c], w.Value(tokens[t], c));
+  }
+}
 
 }  // namespace
 }  // namespace tailor
