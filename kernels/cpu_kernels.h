@@ -141,21 +141,30 @@ inline void StoreScalar(void* base, int64_t i, float v) {
   }
 }
 
-// Element i of a KV row of kType whose scale is `scale` (kKvI8: scale * q, one float multiply, so
-// exact to the float's rounding and the same bits as avx512::LoadKvW; the float types ignore it).
+// The dequantization of one kKvI8 row (one token, one kv head): value = zero + scale * q.
+// The float KV types ignore it.
+struct KvScale {
+  float scale = 1.0f;
+  float zero = 0.0f;
+};
+
+// Element i of a KV row of kType with parameters s (kKvI8: fma(scale, q, zero), one rounding, the
+// same bits as avx512::LoadKvW).
 template <int kType>
-inline float LoadKv(const void* base, int64_t i, float scale) {
+inline float LoadKv(const void* base, int64_t i, KvScale s) {
   if constexpr (kType == kKvI8) {
-    return scale * static_cast<float>(static_cast<const int8_t*>(base)[i]);
+    return std::fma(s.scale, static_cast<float>(static_cast<const int8_t*>(base)[i]), s.zero);
   } else {
     return LoadScalar<kType>(base, i);
   }
 }
 
-// The f32 scale stored at byte offset `at` of an int8 KV pool (any alignment).
-inline float LoadKvScale(const void* base, int64_t at) {
-  float s;
-  std::memcpy(&s, static_cast<const char*>(base) + at, 4);
+// The KvScale stored at byte offset `at` of an int8 KV pool: f32 scale, then f32 zero (any
+// alignment).
+inline KvScale LoadKvScale(const void* base, int64_t at) {
+  KvScale s;
+  std::memcpy(&s.scale, static_cast<const char*>(base) + at, 4);
+  std::memcpy(&s.zero, static_cast<const char*>(base) + at + 4, 4);
   return s;
 }
 
@@ -243,9 +252,9 @@ float SumSquares(N n, const float* x) {
 }
 
 // Dot product of a float vector and a KV row in 16 lanes (attention scores); b_scale: the row's
-// scale (kKvI8 only).
+// dequantization (kKvI8 only).
 template <int kType, class N>
-float Dot(N n, const float* a, const void* b, int64_t b_off, float b_scale = 1.0f) {
+float Dot(N n, const float* a, const void* b, int64_t b_off, KvScale b_scale = {}) {
   float acc[16] = {};
   for (int c = 0; c < static_cast<int>(n); c += 16) {
     for (int l = 0; l < 16; ++l) {
@@ -279,15 +288,16 @@ TAILOR_AVX512_INLINE __m512 LoadW(const void* base, int64_t i, int count) {
   }
 }
 
-// LoadW for KV rows: kKvI8 rows are 16 int8 values (count valid, the rest 0) times `scale`, one
-// multiply per lane (LoadKv's bits); the float types ignore scale.
+// LoadW for KV rows: kKvI8 rows are 16 int8 values dequantized as fma(scale, q, zero) per lane
+// (LoadKv's bits; count valid, the rest 0); the float types ignore s.
 template <int kType>
-TAILOR_AVX512_INLINE __m512 LoadKvW(const void* base, int64_t i, int count, float scale) {
+TAILOR_AVX512_INLINE __m512 LoadKvW(const void* base, int64_t i, int count, KvScale s) {
   if constexpr (kType == kKvI8) {
     const __mmask16 mask = count >= 16 ? static_cast<__mmask16>(0xffff)
                                        : static_cast<__mmask16>((1u << count) - 1u);
     const __m128i q = _mm_maskz_loadu_epi8(mask, static_cast<const int8_t*>(base) + i);
-    return _mm512_mul_ps(_mm512_set1_ps(scale), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+    return _mm512_maskz_fmadd_ps(mask, _mm512_set1_ps(s.scale), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)),
+                                 _mm512_set1_ps(s.zero));
   } else {
     return LoadW<kType>(base, i, count);
   }
@@ -497,7 +507,7 @@ TAILOR_AVX512_TARGET float SumSquares(N n, const float* x) {
 }
 
 template <int kType, class N>
-TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off, float b_scale = 1.0f) {
+TAILOR_AVX512_TARGET float Dot(N n, const float* a, const void* b, int64_t b_off, KvScale b_scale = {}) {
   __m512 acc = _mm512_setzero_ps();
   for (int c = 0; c < static_cast<int>(n); c += 16) {
     const int count = static_cast<int>(n) - c;
@@ -519,9 +529,9 @@ TAILOR_AVX512_TARGET inline void SwiGlu(int64_t n, float* g, const float* u) {
 }
 
 // o[d] = fma(w, b[b_off + d], o[d]) for d in [0, n): one fused multiply-add per element, so
-// the same bits as the portable loop. b: a KV row, b_scale its scale (kKvI8 only).
+// the same bits as the portable loop. b: a KV row, b_scale its dequantization (kKvI8 only).
 template <int kType, class N>
-TAILOR_AVX512_TARGET void Axpy(N n, float w, const void* b, int64_t b_off, float* o, float b_scale = 1.0f) {
+TAILOR_AVX512_TARGET void Axpy(N n, float w, const void* b, int64_t b_off, float* o, KvScale b_scale = {}) {
   const __m512 wv = _mm512_set1_ps(w);
   for (int c = 0; c < static_cast<int>(n); c += 16) {
     const int count = static_cast<int>(n) - c;

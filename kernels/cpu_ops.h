@@ -95,9 +95,9 @@ inline float SumSquaresOp(N n, const float* x) {
   }
 }
 
-// b: a KV row of kType; b_scale: its scale (kKvI8 only).
+// b: a KV row of kType; b_scale: its dequantization (kKvI8 only).
 template <class Isa, int kType, class N>
-inline float DotOp(N n, const float* a, const void* b, int64_t b_off, float b_scale = 1.0f) {
+inline float DotOp(N n, const float* a, const void* b, int64_t b_off, KvScale b_scale = {}) {
   if constexpr (kAvx512<Isa>) {
     return avx512::Dot<kType>(n, a, b, b_off, b_scale);
   } else {
@@ -106,7 +106,7 @@ inline float DotOp(N n, const float* a, const void* b, int64_t b_off, float b_sc
 }
 
 template <class Isa, int kType, class N>
-inline void AxpyOp(N n, float w, const void* b, int64_t b_off, float* o, float b_scale = 1.0f) {
+inline void AxpyOp(N n, float w, const void* b, int64_t b_off, float* o, KvScale b_scale = {}) {
   if constexpr (kAvx512<Isa>) {
     avx512::Axpy<kType>(n, w, b, b_off, o, b_scale);
   } else {
@@ -181,13 +181,16 @@ inline void RopeOp(HQ n_heads, HK n_kv_heads, HD head_dim, float* q, float* k, c
 //   (elements; bytes for kKvI8), so a block is self-contained (the scheduler moves block ids).
 // f32/f16/bf16: a plane is [block_size, kv_dim] elements; (slot s, d) at s * kv_dim + d.
 // kKvI8: a plane is [block_size, kv_dim] int8 values q (the same places, in bytes), then
-//   [n_kv_heads, block_size] f32 scales (4 bytes each, at block_size * kv_dim + 4 * (h *
-//   block_size + s): a head's scales share cache lines, as attention reads them one head at a
-//   time): 1 + 4 / head_dim bytes per element. Per (slot, kv head): scale =
-//   max |x| / 127 over the head's head_dim values, q = nearest-even(x / scale) (0 when all are
-//   0; a non-finite value makes the scale NaN, as f32 KV would carry it). Value = scale * q.
+//   [n_kv_heads, block_size] KvScales (f32 scale, f32 zero: 8 bytes each, at block_size * kv_dim
+//   + 8 * (h * block_size + s): a head's scales share cache lines, as attention reads them one
+//   head at a time): 1 + 8 / head_dim bytes per element. Per (slot, kv head), over the head's
+//   head_dim values x (QuantizeKvHead): min/max quantization, value = zero + scale * q with
+//   q in [-128, 127]. K heads are stored rotated: x = RotateKvHead(k) (a Hadamard transform,
+//   which spreads K's outlier dimensions over the head); attention rotates each query the same
+//   way (RotateKvQuery), so q . k is unchanged in exact arithmetic. V is stored as is.
 // row_of[m]: which batch row token m belongs to; tables: [batch, max_blocks] block ids.
-inline constexpr int kKvScaleBytes = 4;
+inline constexpr int kKvScaleBytes = 8;  // KvScale: f32 scale, f32 zero
+inline constexpr int kKvMaxHeadDim = 4096;  // the loaders' bound on head_dim
 
 // Units (elements of kKv; bytes for kKvI8) of one plane.
 template <int kKv>
@@ -203,18 +206,59 @@ inline int64_t KvBlockBytes(int kv_type, int n_layers, int block_size, int n_kv_
   return planes * KvPlane<kWF32>(block_size, n_kv_heads, head_dim) * (kv_type == kWF32 ? 4 : 2);
 }
 
-// The int8 values and scale of one (slot, kv head) from x[0, head_dim) (kKvI8 above).
-inline void QuantizeKvHead(int head_dim, const float* x, int8_t* q, float* scale) {
-  float absmax = 0.0f;
+// kKvI8's rotation block: the largest power of two dividing head_dim (8 for 8, 40, 72; 128 for 128).
+inline int KvRotationBlock(int head_dim) { return head_dim & -head_dim; }
+
+// x[0, head_dim) = H x in place, H block-diagonal with Sylvester-Hadamard blocks of
+// KvRotationBlock(head_dim) (entries +-1, unnormalized: H^T H = block * I), by the in-place
+// butterfly (x[j], x[j + len]) = (x[j] + x[j + len], x[j] - x[j + len]), len = 1, 2, 4, ...
+inline void RotateKvHead(int head_dim, float* x) {
+  const int block = KvRotationBlock(head_dim);
+  for (int b0 = 0; b0 < head_dim; b0 += block) {
+    for (int len = 1; len < block; len *= 2) {
+      for (int i = b0; i < b0 + block; i += 2 * len) {
+        for (int j = i; j < i + len; ++j) {
+          const float a = x[j], b = x[j + len];
+          x[j] = a + b;
+          x[j + len] = a - b;
+        }
+      }
+    }
+  }
+}
+
+// out[0, head_dim) = H q / block (RotateKvHead's H; dividing by a power of two is exact), so
+// out . (H k) = q . k in exact arithmetic.
+inline void RotateKvQuery(int head_dim, const float* q, float* out) {
+  for (int d = 0; d < head_dim; ++d) out[d] = q[d];
+  RotateKvHead(head_dim, out);
+  const float inv = 1.0f / static_cast<float>(KvRotationBlock(head_dim));
+  for (int d = 0; d < head_dim; ++d) out[d] *= inv;
+}
+
+// The int8 values and KvScale of one (slot, kv head) from x[0, head_dim) (kKvI8 above), in
+// float64 from the floats: scale = f32((max - min) / 255), zero = f32(min + 128 scale),
+// q = nearest-even((x - zero) / scale) clamped to [-128, 127]; the error |x - (zero + scale q)|
+// is at most scale / 2 plus float rounding. All equal values (scale 0) give q = 0 and zero = x
+// (exact); a non-finite value makes scale and zero NaN (as f32 KV would carry it) and q 0.
+inline void QuantizeKvHead(int head_dim, const float* x, int8_t* q, KvScale* s) {
+  double lo = x[0], hi = x[0];
   bool finite = true;
   for (int d = 0; d < head_dim; ++d) {
     finite = finite && std::isfinite(x[d]);
-    absmax = std::fabs(x[d]) > absmax ? std::fabs(x[d]) : absmax;
+    lo = x[d] < lo ? x[d] : lo;
+    hi = x[d] > hi ? x[d] : hi;
   }
-  *scale = finite ? absmax / 127.0f : NAN;
+  if (!finite) {
+    s->scale = s->zero = NAN;
+    for (int d = 0; d < head_dim; ++d) q[d] = 0;
+    return;
+  }
+  s->scale = static_cast<float>((hi - lo) / 255.0);
+  s->zero = static_cast<float>(lo + 128.0 * s->scale);
   for (int d = 0; d < head_dim; ++d) {
-    float r = finite && *scale > 0.0f ? std::nearbyint(x[d] / *scale) : 0.0f;  // scale may underflow to 0
-    r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+    double r = s->scale > 0.0f ? std::nearbyint((x[d] - static_cast<double>(s->zero)) / s->scale) : 0.0;
+    r = r > 127.0 ? 127.0 : r < -128.0 ? -128.0 : r;
     q[d] = static_cast<int8_t>(r);
   }
 }
@@ -235,11 +279,19 @@ inline void KvWriteOp(HK n_kv_heads, HD head_dim, BS block_size, MB max_blocks, 
       if constexpr (kKv == kKvI8) {
         auto* bytes = static_cast<char*>(pool) + at;
         for (int h = 0; h < static_cast<int>(n_kv_heads); ++h) {
-          float scale;
-          QuantizeKvHead(hd, src + h * hd, reinterpret_cast<int8_t*>(bytes) + slot * kv_dim + h * hd, &scale);
-          std::memcpy(bytes + static_cast<int64_t>(block_size) * kv_dim +
-                          (static_cast<int64_t>(h) * block_size + slot) * kKvScaleBytes,
-                      &scale, kKvScaleBytes);
+          float rotated[kKvMaxHeadDim];
+          const float* x = src + h * hd;
+          if (which == 0) {
+            for (int d = 0; d < hd; ++d) rotated[d] = x[d];
+            RotateKvHead(hd, rotated);
+            x = rotated;
+          }
+          KvScale s;
+          QuantizeKvHead(hd, x, reinterpret_cast<int8_t*>(bytes) + slot * kv_dim + h * hd, &s);
+          char* param = bytes + static_cast<int64_t>(block_size) * kv_dim +
+                        (static_cast<int64_t>(h) * block_size + slot) * kKvScaleBytes;
+          std::memcpy(param, &s.scale, 4);
+          std::memcpy(param + 4, &s.zero, 4);
         }
       } else {
         for (int d = 0; d < kv_dim; ++d) StoreScalar<kKv>(pool, at + static_cast<int64_t>(slot) * kv_dim + d, src[d]);
@@ -266,13 +318,14 @@ struct KvCursor {
   }
 };
 
-// The scale of position p's K (v false) or V row: kKvI8's, or 1 (unused) for the float types.
+// The KvScale of position p's K (v false) or V row: kKvI8's, or the identity (unused) for the
+// float types.
 template <int kKv>
-inline float RowScale(const void* pool, const KvCursor& kv, int p, bool v) {
+inline KvScale RowScale(const void* pool, const KvCursor& kv, int p, bool v) {
   if constexpr (kKv == kKvI8) {
     return LoadKvScale(pool, kv.Scale(p) + (v ? kv.v_shift : 0));
   } else {
-    return 1.0f;
+    return {};
   }
 }
 
@@ -340,16 +393,16 @@ struct PoolRows {
   KvWalk walk;
   int64_t shift;  // 0 for K, v_shift for V
   int64_t Next() { return walk.Next() + shift; }
-  float LastScale(const void* pool) const { return LoadKvScale(pool, walk.LastScale() + shift); }
+  KvScale LastScale(const void* pool) const { return LoadKvScale(pool, walk.LastScale() + shift); }
 };
 struct TileRows {
   int64_t next, stride;
   int64_t Next() { return (next += stride) - stride; }
-  float LastScale(const void*) const { return 1.0f; }  // float tiles have none
+  KvScale LastScale(const void*) const { return {}; }  // float tiles have none
 };
 
 // buf[p - p_begin] = K (or V) row of p as floats, for p in [p_begin, p_end); lanes past head_dim 0.
-// kKvI8 rows are dequantized here (scale * q per element, LoadKv's bits).
+// kKvI8 rows are dequantized here (zero + scale * q per element, LoadKv's bits).
 template <int kKv, int kC>
 TAILOR_AVX512_INLINE void CopyTile(int head_dim, const void* pool, const KvCursor& kv, bool v, int p_begin,
                                    int p_end, float* buf) {
@@ -357,7 +410,7 @@ TAILOR_AVX512_INLINE void CopyTile(int head_dim, const void* pool, const KvCurso
   const int64_t shift = v ? kv.v_shift : 0;
   for (int p = p_begin; p < p_end; ++p) {
     const int64_t at = walk.Next() + shift;
-    const float row_scale = kKv == kKvI8 ? LoadKvScale(pool, walk.LastScale() + shift) : 1.0f;
+    const KvScale row_scale = kKv == kKvI8 ? LoadKvScale(pool, walk.LastScale() + shift) : KvScale{};
 #pragma GCC unroll 8
     for (int c = 0; c < kC; ++c) {
       _mm512_storeu_ps(buf + (p - p_begin) * kC * 16 + 16 * c,
@@ -382,7 +435,7 @@ TAILOR_AVX512_INLINE void ScoreTile(int head_dim, const float* qh, const void* s
       acc[t] = _mm512_setzero_ps();
       if (t >= count) continue;
       const int64_t at = rows.Next();
-      const float row_scale = kType == kKvI8 ? rows.LastScale(src) : 1.0f;
+      const KvScale row_scale = kType == kKvI8 ? rows.LastScale(src) : KvScale{};
 #pragma GCC unroll 8
       for (int c = 0; c < kC; ++c) {
         const __m512 k = avx512::LoadKvW<kType>(src, at + 16 * c, head_dim - 16 * c, row_scale);
@@ -425,7 +478,7 @@ TAILOR_AVX512_INLINE void MixTile(int head_dim, const void* src, Rows rows, int 
   for (int p = p_begin; p < p_end; ++p) {
     const __m512 w = _mm512_set1_ps(scores[p] * inv);
     const int64_t at = rows.Next();
-    const float row_scale = kType == kKvI8 ? rows.LastScale(src) : 1.0f;
+    const KvScale row_scale = kType == kKvI8 ? rows.LastScale(src) : KvScale{};
 #pragma GCC unroll 8
     for (int c = 0; c < kC; ++c) {
       acc[c] = _mm512_fmadd_ps(w, avx512::LoadKvW<kType>(src, at + 16 * c, count[c], row_scale), acc[c]);
@@ -518,9 +571,11 @@ inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS blo
                     static_cast<int64_t>(kv.block_size) * (kv.kv_dim + kvh * kKvScaleBytes);
   };
   auto at = [&](auto* base, int m, int h) { return base + (static_cast<int64_t>(m) * n_heads + h) * hd; };
+  // kKvI8: K is stored rotated, so each query is rotated first (RotateKvQuery).
   if constexpr (kAvx512<Isa>) {
     if (hd <= 128) {
       attention::Query set[attention::kQueries];
+      alignas(64) float rotated[kKv == kKvI8 ? attention::kQueries : 1][128];
       for (int kvh = head_begin / group; kvh * group < head_end; ++kvh) {
         set_head(kvh);
         const int hb = head_begin > kvh * group ? head_begin : kvh * group;
@@ -536,7 +591,12 @@ inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS blo
                 for (int d = 0; d < hd; ++d) at(out, m, h)[d] = 0.0f;
                 continue;
               }
-              set[nq++] = {at(q, m, h), at(out, m, h), pos[m] + 1};
+              const float* qh = at(q, m, h);
+              if constexpr (kKv == kKvI8) {
+                RotateKvQuery(hd, qh, rotated[nq]);
+                qh = rotated[nq];
+              }
+              set[nq++] = {qh, at(out, m, h), pos[m] + 1};
               if (nq == attention::kQueries) {
                 attention::AttendSetAnyDim<kKv>(hd, set, nq, pool, kv, scale, scores);
                 nq = 0;
@@ -559,7 +619,13 @@ inline void AttentionOp(int rows, HQ n_heads, HK n_kv_heads, HD head_dim, BS blo
       }
       kv.table = tables + row_of[m] * static_cast<int>(max_blocks);
       set_head(h / group);
-      const float inv = attention::Weights<kKv>(head_dim, at(q, m, h), pool, kv, pos[m] + 1, scale, scores);
+      const float* qh = at(q, m, h);
+      float rotated[kKv == kKvI8 ? kKvMaxHeadDim : 1];
+      if constexpr (kKv == kKvI8) {
+        RotateKvQuery(hd, qh, rotated);
+        qh = rotated;
+      }
+      const float inv = attention::Weights<kKv>(head_dim, qh, pool, kv, pos[m] + 1, scale, scores);
       for (int d = 0; d < hd; ++d) o[d] = 0.0f;
       for (int p = 0; p <= pos[m]; ++p) {
         AxpyOp<Isa, kKv>(head_dim, scores[p] * inv, pool, kv.K(p) + kv.v_shift, o, RowScale<kKv>(pool, kv, p, true));

@@ -251,4 +251,64 @@ void AttendOneHead(const float* q, const float* keys, const float* values, int64
   }
 }
 
+void QuantizeKvI8(const float* x, int32_t n, int8_t* q, float* scale, float* zero) {
+  double lo = x[0], hi = x[0];
+  bool finite = true;
+  for (int32_t i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(x[i]);
+    lo = std::min(lo, static_cast<double>(x[i]));
+    hi = std::max(hi, static_cast<double>(x[i]));
+  }
+  if (!finite) {
+    *scale = *zero = std::numeric_limits<float>::quiet_NaN();
+    std::fill(q, q + n, 0);
+    return;
+  }
+  *scale = static_cast<float>((hi - lo) / 255.0);
+  *zero = static_cast<float>(lo + 128.0 * static_cast<double>(*scale));
+  for (int32_t i = 0; i < n; ++i) {
+    double r = 0.0;
+    if (*scale > 0.0f) r = std::nearbyint((static_cast<double>(x[i]) - *zero) / static_cast<double>(*scale));
+    q[i] = static_cast<int8_t>(std::clamp(r, -128.0, 127.0));
+  }
+}
+
+void HadamardRotate(const double* x, int32_t n, double* y) {
+  const int32_t b = n & -n;
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t b0 = i - i % b;
+    double acc = 0.0;
+    for (int32_t j = 0; j < b; ++j) acc += (__builtin_popcount((i - b0) & j) % 2 ? -1.0 : 1.0) * x[b0 + j];
+    y[i] = acc;
+  }
+}
+
+void AttendOneHeadKvI8(const float* q, const KvI8Rows& keys, const KvI8Rows& values, int32_t n_pos,
+                       int32_t head_dim, float* out, double* scores) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  const double inv_block = 1.0 / static_cast<double>(head_dim & -head_dim);
+  auto value = [](const KvI8Rows& r, int32_t p, int32_t d) {
+    return r.zero[p] + static_cast<double>(r.scale[p]) * r.q[p * r.stride + d];
+  };
+  constexpr int32_t kMaxDim = 4096;
+  double qd[kMaxDim] = {}, qr[kMaxDim];
+  for (int32_t d = 0; d < head_dim; ++d) qd[d] = q[d];
+  HadamardRotate(qd, head_dim, qr);
+  double max_score = -INFINITY;
+  for (int32_t p = 0; p < n_pos; ++p) {
+    double dot = 0.0;
+    for (int32_t d = 0; d < head_dim; ++d) dot += qr[d] * inv_block * value(keys, p, d);
+    scores[p] = dot * scale;
+    max_score = std::max(max_score, scores[p]);
+  }
+  double sum = 0.0;
+  for (int32_t p = 0; p < n_pos; ++p) sum += std::exp(scores[p] - max_score);
+  for (int32_t p = 0; p < n_pos; ++p) scores[p] = std::exp(scores[p] - max_score) / sum;
+  for (int32_t d = 0; d < head_dim; ++d) {
+    double acc = 0.0;
+    for (int32_t p = 0; p < n_pos; ++p) acc += scores[p] * value(values, p, d);
+    out[d] = static_cast<float>(acc);
+  }
+}
+
 }  // namespace tailor::ref

@@ -36,6 +36,32 @@ void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
 void AttendOneHead(const float* q, const float* keys, const float* values, int64_t kv_stride,
                    int32_t n_pos, int32_t head_dim, float* out, float* scores);
 
+// int8 KV (kern::kKvI8): one token's head of n values x, quantized by min/max in float64:
+// scale = f32((max - min) / 255), zero = f32(min + 128 * scale),
+// q[i] = nearest-even((x[i] - zero) / scale) clamped to [-128, 127]; value = zero + scale * q.
+// All values equal: scale 0, q 0 (zero = x). A non-finite value: scale and zero NaN, q 0.
+void QuantizeKvI8(const float* x, int32_t n, int8_t* q, float* scale, float* zero);
+
+// y = H x (float64), H block-diagonal with blocks of b = the largest power of two dividing n,
+// each the Sylvester-Hadamard matrix H_b[i][j] = (-1)^popcount(i & j) (unnormalized: H^T H = b I).
+// kKvI8 stores K heads as H k and rotates queries to H q / b.
+void HadamardRotate(const double* x, int32_t n, double* y);
+
+// Rows of int8 KV: position p's head_dim values at q + p * stride, dequantized (float64) as
+// zero[p] + scale[p] * q.
+struct KvI8Rows {
+  const int8_t* q;
+  int64_t stride;
+  const float* scale;  // [n_pos]
+  const float* zero;   // [n_pos]
+};
+
+// AttendOneHead's math (float64 throughout) over int8 KV as kKvI8 holds it: keys are H k
+// (HadamardRotate), so the query is rotated to H q / b first; values are v.
+//   q: [head_dim]; out: [head_dim]; scores: scratch of n_pos doubles.
+void AttendOneHeadKvI8(const float* q, const KvI8Rows& keys, const KvI8Rows& values, int32_t n_pos,
+                       int32_t head_dim, float* out, double* scores);
+
 }  // namespace tailor::ref
 
 #endif  // TAILOR_KERNELS_REFERENCE_KERNELS_H_

@@ -1,7 +1,9 @@
-// int8 KV blocks (kern::kKvI8): KvWriteOp's layout and rounding, and attention over them against
-// the float64 reference on the dequantized values (float tolerance) and on the unquantized values
-// (the quantization bound); the AVX-512 variant bitwise equal to the portable one; a row alone,
-// in a head partition, or written in a row partition bitwise equal to the batch.
+// int8 KV blocks (kern::kKvI8): KvWriteOp's layout, K's rotation and the rounding (against
+// ref::HadamardRotate and ref::QuantizeKvI8), and attention over them against the float64
+// reference ref::AttendOneHeadKvI8 (float tolerance) and against f32 attention on the unquantized
+// values (the quantization bound); the AVX-512 variant bitwise equal to the portable one; a row
+// alone, in a head partition, or written in a row partition bitwise equal to the batch.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -35,7 +37,7 @@ struct Pool {
   std::vector<int32_t> tables;           // [n_seqs, max_blocks], scattered block ids
   std::vector<float> orig;               // [layer, kv 0/1, seq, pos, kv_dim]
   std::vector<std::byte> bytes;          // the pool
-  int64_t plane() const { return static_cast<int64_t>(block) * (kv_dim() + 4 * n_kv_heads); }
+  int64_t plane() const { return static_cast<int64_t>(block) * (kv_dim() + 8 * n_kv_heads); }
 
   Pool(int n_kv_heads_, int head_dim_, int block_, int n_seqs_, int len_, uint32_t seed)
       : n_kv_heads(n_kv_heads_), head_dim(head_dim_), block(block_), max_blocks((len_ + block_ - 1) / block_),
@@ -80,53 +82,97 @@ struct Pool {
     return reinterpret_cast<const int8_t*>(bytes.data() + Plane(l, kv, seq, p) + (p % block) * kv_dim() +
                                            h * head_dim);
   }
-  float Scale(int l, int kv, int seq, int p, int h) const {
+  // Which: 0 the scale, 1 the zero.
+  float Param(int l, int kv, int seq, int p, int h, int which) const {
     float s;
     std::memcpy(&s, bytes.data() + Plane(l, kv, seq, p) + static_cast<int64_t>(block) * kv_dim() +
-                        4 * (h * block + p % block), 4);
+                        8 * (h * block + p % block) + 4 * which, 4);
     return s;
   }
-  float Dequantized(int l, int kv, int seq, int p, int h, int d) const {
-    return Scale(l, kv, seq, p, h) * static_cast<float>(Q(l, kv, seq, p, h)[d]);
+  double Dequantized(int l, int kv, int seq, int p, int h, int d) const {
+    return Param(l, kv, seq, p, h, 1) + static_cast<double>(Param(l, kv, seq, p, h, 0)) * Q(l, kv, seq, p, h)[d];
+  }
+  // The head as stored before quantization, in float64: H k for K (ref::HadamardRotate), v for V.
+  std::vector<double> Exact(int l, int kv, int seq, int p, int h) const {
+    std::vector<double> x(Orig(l, kv, seq, p) + h * head_dim, Orig(l, kv, seq, p) + (h + 1) * head_dim), y(x);
+    if (kv == 0) ref::HadamardRotate(x.data(), head_dim, y.data());
+    return y;
   }
 };
 
 TEST(KvInt8, BlockBytes) {
-  // Per layer, K and V: block * kv_dim int8 values and n_kv_heads * block f32 scales.
-  EXPECT_EQ(kern::KvBlockBytes(kKvI8, 12, 16, 12, 64), 12 * 2 * 16 * (768 + 48));
+  // Per layer, K and V: block * kv_dim int8 values and n_kv_heads * block (f32 scale, f32 zero).
+  EXPECT_EQ(kern::KvBlockBytes(kKvI8, 12, 16, 12, 64), 12 * 2 * 16 * (768 + 96));
   EXPECT_EQ(kern::KvBlockBytes(kern::kWF16, 12, 16, 12, 64), 12 * 2 * 16 * 768 * 2);
   EXPECT_EQ(kern::KvBlockBytes(kern::kWF32, 5, 16, 4, 8), 5 * 2 * 16 * 32 * 4);
 }
 
-// Each (slot, kv head): scale = max |x| / 127, q = nearest-even(x / scale), |x - scale q| <=
-// scale / 2 (with float rounding), all-zero heads give scale 0 and q 0; nothing else written.
+// The rotation: kern::RotateKvHead (float butterflies) is ref::HadamardRotate to float rounding,
+// blocks of the largest power of two dividing head_dim; H^T H = block * I.
+TEST(KvInt8, Rotation) {
+  EXPECT_EQ(kern::KvRotationBlock(8), 8);
+  EXPECT_EQ(kern::KvRotationBlock(40), 8);
+  EXPECT_EQ(kern::KvRotationBlock(144), 16);
+  EXPECT_EQ(kern::KvRotationBlock(128), 128);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int head_dim : {2, 8, 40, 64, 128, 144}) {
+    const int block = kern::KvRotationBlock(head_dim);
+    std::vector<float> x(head_dim), rotated(head_dim), query(head_dim);
+    std::vector<double> xd(head_dim), want(head_dim), back(head_dim);
+    for (int d = 0; d < head_dim; ++d) xd[d] = x[d] = normal(rng);
+    rotated = x;
+    kern::RotateKvHead(head_dim, rotated.data());
+    kern::RotateKvQuery(head_dim, x.data(), query.data());
+    ref::HadamardRotate(xd.data(), head_dim, want.data());
+    ref::HadamardRotate(want.data(), head_dim, back.data());
+    double l1 = 0;
+    for (int d = 0; d < head_dim; ++d) l1 += std::fabs(xd[d]);
+    const double tol = std::log2(block) * std::ldexp(l1, -24);  // one rounding per butterfly stage
+    for (int d = 0; d < head_dim; ++d) {
+      ASSERT_NEAR(rotated[d], want[d], tol) << "head_dim " << head_dim << " d " << d;
+      ASSERT_NEAR(query[d], want[d] / block, tol / block) << "head_dim " << head_dim << " d " << d;
+      ASSERT_NEAR(back[d], block * xd[d], 1e-9 * block * l1) << "head_dim " << head_dim << " d " << d;
+    }
+  }
+}
+
+// Each (slot, kv head): the stored values, scale and zero are ref::QuantizeKvI8's of the head as
+// KvWriteOp sees it (K rotated by kern::RotateKvHead, V as is); scale = (max - min) / 255 and
+// |x - (zero + scale q)| <= scale / 2 (with float rounding) against the exact H k or v; constant
+// heads exact; nothing else written.
 TEST(KvInt8, WriteLayoutAndRounding) {
   for (int head_dim : {8, 40, 64}) {
     const Pool pool(3, head_dim, 5, 2, 23, 1);
     int zero_heads = 0;
+    std::vector<float> x(head_dim);
+    std::vector<int8_t> want_q(head_dim);
     for (int l = 0; l < kLayers; ++l) {
       for (int kv = 0; kv < 2; ++kv) {
         for (int s = 0; s < pool.n_seqs; ++s) {
           for (int p = 0; p < pool.len; ++p) {
             for (int h = 0; h < pool.n_kv_heads; ++h) {
-              const float* x = pool.Orig(l, kv, s, p) + h * head_dim;
-              double absmax = 0;
-              for (int d = 0; d < head_dim; ++d) absmax = std::max(absmax, std::fabs(static_cast<double>(x[d])));
-              const float scale = pool.Scale(l, kv, s, p, h);
-              ASSERT_EQ(scale, static_cast<float>(absmax) / 127.0f);
-              zero_heads += absmax == 0;
+              std::copy_n(pool.Orig(l, kv, s, p) + h * head_dim, head_dim, x.begin());
+              if (kv == 0) kern::RotateKvHead(head_dim, x.data());
+              float want_scale, want_zero;
+              ref::QuantizeKvI8(x.data(), head_dim, want_q.data(), &want_scale, &want_zero);
+              const float scale = pool.Param(l, kv, s, p, h, 0), zero = pool.Param(l, kv, s, p, h, 1);
+              ASSERT_EQ(scale, want_scale);
+              ASSERT_EQ(zero, want_zero);
               const int8_t* q = pool.Q(l, kv, s, p, h);
+              for (int d = 0; d < head_dim; ++d) ASSERT_EQ(q[d], want_q[d]) << "d " << d;
+              const std::vector<double> exact = pool.Exact(l, kv, s, p, h);
+              const auto [lo, hi] = std::minmax_element(exact.begin(), exact.end());
+              zero_heads += *hi == *lo;
+              // The rotation's float rounding moves min and max by a few ulp of the head's l1 norm.
+              double l1 = 0;
+              for (double e : exact) l1 += std::fabs(e);
+              const double slack = 8 * std::ldexp(l1, -24);
+              ASSERT_NEAR(scale, (*hi - *lo) / 255, slack / 255 + std::ldexp(scale, -23));
               for (int d = 0; d < head_dim; ++d) {
-                if (absmax == 0) {
-                  ASSERT_EQ(q[d], 0);
-                  continue;
-                }
-                // Nearest, ties to even, by double arithmetic on the float quotient.
-                const double r = static_cast<double>(x[d] / scale);
-                double want = std::floor(r + 0.5);
-                if (want - r == 0.5 && std::fmod(want, 2.0) != 0) want -= 1;
-                ASSERT_EQ(q[d], static_cast<int>(want)) << "x " << x[d] << " scale " << scale;
-                ASSERT_LE(std::fabs(x[d] - static_cast<double>(scale) * q[d]), scale * (0.5 + 1e-5));
+                const double got = pool.Dequantized(l, kv, s, p, h, d);
+                ASSERT_LE(std::fabs(exact[d] - got), scale * (0.5 + 1e-5) + slack + std::ldexp(std::fabs(zero), -24))
+                    << "x " << exact[d] << " scale " << scale;
               }
             }
           }
@@ -135,18 +181,25 @@ TEST(KvInt8, WriteLayoutAndRounding) {
     }
     EXPECT_GT(zero_heads, 0) << "the all-zero case was not exercised";
   }
-  float scale;
+  kern::KvScale s;
   int8_t q[4];
-  const float tie[4] = {2.5f, 127.0f, -1.5f, 0.5f};  // scale 1: ties go to even
-  kern::QuantizeKvHead(4, tie, q, &scale);
-  EXPECT_EQ(scale, 1.0f);
-  EXPECT_EQ(q[0], 2);
+  const float tie[4] = {0.0f, 255.0f, 2.5f, 3.5f};  // scale 1, zero 128: ties go to even
+  kern::QuantizeKvHead(4, tie, q, &s);
+  EXPECT_EQ(s.scale, 1.0f);
+  EXPECT_EQ(s.zero, 128.0f);
+  EXPECT_EQ(q[0], -128);
   EXPECT_EQ(q[1], 127);
-  EXPECT_EQ(q[2], -2);
-  EXPECT_EQ(q[3], 0);
+  EXPECT_EQ(q[2], -126);  // -125.5
+  EXPECT_EQ(q[3], -124);  // -124.5
+  const float flat[3] = {-1.25f, -1.25f, -1.25f};  // scale 0: exact
+  kern::QuantizeKvHead(3, flat, q, &s);
+  EXPECT_EQ(s.scale, 0.0f);
+  EXPECT_EQ(s.zero, -1.25f);
+  EXPECT_EQ(q[0], 0);
   const float bad[2] = {1.0f, NAN};
-  kern::QuantizeKvHead(2, bad, q, &scale);
-  EXPECT_TRUE(std::isnan(scale));
+  kern::QuantizeKvHead(2, bad, q, &s);
+  EXPECT_TRUE(std::isnan(s.scale));
+  EXPECT_TRUE(std::isnan(s.zero));
   EXPECT_EQ(q[0], 0);
 }
 
@@ -198,7 +251,10 @@ void CheckAttention(int head_dim, int block, int n_heads, int n_kv_heads) {
   run(PortableIsa{}, rows, q.data(), pos.data(), row_of.data(), a.data(), 0, n_heads);
   const std::string where = "head_dim " + std::to_string(head_dim) + " block " + std::to_string(block) + " heads " +
                             std::to_string(n_heads) + "/" + std::to_string(n_kv_heads);
-  std::vector<float> keys, values, keys_f, values_f, ref_out(head_dim), ref_f(head_dim), ref_scores(72);
+  const int rot_block = kern::KvRotationBlock(head_dim);
+  std::vector<int8_t> kq, vq;
+  std::vector<float> k_scale, k_zero, v_scale, v_zero, keys_f, values_f, ref_out(head_dim), ref_f(head_dim);
+  std::vector<double> ref_scores(72), qd(head_dim), q_rot(head_dim);
   for (int m = 0; m < rows; ++m) {
     for (int h = 0; h < n_heads; ++h) {
       const float* got = a.data() + (static_cast<size_t>(m) * n_heads + h) * head_dim;
@@ -207,42 +263,60 @@ void CheckAttention(int head_dim, int block, int n_heads, int n_kv_heads) {
         continue;
       }
       const int n = pos[m] + 1, kvh = h / group, s = row_of[m];
-      keys.assign(static_cast<size_t>(n) * head_dim, 0);
-      values.assign(keys.size(), 0);
-      keys_f.assign(keys.size(), 0);
-      values_f.assign(keys.size(), 0);
-      double vmax = 0, k_err = 0, v_err = 0;  // max |v|; max quantization error of K and of V
+      kq.assign(static_cast<size_t>(n) * head_dim, 0);
+      vq.assign(kq.size(), 0);
+      keys_f.assign(kq.size(), 0);
+      values_f.assign(kq.size(), 0);
+      k_scale.assign(n, 0);
+      k_zero.assign(n, 0);
+      v_scale.assign(n, 0);
+      v_zero.assign(n, 0);
+      const float* qh = q.data() + (static_cast<size_t>(m) * n_heads + h) * head_dim;
+      for (int d = 0; d < head_dim; ++d) qd[d] = qh[d];
+      ref::HadamardRotate(qd.data(), head_dim, q_rot.data());
+      double q_l1 = 0, q_rot_l1 = 0;  // |q|_1 and |H q / block|_1
+      for (int d = 0; d < head_dim; ++d) {
+        q_rot[d] /= rot_block;
+        q_l1 += std::fabs(qd[d]);
+        q_rot_l1 += std::fabs(q_rot[d]);
+      }
+      // vmax: max |v|; k_err, v_err: max quantization error of H k and of v; qk: the scores' float
+      // rounding scale, max_p sum |q_rot k_p| / sqrt(head_dim) plus the rotated query's rounding
+      // (log2(block) roundings of |q|_1 / block per element) times |k_p|_1.
+      double vmax = 0, k_err = 0, v_err = 0, qk = 0;
       for (int p = 0; p < n; ++p) {
+        k_scale[p] = pool.Param(kLayer, 0, s, p, kvh, 0);
+        k_zero[p] = pool.Param(kLayer, 0, s, p, kvh, 1);
+        v_scale[p] = pool.Param(kLayer, 1, s, p, kvh, 0);
+        v_zero[p] = pool.Param(kLayer, 1, s, p, kvh, 1);
+        const std::vector<double> k_exact = pool.Exact(kLayer, 0, s, p, kvh);
+        double sum = 0, k_l1 = 0;
         for (int d = 0; d < head_dim; ++d) {
           const size_t i = static_cast<size_t>(p) * head_dim + d;
-          keys[i] = pool.Dequantized(kLayer, 0, s, p, kvh, d);
-          values[i] = pool.Dequantized(kLayer, 1, s, p, kvh, d);
+          kq[i] = pool.Q(kLayer, 0, s, p, kvh)[d];
+          vq[i] = pool.Q(kLayer, 1, s, p, kvh)[d];
           keys_f[i] = pool.Orig(kLayer, 0, s, p)[kvh * head_dim + d];
           values_f[i] = pool.Orig(kLayer, 1, s, p)[kvh * head_dim + d];
-          vmax = std::max({vmax, std::fabs(static_cast<double>(values[i])),
-                           std::fabs(static_cast<double>(values_f[i]))});
-          k_err = std::max(k_err, std::fabs(static_cast<double>(keys[i]) - keys_f[i]));
-          v_err = std::max(v_err, std::fabs(static_cast<double>(values[i]) - values_f[i]));
+          const double k = pool.Dequantized(kLayer, 0, s, p, kvh, d), v = pool.Dequantized(kLayer, 1, s, p, kvh, d);
+          vmax = std::max({vmax, std::fabs(v), std::fabs(static_cast<double>(values_f[i]))});
+          k_err = std::max(k_err, std::fabs(k - k_exact[d]));
+          v_err = std::max(v_err, std::fabs(v - values_f[i]));
+          sum += std::fabs(q_rot[d] * k);
+          k_l1 += std::fabs(k);
         }
+        qk = std::max(qk, (sum + std::log2(rot_block) * q_l1 / rot_block * k_l1) / std::sqrt(head_dim));
       }
-      const float* qh = q.data() + (static_cast<size_t>(m) * n_heads + h) * head_dim;
-      ref::AttendOneHead(qh, keys.data(), values.data(), head_dim, n, head_dim, ref_out.data(), ref_scores.data());
-      ref::AttendOneHead(qh, keys_f.data(), values_f.data(), head_dim, n, head_dim, ref_f.data(), ref_scores.data());
-      // Float rounding of the kernel: scores carry a few ulp (2^-24) of max_p sum |q k_p| /
-      // sqrt(head_dim), which moves each softmax weight by that relative amount, the output by
-      // that times max |v| (measured: under 0.5 ulp of it; allowed: 4).
-      double qk = 0;
-      for (int p = 0; p < n; ++p) {
-        double sum = 0;
-        for (int d = 0; d < head_dim; ++d) sum += std::fabs(qh[d] * keys[static_cast<size_t>(p) * head_dim + d]);
-        qk = std::max(qk, sum / std::sqrt(static_cast<double>(head_dim)));
-      }
+      const ref::KvI8Rows k_rows{kq.data(), head_dim, k_scale.data(), k_zero.data()};
+      const ref::KvI8Rows v_rows{vq.data(), head_dim, v_scale.data(), v_zero.data()};
+      ref::AttendOneHeadKvI8(qh, k_rows, v_rows, n, head_dim, ref_out.data(), ref_scores.data());
+      std::vector<float> f_scores(n);
+      ref::AttendOneHead(qh, keys_f.data(), values_f.data(), head_dim, n, head_dim, ref_f.data(), f_scores.data());
+      // Float rounding of the kernel: scores carry a few ulp (2^-24) of qk, which moves each
+      // softmax weight by that relative amount, the output by that times max |v| (allowed: 4).
       const double float_tol = 4 * std::ldexp(1.0, -24) * (1 + qk) * std::max(1.0, vmax);
-      // Quantization: every score moves by at most eps = sum |q| * k_err / sqrt(head_dim), so each
-      // weight by a factor within e^(+-2 eps); the output by (e^(2 eps) - 1) max |v| + v_err.
-      double q_l1 = 0;
-      for (int d = 0; d < head_dim; ++d) q_l1 += std::fabs(qh[d]);
-      const double eps = q_l1 * k_err / std::sqrt(static_cast<double>(head_dim));
+      // Quantization: every score moves by at most eps = |H q / block|_1 * k_err / sqrt(head_dim),
+      // so each weight by a factor within e^(+-2 eps); the output by (e^(2 eps) - 1) max |v| + v_err.
+      const double eps = q_rot_l1 * k_err / std::sqrt(static_cast<double>(head_dim));
       const double quant_bound = std::expm1(2 * eps) * vmax + v_err + float_tol;
       for (int d = 0; d < head_dim; ++d) {
         ASSERT_NEAR(got[d], ref_out[d], float_tol) << where << " row " << m << " head " << h << " d " << d;
