@@ -557,33 +557,42 @@ TAILOR_AMX8_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
   const auto* wb = static_cast<const uint8_t*>(w);
   const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
+  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+  // More rows than one chunk: the outputs go in slices of about 1 MiB of weights (kept in L2)
+  // and every chunk of rows runs over a slice before the next (its rows quantized again, a small
+  // cost next to the products), so the weights stream from memory once, not once per chunk.
+  const int slice = rows > kChunkRows ? static_cast<int>(((1 << 20) / GroupBytes(k) + 3) / 4 * 4) : g_end - g_begin;
   int configured = 0;
-  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
-    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
-    for (int r = 0; r < mc; ++r) vnni::QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
-    if (mc != configured) {
-      TileConfig cfg;
-      for (int t = 0; t < 4; ++t) {
-        cfg.rows[t] = static_cast<uint8_t>(mc);
-        cfg.colsb[t] = 64;
+  for (int s0 = g_begin; s0 < g_end; s0 += slice) {
+    const int s_end = g_end < s0 + slice ? g_end : s0 + slice;
+    for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+      const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+      if (rows > kChunkRows || s0 == g_begin) {
+        for (int r = 0; r < mc; ++r) vnni::QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
       }
-      cfg.rows[4] = cfg.rows[5] = static_cast<uint8_t>(mc);
-      cfg.colsb[4] = 64;
-      cfg.colsb[5] = 32;
-      cfg.rows[6] = 16;
-      cfg.rows[7] = 8;
-      cfg.colsb[6] = cfg.colsb[7] = 64;
-      _tile_loadconfig(&cfg);
-      configured = mc;
-    }
-    const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-    int g = g_begin;
-    for (; g + 4 <= g_end; g += 4) Groups<4>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
-    switch (g_end - g) {
-      case 3: Groups<3>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
-      case 2: Groups<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
-      case 1: Groups<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
-      default: break;
+      if (mc != configured) {
+        TileConfig cfg;
+        for (int t = 0; t < 4; ++t) {
+          cfg.rows[t] = static_cast<uint8_t>(mc);
+          cfg.colsb[t] = 64;
+        }
+        cfg.rows[4] = cfg.rows[5] = static_cast<uint8_t>(mc);
+        cfg.colsb[4] = 64;
+        cfg.colsb[5] = 32;
+        cfg.rows[6] = 16;
+        cfg.rows[7] = 8;
+        cfg.colsb[6] = cfg.colsb[7] = 64;
+        _tile_loadconfig(&cfg);
+        configured = mc;
+      }
+      int g = s0;
+      for (; g + 4 <= s_end; g += 4) Groups<4>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+      switch (s_end - g) {
+        case 3: Groups<3>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+        case 2: Groups<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+        case 1: Groups<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+        default: break;
+      }
     }
   }
   _tile_release();
