@@ -56,6 +56,16 @@ inline constexpr int kMaxK = 1 << 15;  // longest row (k) an int8 matmul takes
 // decode batch of up to 16 rows reads the weights once).
 inline constexpr int kChunkRows = 16;
 
+// Groups of outputs a matmul of `rows` rows runs at a time: with more rows than one chunk,
+// slices of about 1 MiB of weights (kept in L2; a multiple of 4 groups) over which every chunk
+// of rows runs before the next slice (each chunk's rows quantized again per slice, a small cost
+// next to the products), so the weights stream from memory once, not once per chunk; else all.
+inline int SliceGroups(int rows, int64_t group_bytes, int groups) {
+  if (rows <= kChunkRows) return groups > 0 ? groups : 1;
+  const int64_t slice = ((int64_t{1} << 20) / group_bytes + 3) / 4 * 4;
+  return static_cast<int>(slice > 4 ? slice : 4);
+}
+
 inline float HalfBitsToFloat(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
@@ -305,13 +315,17 @@ TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e), blocks = k / kBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
   const int64_t group_bytes = static_cast<int64_t>(blocks) * F::kTileBytes;
-  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
-    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
-    for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
-    const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-    int g = g_begin;
-    for (; g + 2 <= g_end; g += 2) AllRows<F, 2>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
-    if (g < g_end) AllRows<F, 1>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
+  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+  const int slice = SliceGroups(rows, group_bytes, g_end - g_begin);
+  for (int s0 = g_begin; s0 < g_end; s0 += slice) {
+    const int s_end = g_end < s0 + slice ? g_end : s0 + slice;
+    for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+      const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+      for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
+      int g = s0;
+      for (; g + 2 <= s_end; g += 2) AllRows<F, 2>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
+      if (g < s_end) AllRows<F, 1>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
+    }
   }
 }
 
@@ -470,13 +484,17 @@ TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
   const auto* wb = static_cast<const uint8_t*>(w);
   const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
-  for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
-    const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
-    for (int r = 0; r < mc; ++r) QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
-    const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-    int g = g_begin;
-    for (; g + 2 <= g_end; g += 2) AllRows<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
-    if (g < g_end) AllRows<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+  const int slice = SliceGroups(rows, GroupBytes(k), g_end - g_begin);
+  for (int s0 = g_begin; s0 < g_end; s0 += slice) {
+    const int s_end = g_end < s0 + slice ? g_end : s0 + slice;
+    for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
+      const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
+      for (int r = 0; r < mc; ++r) QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
+      int g = s0;
+      for (; g + 2 <= s_end; g += 2) AllRows<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+      if (g < s_end) AllRows<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+    }
   }
 }
 
@@ -558,10 +576,7 @@ TAILOR_AMX8_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
   const auto* wb = static_cast<const uint8_t*>(w);
   const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
   const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-  // More rows than one chunk: the outputs go in slices of about 1 MiB of weights (kept in L2)
-  // and every chunk of rows runs over a slice before the next (its rows quantized again, a small
-  // cost next to the products), so the weights stream from memory once, not once per chunk.
-  const int slice = rows > kChunkRows ? static_cast<int>(((1 << 20) / GroupBytes(k) + 3) / 4 * 4) : g_end - g_begin;
+  const int slice = SliceGroups(rows, GroupBytes(k), g_end - g_begin);
   int configured = 0;
   for (int s0 = g_begin; s0 < g_end; s0 += slice) {
     const int s_end = g_end < s0 + slice ? g_end : s0 + slice;

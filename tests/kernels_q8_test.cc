@@ -119,9 +119,11 @@ TEST(Q8, QuantizeRowVariantsAgreeAndRoundTrip) {
 class Formats : public ::testing::TestWithParam<bool> {};  // q4?
 
 TEST_P(Formats, MatMulIsItsDefinitionAndBatchInvariant) {
-  for (auto [n, k] : {std::pair{16, 32}, {48, 96}, {64, 160}, {32, 2048}}) {
+  // 1536 x 1024 with 21 rows: more than 1 MiB of weights and more than one chunk of rows, which
+  // run in slices of the outputs (two here).
+  for (auto [n, k] : {std::pair{16, 32}, {48, 96}, {64, 160}, {32, 2048}, {1536, 1024}}) {
     const Weights w = MakeWeights(n, k, static_cast<uint32_t>(n + k), GetParam());
-    const int rows = 9;
+    const int rows = n > 64 ? 21 : 9;
     const std::vector<float> x = Activations(rows, k, static_cast<uint32_t>(k));
     const std::vector<float> y = MatMul(false, w, x, rows, 0, n);
     std::vector<int8_t> xq(k);
