@@ -66,6 +66,18 @@ inline int SliceGroups(int rows, int64_t group_bytes, int groups) {
   return static_cast<int>(slice > 4 ? slice : 4);
 }
 
+// Calls chunk(m0, mc, s0, s_end) for every slice [s0, s_end) of the groups holding outputs
+// [n_begin, n_end) (SliceGroups) and, within it, every chunk of rows [m0, m0 + mc), mc <= kChunkRows.
+template <class Chunk>
+inline void ForSlicesAndChunks(int rows, int64_t group_bytes, int n_begin, int n_end, Chunk chunk) {
+  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
+  const int slice = SliceGroups(rows, group_bytes, g_end - g_begin);
+  for (int s0 = g_begin; s0 < g_end; s0 += slice) {
+    const int s_end = g_end < s0 + slice ? g_end : s0 + slice;
+    for (int m0 = 0; m0 < rows; m0 += kChunkRows) chunk(m0, rows - m0 < kChunkRows ? rows - m0 : kChunkRows, s0, s_end);
+  }
+}
+
 inline float HalfBitsToFloat(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
@@ -315,18 +327,12 @@ TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e), blocks = k / kBlock;
   const auto* wb = static_cast<const uint8_t*>(w);
   const int64_t group_bytes = static_cast<int64_t>(blocks) * F::kTileBytes;
-  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-  const int slice = SliceGroups(rows, group_bytes, g_end - g_begin);
-  for (int s0 = g_begin; s0 < g_end; s0 += slice) {
-    const int s_end = g_end < s0 + slice ? g_end : s0 + slice;
-    for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
-      const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
-      for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
-      int g = s0;
-      for (; g + 2 <= s_end; g += 2) AllRows<F, 2>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
-      if (g < s_end) AllRows<F, 1>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
-    }
-  }
+  ForSlicesAndChunks(rows, group_bytes, n_begin, n_end, [&](int m0, int mc, int s0, int s_end) TAILOR_VNNI_TARGET {
+    for (int r = 0; r < mc; ++r) QuantizeRow(k, x + (m0 + r) * ldx, qx.q[r], qx.d[r], qx.s[r]);
+    int g = s0;
+    for (; g + 2 <= s_end; g += 2) AllRows<F, 2>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
+    if (g < s_end) AllRows<F, 1>(mc, blocks, qx, wb, group_bytes, g, y, ldy, m0, n_begin, n_end);
+  });
 }
 
 }  // namespace vnni
@@ -484,18 +490,12 @@ TAILOR_VNNI_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
   const auto* wb = static_cast<const uint8_t*>(w);
   const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
-  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-  const int slice = SliceGroups(rows, GroupBytes(k), g_end - g_begin);
-  for (int s0 = g_begin; s0 < g_end; s0 += slice) {
-    const int s_end = g_end < s0 + slice ? g_end : s0 + slice;
-    for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
-      const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
-      for (int r = 0; r < mc; ++r) QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
-      int g = s0;
-      for (; g + 2 <= s_end; g += 2) AllRows<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
-      if (g < s_end) AllRows<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
-    }
-  }
+  ForSlicesAndChunks(rows, GroupBytes(k), n_begin, n_end, [&](int m0, int mc, int s0, int s_end) TAILOR_VNNI_TARGET {
+    for (int r = 0; r < mc; ++r) QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
+    int g = s0;
+    for (; g + 2 <= s_end; g += 2) AllRows<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+    if (g < s_end) AllRows<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+  });
 }
 
 }  // namespace vnni
@@ -575,41 +575,33 @@ TAILOR_AMX8_TARGET void MatMul(R rows_e, K k_e, const float* x, int64_t ldx, con
   const int rows = static_cast<int>(rows_e), k = static_cast<int>(k_e);
   const auto* wb = static_cast<const uint8_t*>(w);
   const float inverse = act_scale > 0 ? 1.0f / act_scale : 0.0f;
-  const int g_begin = n_begin / kGroup, g_end = (n_end + kGroup - 1) / kGroup;
-  const int slice = SliceGroups(rows, GroupBytes(k), g_end - g_begin);
   int configured = 0;
-  for (int s0 = g_begin; s0 < g_end; s0 += slice) {
-    const int s_end = g_end < s0 + slice ? g_end : s0 + slice;
-    for (int m0 = 0; m0 < rows; m0 += kChunkRows) {
-      const int mc = rows - m0 < kChunkRows ? rows - m0 : kChunkRows;
-      if (rows > kChunkRows || s0 == g_begin) {
-        for (int r = 0; r < mc; ++r) vnni::QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
+  ForSlicesAndChunks(rows, GroupBytes(k), n_begin, n_end, [&](int m0, int mc, int s0, int s_end) TAILOR_AMX8_TARGET {
+    for (int r = 0; r < mc; ++r) vnni::QuantizeRowStatic(k, x + (m0 + r) * ldx, inverse, qx.q[r], qx.s[r]);
+    if (mc != configured) {
+      TileConfig cfg;
+      for (int t = 0; t < 4; ++t) {
+        cfg.rows[t] = static_cast<uint8_t>(mc);
+        cfg.colsb[t] = 64;
       }
-      if (mc != configured) {
-        TileConfig cfg;
-        for (int t = 0; t < 4; ++t) {
-          cfg.rows[t] = static_cast<uint8_t>(mc);
-          cfg.colsb[t] = 64;
-        }
-        cfg.rows[4] = cfg.rows[5] = static_cast<uint8_t>(mc);
-        cfg.colsb[4] = 64;
-        cfg.colsb[5] = 32;
-        cfg.rows[6] = 16;
-        cfg.rows[7] = 8;
-        cfg.colsb[6] = cfg.colsb[7] = 64;
-        _tile_loadconfig(&cfg);
-        configured = mc;
-      }
-      int g = s0;
-      for (; g + 4 <= s_end; g += 4) Groups<4>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
-      switch (s_end - g) {
-        case 3: Groups<3>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
-        case 2: Groups<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
-        case 1: Groups<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
-        default: break;
-      }
+      cfg.rows[4] = cfg.rows[5] = static_cast<uint8_t>(mc);
+      cfg.colsb[4] = 64;
+      cfg.colsb[5] = 32;
+      cfg.rows[6] = 16;
+      cfg.rows[7] = 8;
+      cfg.colsb[6] = cfg.colsb[7] = 64;
+      _tile_loadconfig(&cfg);
+      configured = mc;
     }
-  }
+    int g = s0;
+    for (; g + 4 <= s_end; g += 4) Groups<4>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end);
+    switch (s_end - g) {
+      case 3: Groups<3>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+      case 2: Groups<2>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+      case 1: Groups<1>(mc, k, qx, wb, g, act_scale, y, ldy, m0, n_begin, n_end); break;
+      default: break;
+    }
+  });
   _tile_release();
 }
 
