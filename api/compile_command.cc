@@ -1,10 +1,12 @@
 // `tailor compile` (long options and qaic-compile's spellings) and `tailor inspect`.
+#include <algorithm>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "api/commands.h"
 #include "api/flags.h"
 #include "common/status_macros.h"
@@ -150,19 +152,56 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   return absl::OkStatus();
 }
 
+// "formats: q8_0 28 tensors 4718592 bytes, bf16 2 ..." and, with `each`, one line per tensor
+// (name, format, shape, w8a8's activation scale).
+void PrintTensorFormats(const Package& pkg, bool each) {
+  const std::vector<TensorDesc> descs = pkg.family->Tensors(pkg.config);
+  std::vector<std::pair<DType, std::pair<int, int64_t>>> formats;  // in order of first use
+  for (const TensorRef& t : pkg.weights.tensors) {
+    auto it = std::find_if(formats.begin(), formats.end(), [&](const auto& f) { return f.first == t.dtype; });
+    if (it == formats.end()) it = formats.insert(formats.end(), {t.dtype, {0, 0}});
+    ++it->second.first;
+    it->second.second += t.bytes();
+  }
+  std::vector<std::string> parts;
+  for (const auto& [dtype, count] : formats) {
+    parts.push_back(absl::StrFormat("%s %d tensors %d bytes", DTypeName(dtype), count.first, count.second));
+  }
+  std::cout << "formats: " << absl::StrJoin(parts, ", ") << (each ? "\n" : " (--tensors lists each)\n") << "\n";
+  if (!each) return;
+  for (size_t i = 0; i < descs.size() && i < pkg.weights.tensors.size(); ++i) {
+    const TensorRef& t = pkg.weights.tensors[i];
+    const std::string shape = descs[i].kind == TensorKind::kVector ? absl::StrCat(t.cols) : absl::StrCat(t.rows, "x", t.cols);
+    std::string line = absl::StrFormat("  %-40s %-6s %-14s%s", descs[i].name, DTypeName(t.dtype), shape,
+                                       t.dtype == DType::kW8 ? absl::StrFormat(" act_scale %g", t.act_scale) : "");
+    std::cout << absl::StripTrailingAsciiWhitespace(line) << "\n";
+  }
+  std::cout << "\n";
+}
+
 absl::Status Inspect(const std::vector<std::string>& args) {
-  if (args.size() != 1) return absl::InvalidArgumentError("usage: tailor inspect DIR");
-  TAILOR_ASSIGN_OR_RETURN(auto pkg, OpenPackage(args[0]));
+  std::vector<std::string> dirs;
+  bool each = false;
+  for (const std::string& a : args) {
+    if (a == "--tensors") {
+      each = true;
+    } else {
+      dirs.push_back(a);
+    }
+  }
+  if (dirs.size() != 1) return absl::InvalidArgumentError("usage: tailor inspect DIR [--tensors]");
+  TAILOR_ASSIGN_OR_RETURN(auto pkg, OpenPackage(dirs[0]));
   const ModelConfig& c = pkg->config;
   std::cout << absl::StrFormat(
       "package %s\nmodel %s (%s, family %s, from %s): dim %d, %d layers, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
       "max positions %d\nweights %s, %d bytes; kv %s, %d positions per block; target %s%s\n"
       "built by tailor %s with %s\n\n",
-      args[0], c.name, c.architecture, c.family, pkg->source_format, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
+      dirs[0], c.name, c.architecture, c.family, pkg->source_format, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
       c.vocab_size, c.max_positions, DTypeName(pkg->weight_dtype), pkg->weights.total_bytes,
       DTypeName(pkg->kv_dtype), pkg->kv_block, pkg->target == Target::kGenerated ? "generated" : "native",
       pkg->kernel_isa.empty() ? "" : absl::StrCat(" (", pkg->kernel_isa, " kernels)"), pkg->tailor_version,
       pkg->compiler);
+  PrintTensorFormats(*pkg, each);
   if (pkg->calibration) {
     const PackageCalibration& cal = *pkg->calibration;
     std::cout << absl::StrFormat("calibration profile %s (checksum %s), %s%s, over %s\n\n", cal.profile,

@@ -189,6 +189,13 @@ TEST_F(ProfileFlow, W8a8PackageMeetsTheAccuracyTargets) {
     EXPECT_GT(t["act_scale"].get<double>(), 0.0) << t["name"];
   }
   EXPECT_EQ(w8a8, 5 * 4) << "q, k, v and o of 5 layers (the 172-wide MLP stays bf16)";
+  CommandResult inspect = RunTailor({"inspect", w8});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_THAT(inspect.out, HasSubstr("w8a8 20 tensors"));
+  inspect = RunTailor({"inspect", w8, "--tensors"});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_THAT(inspect.out, ::testing::ContainsRegex("blk.0.attn_q.weight +w8a8 +64x64 +act_scale [0-9.e-]+\n"));
+  EXPECT_THAT(inspect.out, ::testing::ContainsRegex("blk.0.ffn_down.weight +bf16 +64x172\n"));
   r = RunTailor({"perplexity", "--package", w8, "--text", kText, "--ctx", "256", "--base", f32, "--json", In("w8.json")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(ReadAll(In("w8.json")));
