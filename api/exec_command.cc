@@ -2,11 +2,13 @@
 // file on the package, one step each. Rows are KV slots kept across inputs (retained state);
 // position -1 marks padding. Writes one JSON line per input: the specialization that ran and
 // the logits of each row's last valid position (null for a row with no valid token).
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "api/commands.h"
+#include "api/exec_inputs.h"
 #include "api/flags.h"
 #include "common/mapped_file.h"
 #include "common/status_macros.h"
@@ -32,53 +34,10 @@ absl::Status Exec(const std::vector<std::string>& args) {
         "usage: tailor exec --package DIR --json-input-file FILE [--output FILE]\n", FlagsHelp(kFlags)));
   }
   const std::string input_path = *f.Get("json-input-file");
-  TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(input_path));
-  json doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("inputs") || !doc["inputs"].is_array()) {
-    return absl::InvalidArgumentError(absl::StrCat(input_path, ": expected {\"inputs\": [...]}"));
-  }
   // Parse and check every input before running anything.
-  struct Input {
-    std::vector<std::vector<int32_t>> ids, pos;
-  };
-  std::vector<Input> inputs;
+  TAILOR_ASSIGN_OR_RETURN(const std::vector<ExecInput> inputs, ReadExecInputs(input_path));
   size_t slots = 0;
-  for (size_t i = 0; i < doc["inputs"].size(); ++i) {
-    const json& in = doc["inputs"][i];
-    const std::string where = absl::StrCat(input_path, ": inputs[", i, "]");
-    auto matrix = [&](const char* key, std::vector<std::vector<int32_t>>* out) -> absl::Status {
-      if (!in.is_object() || !in.contains(key) || !in[key].is_array()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " must be a list of rows"));
-      }
-      for (const auto& row : in[key]) {
-        if (!row.is_array()) return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " rows must be lists"));
-        std::vector<int32_t> r;
-        for (const auto& v : row) {
-          if (!v.is_number_integer()) {
-            return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " holds a non-integer"));
-          }
-          r.push_back(v.get<int32_t>());
-        }
-        out->push_back(std::move(r));
-      }
-      return absl::OkStatus();
-    };
-    Input input;
-    TAILOR_RETURN_IF_ERROR(matrix("input_ids", &input.ids));
-    TAILOR_RETURN_IF_ERROR(matrix("position_ids", &input.pos));
-    if (input.ids.size() != input.pos.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": input_ids has ", input.ids.size(),
-                                                     " rows but position_ids has ", input.pos.size()));
-    }
-    for (size_t r = 0; r < input.ids.size(); ++r) {
-      if (input.ids[r].size() != input.pos[r].size()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": row ", r, " has ", input.ids[r].size(),
-                                                       " ids but ", input.pos[r].size(), " positions"));
-      }
-    }
-    slots = std::max(slots, input.ids.size());
-    inputs.push_back(std::move(input));
-  }
+  for (const ExecInput& in : inputs) slots = std::max(slots, in.ids.size());
 
   RuntimeOptions ro;
   ro.force_native = f.Has("native");
@@ -95,7 +54,7 @@ absl::Status Exec(const std::vector<std::string>& args) {
   std::vector<Prepared> prepared(inputs.size());
   std::vector<int32_t> slot_end(slots, 0);
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const Input& in = inputs[i];
+    const ExecInput& in = inputs[i];
     Prepared& p = prepared[i];
     p.tokens.resize(in.ids.size());
     p.start.assign(in.ids.size(), 0);
@@ -153,7 +112,7 @@ absl::Status Exec(const std::vector<std::string>& args) {
   }
   std::ostream& out = f.Has("output") ? file : std::cout;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const Input& in = inputs[i];
+    const ExecInput& in = inputs[i];
     const Prepared& p = prepared[i];
     StepPlan plan;
     for (size_t r = 0; r < in.ids.size(); ++r) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "api/commands.h"
+#include "api/exec_inputs.h"
 #include "api/flags.h"
 #include "common/mapped_file.h"
 #include "common/status_macros.h"
@@ -30,46 +31,15 @@ namespace fs = std::filesystem;
 // "position_ids": [[...]]}]}, rows are KV slots, negative positions are padding, valid
 // positions of a row consecutive.
 absl::StatusOr<std::vector<CalibrationInput>> ReadCalibrationInputs(const std::string& path) {
-  TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  const json doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("inputs") || !doc["inputs"].is_array()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": expected {\"inputs\": [...]}"));
-  }
+  TAILOR_ASSIGN_OR_RETURN(const std::vector<ExecInput> file, ReadExecInputs(path));
   std::vector<CalibrationInput> inputs;
-  for (size_t i = 0; i < doc["inputs"].size(); ++i) {
-    const json& in = doc["inputs"][i];
+  for (size_t i = 0; i < file.size(); ++i) {
+    const auto& ids = file[i].ids;
+    const auto& pos = file[i].pos;
     const std::string where = absl::StrCat(path, ": inputs[", i, "]");
-    auto matrix = [&](const char* key, std::vector<std::vector<int32_t>>* out) -> absl::Status {
-      if (!in.is_object() || !in.contains(key) || !in[key].is_array()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " must be a list of rows"));
-      }
-      for (const auto& row : in[key]) {
-        if (!row.is_array()) return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " rows must be lists"));
-        std::vector<int32_t> r;
-        for (const auto& v : row) {
-          if (!v.is_number_integer() || v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX) {
-            return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " holds a non-integer"));
-          }
-          r.push_back(v.get<int32_t>());
-        }
-        out->push_back(std::move(r));
-      }
-      return absl::OkStatus();
-    };
-    std::vector<std::vector<int32_t>> ids, pos;
-    TAILOR_RETURN_IF_ERROR(matrix("input_ids", &ids));
-    TAILOR_RETURN_IF_ERROR(matrix("position_ids", &pos));
-    if (ids.size() != pos.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": input_ids has ", ids.size(), " rows but position_ids has ", pos.size()));
-    }
     CalibrationInput input;
     input.listed_rows = static_cast<int32_t>(ids.size());
     for (size_t r = 0; r < ids.size(); ++r) {
-      if (ids[r].size() != pos[r].size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": row ", r, " has ", ids[r].size(), " ids but ", pos[r].size(), " positions"));
-      }
       CalibrationInput::Row row;
       row.slot = static_cast<int32_t>(r);
       for (size_t t = 0; t < ids[r].size(); ++t) {

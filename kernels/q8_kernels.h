@@ -221,6 +221,28 @@ TAILOR_VNNI_INLINE __m512i LoadQuad(const uint8_t* tile, int j) {
   }
 }
 
+// dp[r][t] += the 16 lanes' exact int32 dot products of block b: the stored weight quants of
+// group t's tile (at groups[t] + b * tile_bytes) with row r0 + r's activation quants, 8 VPDPBUSD
+// per (row, group).
+template <class F, int kR, int kT>
+TAILOR_VNNI_INLINE void BlockDots(const uint8_t* const* groups, int64_t tile_bytes, const QuantizedRows& qx, int r0,
+                                  int b, __m512i (*dp)[kT]) {
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) {
+    __m512i wv[kT];
+#pragma GCC unroll 4
+    for (int t = 0; t < kT; ++t) wv[t] = LoadQuad<F>(groups[t] + b * tile_bytes, j);
+#pragma GCC unroll 4
+    for (int r = 0; r < kR; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, qx.q[r0 + r] + b * kBlock + 4 * j, 4);
+      const __m512i xv = _mm512_set1_epi32(quad);
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_dpbusd_epi32(dp[r][t], wv[t], xv);
+    }
+  }
+}
+
 template <class F, int kR, int kT>
 TAILOR_VNNI_INLINE void Tile(int blocks, const QuantizedRows& qx, int r0, const uint8_t* const* groups,
                              __m512* out) {
@@ -237,22 +259,7 @@ TAILOR_VNNI_INLINE void Tile(int blocks, const QuantizedRows& qx, int r0, const 
 #pragma GCC unroll 4
       for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_setzero_si512();
     }
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      __m512i wv[kT];
-#pragma GCC unroll 4
-      for (int t = 0; t < kT; ++t) {
-        wv[t] = LoadQuad<F>(groups[t] + static_cast<int64_t>(b) * F::kTileBytes, j);
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < kR; ++r) {
-        int32_t quad;
-        std::memcpy(&quad, qx.q[r0 + r] + b * kBlock + 4 * j, 4);
-        const __m512i xv = _mm512_set1_epi32(quad);
-#pragma GCC unroll 4
-        for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_dpbusd_epi32(dp[r][t], wv[t], xv);
-      }
-    }
+    BlockDots<F, kR, kT>(groups, F::kTileBytes, qx, r0, b, dp);
     __m512 dw[kT];
 #pragma GCC unroll 4
     for (int t = 0; t < kT; ++t) {
@@ -430,22 +437,8 @@ TAILOR_VNNI_INLINE void Tile(int k, const QuantizedRows& qx, int r0, const uint8
 #pragma GCC unroll 2
     for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_setzero_si512();
   }
-  for (int b = 0; b < k / kBlock; ++b) {
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      __m512i wv[kT];
-#pragma GCC unroll 2
-      for (int t = 0; t < kT; ++t) wv[t] = _mm512_loadu_si512(groups[t] + static_cast<int64_t>(b) * kTileBytes + 64 * j);
-#pragma GCC unroll 4
-      for (int r = 0; r < kR; ++r) {
-        int32_t quad;
-        std::memcpy(&quad, qx.q[r0 + r] + b * kBlock + 4 * j, 4);
-        const __m512i xv = _mm512_set1_epi32(quad);
-#pragma GCC unroll 2
-        for (int t = 0; t < kT; ++t) dp[r][t] = _mm512_dpbusd_epi32(dp[r][t], wv[t], xv);
-      }
-    }
-  }
+  // q8_0's quads, without its scales between tiles: one int32 chain over every block.
+  for (int b = 0; b < k / kBlock; ++b) q8::vnni::BlockDots<Int8Weights, kR, kT>(groups, kTileBytes, qx, r0, b, dp);
 #pragma GCC unroll 2
   for (int t = 0; t < kT; ++t) {
     const __m512 scale = _mm512_mul_ps(
