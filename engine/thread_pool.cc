@@ -1,13 +1,53 @@
 #include "engine/thread_pool.h"
 
 #include <immintrin.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 
 namespace tailor {
 namespace {
 
-constexpr int kSpins = 20000;  // ~ tens of microseconds of pause instructions
+constexpr uint64_t kPartsMask = 0xffff;
+// A job is "slow" when the caller, done with its own partitions, waited on the others for more
+// than this share of its own time plus kSlowFloor (a worker preempted by the OS mid-partition
+// costs a scheduler slice: milliseconds; an idle pool's imbalance is a few percent).
+constexpr double kSlowShare = 0.25;
+constexpr auto kSlowFloor = std::chrono::microseconds(100);
+// Windows of parallel jobs: contended when the caller was preempted kPreemptions times, or the
+// workers took no part in kUnhelpedShare of >= kMinJobs jobs, or kSlowJobs jobs were slow.
+// An idle machine shows none of these (bench/contention_bench counts them).
+constexpr auto kWindow = std::chrono::milliseconds(5);
+constexpr int64_t kPreemptions = 2;
+constexpr double kUnhelpedShare = 0.2;
+constexpr int kMinJobs = 16;
+constexpr int kSlowJobs = 2;
+constexpr auto kSoloFirst = std::chrono::milliseconds(20);
+constexpr auto kSoloMax = std::chrono::milliseconds(1000);
+
+// Involuntary context switches of the calling thread so far.
+int64_t ThreadPreemptions() {
+  rusage u;
+  if (getrusage(RUSAGE_THREAD, &u) != 0) return 0;
+  return u.ru_nivcsw;
+}
+
+uint64_t Generation(uint64_t job) { return job >> 32; }
+int Parts(uint64_t job) { return static_cast<int>((job >> 16) & kPartsMask); }
+int Next(uint64_t job) { return static_cast<int>(job & kPartsMask); }
+
+// Spins (pause) while pred() holds, for at most `budget`; returns pred()'s last value.
+template <typename Pred>
+bool SpinWhile(Pred pred, std::chrono::microseconds budget) {
+  if (!pred()) return false;
+  if (budget.count() <= 0) return true;
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  for (int i = 1;; ++i) {
+    _mm_pause();
+    if (!pred()) return false;
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() >= deadline) return true;
+  }
+}
 
 }  // namespace
 
@@ -16,66 +56,123 @@ int ThreadPool::ThreadsFor(int max_parts) {
   return std::max(1, std::min(max_parts, hw));
 }
 
-ThreadPool::ThreadPool(int threads) {
-  // The count is passed in: a worker may start before workers_ holds every thread.
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i, threads] { WorkerLoop(i, threads); });
+ThreadPool::ThreadPool(int threads, ThreadPoolOptions options) : options_(options), solo_for_(kSoloFirst) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_.store(true, std::memory_order_release);
-    work_.fetch_add(uint64_t{1} << 16, std::memory_order_acq_rel);
+    stop_.store(true);
+    job_.store((Generation(job_.load()) + 1) << 32);  // wakes spinners; nothing to claim
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+ThreadPoolStats ThreadPool::stats() const {
+  return ThreadPoolStats{jobs_.load(std::memory_order_relaxed), solo_jobs_.load(std::memory_order_relaxed),
+                         parts_by_workers_.load(std::memory_order_relaxed),
+                         slow_waits_.load(std::memory_order_relaxed), unhelped_jobs_.load(std::memory_order_relaxed)};
+}
+
+int ThreadPool::Claim(uint64_t generation) {
+  uint64_t w = job_.load(std::memory_order_acquire);
+  while (Generation(w) == generation && Next(w) < Parts(w)) {
+    if (job_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return Next(w);
+  }
+  return -1;
+}
+
+int ThreadPool::RunClaimed(uint64_t generation) {
+  int ran = 0;
+  for (int p; (p = Claim(generation)) >= 0;) {
+    (*fn_)(p);
+    ++ran;
+    const int parts = Parts(job_.load(std::memory_order_relaxed));  // same job: it cannot end before done_
+    if (done_.fetch_add(1) + 1 == parts && caller_sleeping_.load()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_one();
+    }
+  }
+  return ran;
+}
+
 void ThreadPool::Run(int parts, const std::function<void(int)>& fn) {
-  const int threads = this->threads();
-  if (parts <= 1 || threads == 1) {
+  if (parts <= 1 || workers_.empty()) {
     for (int p = 0; p < parts; ++p) fn(p);
     return;
   }
-  const int helpers = std::min(parts, threads) - 1;
-  fn_ = &fn;
-  pending_.store(helpers, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(mu_);  // pairs with sleepers' predicate check
-    const uint64_t generation = (work_.load(std::memory_order_relaxed) >> 16) + 1;
-    work_.store((generation << 16) | static_cast<uint64_t>(parts), std::memory_order_release);
+  jobs_.fetch_add(1, std::memory_order_relaxed);
+  const Clock::time_point t0 = Clock::now();
+  if (options_.adaptive && t0 < solo_until_) {
+    solo_jobs_.fetch_add(1, std::memory_order_relaxed);
+    for (int p = 0; p < parts; ++p) fn(p);
+    return;
   }
-  cv_.notify_all();
-  for (int p = 0; p < parts; p += threads) fn(p);
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < kSpins) {
-      _mm_pause();
-    } else {
-      std::this_thread::yield();
-    }
+  fn_ = &fn;
+  done_.store(0);
+  const uint64_t generation = Generation(job_.load(std::memory_order_relaxed)) + 1;
+  job_.store((generation << 32) | (static_cast<uint64_t>(parts) << 16));  // seq_cst: pairs with sleeping_
+  if (sleeping_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }  // a worker between its check and its wait holds mu_
+    work_cv_.notify_all();
+  }
+  const int own = RunClaimed(generation);
+  const Clock::time_point t1 = Clock::now();
+  const auto finished = [&] { return done_.load() == parts; };
+  if (SpinWhile([&] { return !finished(); }, std::chrono::microseconds(options_.spin_us))) {
+    std::unique_lock<std::mutex> lock(mu_);
+    caller_sleeping_.store(true);
+    done_cv_.wait(lock, finished);
+    caller_sleeping_.store(false);
+  }
+  if (options_.adaptive) {
+    const Clock::time_point t2 = Clock::now();
+    NoteJob(t2, t1 - t0, t2 - t1, own == parts);
   }
 }
 
-void ThreadPool::WorkerLoop(int index, int threads) {
+void ThreadPool::NoteJob(Clock::time_point now, Clock::duration own, Clock::duration waited, bool unhelped) {
+  const bool slow = waited > kSlowFloor + std::chrono::duration_cast<Clock::duration>(own * kSlowShare);
+  if (slow) slow_waits_.fetch_add(1, std::memory_order_relaxed);
+  if (unhelped) unhelped_jobs_.fetch_add(1, std::memory_order_relaxed);
+  if (!window_open_) {  // the first parallel job after a solo stretch (or ever) opens a window
+    window_ = Window{now, ThreadPreemptions(), 0, 0, 0};
+    window_open_ = true;
+    return;
+  }
+  ++window_.jobs;
+  window_.unhelped += unhelped ? 1 : 0;
+  window_.slow += slow ? 1 : 0;
+  if (now - window_.start < kWindow) return;
+  const int64_t preemptions = ThreadPreemptions() - window_.preemptions_at_start;
+  const bool contended = preemptions >= kPreemptions || window_.slow >= kSlowJobs ||
+                         (window_.jobs >= kMinJobs && window_.unhelped >= kUnhelpedShare * window_.jobs);
+  window_open_ = false;
+  if (!contended) {
+    solo_for_ = kSoloFirst;
+    return;
+  }
+  solo_until_ = now + solo_for_;
+  solo_for_ = std::min<Clock::duration>(solo_for_ * 2, kSoloMax);
+}
+
+void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;  // the generation before any Run()
+  const auto budget = std::chrono::microseconds(options_.spin_us);
   while (true) {
-    uint64_t w = work_.load(std::memory_order_acquire);
-    for (int spins = 0; (w >> 16) == seen && spins < kSpins; ++spins) {
-      _mm_pause();
-      w = work_.load(std::memory_order_acquire);
-    }
-    if ((w >> 16) == seen) {
+    const auto same = [&] { return Generation(job_.load(std::memory_order_acquire)) == seen; };
+    if (SpinWhile(same, budget)) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return (work_.load(std::memory_order_acquire) >> 16) != seen; });
-      w = work_.load(std::memory_order_acquire);
+      sleeping_.fetch_add(1);  // seq_cst, then job_ re-read in the predicate: no lost wake-up
+      work_cv_.wait(lock, [&] { return Generation(job_.load()) != seen; });
+      sleeping_.fetch_sub(1);
     }
-    seen = w >> 16;
-    if (stop_.load(std::memory_order_acquire)) return;
-    const int parts = static_cast<int>(w & 0xffff);
-    if (index < parts) {
-      for (int p = index; p < parts; p += threads) (*fn_)(p);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
-    }
+    if (stop_.load()) return;
+    seen = Generation(job_.load(std::memory_order_acquire));
+    const int ran = RunClaimed(seen);
+    if (ran > 0) parts_by_workers_.fetch_add(ran, std::memory_order_relaxed);
   }
 }
 

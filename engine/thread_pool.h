@@ -1,12 +1,27 @@
 // A fixed pool of worker threads that runs the partitions of one operation at a time.
-// Programs run many small operations per step, so workers spin briefly on an atomic generation
-// counter before sleeping on a condition variable. Run() is called from one thread at a time
-// (the runtime's step loop); it blocks until every partition finished. The calling thread runs
-// partition 0 itself.
+//
+// Programs run many small operations per step (tens of microseconds each), so an idle worker
+// spins for a short, bounded time (`spin_us`) on the job word before it sleeps on a condition
+// variable: it never burns a core for longer than that once work stops coming.
+//
+// Partitions are claimed, not assigned: the calling thread and the workers take the next
+// unclaimed partition of the current job from one atomic word. A worker that is asleep or
+// descheduled by the OS therefore never holds up a step; the caller runs the partitions nobody
+// took. Which thread runs a partition never changes its result (kernels write per-partition
+// outputs and use per-partition scratch), so this keeps batch invariance.
+//
+// Contention: when another process takes cores, the pool's threads share what is left; the
+// caller is preempted by its own spinning or working helpers, and a worker that claimed a
+// partition may be preempted in the middle of it. The pool watches for that and then runs jobs
+// on the calling thread alone for a while, probing again at growing intervals, so that a
+// -ols=2 program under contention costs about what the -ols=1 program costs.
+//
+// Thread-safety: Run() is called from one thread at a time (the runtime's step loop).
 #ifndef TAILOR_ENGINE_THREAD_POOL_H_
 #define TAILOR_ENGINE_THREAD_POOL_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -16,10 +31,27 @@
 
 namespace tailor {
 
+struct ThreadPoolOptions {
+  // How long an idle thread spins before it sleeps (the worker waiting for a job, the caller
+  // waiting for claimed partitions), in microseconds. bench/contention_bench measures it.
+  int spin_us = 50;
+  // Fall back to the calling thread alone while the workers are slow (see above).
+  bool adaptive = true;
+};
+
+// Counters for benchmarks and tests (a snapshot; safe to read between Run() calls).
+struct ThreadPoolStats {
+  int64_t jobs = 0;           // Run() calls with more than one partition
+  int64_t solo_jobs = 0;      // of those, run by the caller alone because workers were slow
+  int64_t parts_by_workers = 0;
+  int64_t slow_waits = 0;     // jobs where the caller waited on a preempted worker
+  int64_t unhelped_jobs = 0;  // jobs whose partitions the caller ran all alone (workers late)
+};
+
 class ThreadPool {
  public:
   // `threads` >= 1 counts the calling thread: threads - 1 workers are started.
-  explicit ThreadPool(int threads);
+  explicit ThreadPool(int threads, ThreadPoolOptions options = {});
   // Threads for partitions up to `max_parts`: never more than the hardware runs at once.
   static int ThreadsFor(int max_parts);
   ~ThreadPool();
@@ -27,24 +59,52 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  ThreadPoolStats stats() const;
 
-  // Runs fn(part) for part in [0, parts); thread t runs parts t, t + threads(), ...
+  // Runs fn(part) exactly once for each part in [0, parts) (parts < 65536), on any of the
+  // pool's threads, and returns when all finished.
   void Run(int parts, const std::function<void(int)>& fn);
 
  private:
-  void WorkerLoop(int index, int threads);
+  using Clock = std::chrono::steady_clock;
+  void WorkerLoop();
+  // Claims the next partition of job `generation`; -1 when none is left or the job is over.
+  int Claim(uint64_t generation);
+  // Runs partitions of job `generation` until none is left; returns how many it ran.
+  int RunClaimed(uint64_t generation);
+  void NoteJob(Clock::time_point now, Clock::duration own, Clock::duration waited, bool unhelped);
 
+  const ThreadPoolOptions options_;
   std::vector<std::thread> workers_;
-  // Published by Run() before work_ changes (release), read after (acquire); stays valid
-  // until every participating worker decremented pending_.
+  // The job: (generation << 32) | (parts << 16) | next unclaimed partition. A claim is a CAS
+  // that keeps the generation, so a worker that wakes late cannot take a later job's partition.
+  std::atomic<uint64_t> job_{0};
+  // Published before job_ changes (release), read after a successful claim (acquire); stays
+  // valid until done_ reaches the job's partition count.
   const std::function<void(int)>* fn_ = nullptr;
-  // (generation << 16) | parts of the current Run(): one atomic word, so a worker never pairs
-  // one generation with another's partition count.
-  std::atomic<uint64_t> work_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> done_{0};        // partitions of the current job finished
   std::atomic<bool> stop_{false};
-  std::mutex mu_;  // only for sleeping workers
-  std::condition_variable cv_;
+  std::atomic<int> sleeping_{0};    // workers asleep on work_cv_
+  std::atomic<bool> caller_sleeping_{false};
+  std::mutex mu_;                   // guards the sleeps (predicates are the atomics above)
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+
+  // Caller-only state (Run() is single-threaded): the contention detector. Parallel jobs are
+  // judged in windows of a few milliseconds: the caller thread preempted by the OS (involuntary
+  // context switches), jobs the workers took no part in, or waits on a preempted worker mark a
+  // window contended, and the caller then runs alone for solo_for_ (doubling while contention
+  // lasts, back to its first value after a calm window).
+  struct Window {
+    Clock::time_point start{};
+    int64_t preemptions_at_start = 0;
+    int jobs = 0, unhelped = 0, slow = 0;
+  };
+  Window window_;
+  bool window_open_ = false;
+  Clock::time_point solo_until_{};
+  Clock::duration solo_for_{};
+  std::atomic<int64_t> jobs_{0}, solo_jobs_{0}, parts_by_workers_{0}, slow_waits_{0}, unhelped_jobs_{0};
 };
 
 }  // namespace tailor
