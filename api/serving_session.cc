@@ -237,11 +237,19 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
   eo.scheduler.seed = options.seed;
   eo.scheduler.step_overhead_seconds = -1.0;  // measured while serving
   eo.scheduler.max_running = s->max_running_;
+  eo.scheduler.learn_costs =
+      options.learn_costs && std::none_of(pkg.specs.begin(), pkg.specs.end(),
+                                          [](const PackageSpec& p) { return p.cost_source == "table"; });
+  for (size_t i = 0; i < s->spec_names_.size(); ++i) {  // what the planner charges before any step
+    const double full = s->runtime_->costs().FullStep(static_cast<int32_t>(i), pkg.specs[i].spec.shape);
+    s->metrics_->SetSpecCost(s->spec_names_[i], full, full);
+  }
   ServingSession* raw = s.get();
   eo.scheduler.step_observer = [raw](const StepObservation& o) {
     if (o.spec_index < 0 || static_cast<size_t>(o.spec_index) >= raw->spec_names_.size()) return;
     raw->metrics_->RecordSpecExecution(raw->spec_names_[o.spec_index], o.valid_tokens, o.slot_tokens,
                                        o.wall_seconds);
+    raw->metrics_->SetSpecCost(raw->spec_names_[o.spec_index], o.modeled_full_seconds, o.measured_full_seconds);
   };
   eo.log = options.log;
   TAILOR_ASSIGN_OR_RETURN(s->core_, EngineCore::Start(*s->runtime_, std::move(eo)));

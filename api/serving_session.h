@@ -59,6 +59,10 @@ struct ServingOptions {
   // with 429. 0: nothing may wait. < 0: no limit.
   int64_t max_queue = -1;
   uint64_t seed = 0;  // seeds requests without a seed, and response ids
+  // Correct the package's cost table from the step times observed while serving (the planner
+  // then avoids a specialization that runs slower here than it was measured). Off for packages
+  // whose costs were given (--cost-table): those stay as given.
+  bool learn_costs = true;
   service::ParseLimits parse_limits;
   std::function<void(const std::string&)> log;  // warnings and step errors; any thread
 };

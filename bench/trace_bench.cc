@@ -27,7 +27,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: trace_bench --package DIR --trace FILE [--mode realtime|afap (realtime)] [--speed X (1)]\n"
     "                   [--policies cost-model,smallest,largest] [--repeats R (1)] [--kv-cache-mb N]\n"
-    "                   [--max-running N] [--no-prefix-caching] [--warmup N (16)] [--json FILE]\n";
+    "                   [--max-running N] [--no-prefix-caching] [--no-learn-costs] [--warmup N (16)]\n"
+    "                   [--json FILE]\n";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "trace_bench: %s\n%s", message.c_str(), kUsage);
@@ -70,6 +71,10 @@ int Main(int argc, char** argv) {
     }
     if (flag == "--no-prefix-caching") {
       base.enable_prefix_caching = false;
+      continue;
+    }
+    if (flag == "--no-learn-costs") {
+      base.learn_costs = false;
       continue;
     }
     if (i + 1 >= argc) return Fail(flag + " needs a value");
@@ -160,7 +165,8 @@ int Main(int argc, char** argv) {
     nlohmann::json specs = nlohmann::json::array();
     for (size_t i = 0; i < (*rt)->specializations().size(); ++i) {
       specs.push_back({{"name", (*rt)->specializations()[i].Name()},
-                       {"cost_seconds", (*rt)->costs().seconds_per_step[i]}});
+                       {"cost_seconds", (*rt)->costs().FullStep(static_cast<int32_t>(i),
+                                                                (*rt)->specializations()[i].shape)}});
     }
     nlohmann::json j = {{"package", package},
                         {"trace", trace_path},

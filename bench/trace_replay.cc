@@ -58,6 +58,7 @@ absl::StatusOr<ReplayResult> ReplayTrace(Executor& executor, const std::vector<T
   eo.scheduler.step_overhead_seconds = -1.0;  // measured, as when serving
   eo.scheduler.max_running = options.max_running;
   eo.scheduler.enable_prefix_caching = options.enable_prefix_caching;
+  eo.scheduler.learn_costs = options.learn_costs;
   eo.scheduler.eos_token_ids = options.eos_token_ids;
   auto core = EngineCore::Start(executor, std::move(eo));
   if (!core.ok()) return core.status();

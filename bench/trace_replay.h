@@ -26,6 +26,7 @@ struct ReplayOptions {
   std::vector<int32_t> eos_token_ids;  // ignored anyway: requests run with ignore_eos
   int32_t max_running = 0;             // 0: the largest batch_size
   bool enable_prefix_caching = true;
+  bool learn_costs = true;  // as when serving: the cost table corrected from observed step times
 };
 
 // Times in seconds from the start of the replay (steady clock).

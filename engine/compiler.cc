@@ -113,6 +113,7 @@ absl::Status CompilePackage(const Model& model, const std::vector<Specialization
     ps.cost_seconds = EstimateStepSeconds(prog, pkg.config, specs[i].shape.ctx_len);
     ps.cost_seconds_at_start = EstimateStepSeconds(prog, pkg.config, specs[i].shape.seq_len);
     ps.cost_source = "estimated";
+    ps.cost_model = StepCostModel::FromEnds(specs[i].shape, ps.cost_seconds, ps.cost_seconds_at_start);
     std::string how = "native path";
     if (o.target == Target::kGenerated) {
       TAILOR_ASSIGN_OR_RETURN(BuiltKernel built,
@@ -136,6 +137,7 @@ absl::Status CompilePackage(const Model& model, const std::vector<Specialization
     for (size_t i = 0; i < specs.size(); ++i) {
       pkg.specs[i].cost_seconds = costs[i];
       pkg.specs[i].cost_seconds_at_start = 0;  // a given table is position-independent
+      pkg.specs[i].cost_model = StepCostModel{costs[i], 0, 0};
       pkg.specs[i].cost_source = "table";
     }
   }
@@ -143,14 +145,18 @@ absl::Status CompilePackage(const Model& model, const std::vector<Specialization
   if (!o.cost_table && !o.compile_only) {
     progress("timing each specialization (the cost table)");
     TAILOR_ASSIGN_OR_RETURN(auto rt, Runtime::Open(o.out, RuntimeOptions{}));
-    TAILOR_ASSIGN_OR_RETURN(auto seconds, MeasureStepSeconds(*rt, 3));
-    TAILOR_ASSIGN_OR_RETURN(auto at_start, MeasureStepSeconds(*rt, 3, /*at_start=*/true));
+    TAILOR_ASSIGN_OR_RETURN(auto measured, MeasureStepCosts(*rt, 5));
     for (size_t i = 0; i < specs.size(); ++i) {
-      pkg.specs[i].cost_seconds = seconds[i];
-      pkg.specs[i].cost_seconds_at_start = at_start[i];
+      const MeasuredCost& m = measured[i];
+      pkg.specs[i].cost_seconds = m.full_seconds;
+      pkg.specs[i].cost_seconds_at_start = m.at_start_seconds;
+      pkg.specs[i].cost_model = m.model;
       pkg.specs[i].cost_source = "measured";
-      progress(absl::StrFormat("  %s: %.3f ms per step (%.3f ms at the start of the context)", specs[i].Name(),
-                               seconds[i] * 1e3, at_start[i] * 1e3));
+      progress(absl::StrFormat("  %s: %.3f ms per step (%.3f ms at the start of the context); model %.3f ms + "
+                               "%.4f ms/row + %.3g ms/attended position",
+                               specs[i].Name(), m.full_seconds * 1e3, m.at_start_seconds * 1e3,
+                               m.model.fixed_seconds * 1e3, m.model.per_row_seconds * 1e3,
+                               m.model.per_position_seconds * 1e3));
     }
     TAILOR_RETURN_IF_ERROR(WriteManifest(pkg));
   }

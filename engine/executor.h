@@ -31,23 +31,62 @@ struct Specialization {
   std::string Name() const;  // "b4_s1_c512" (used in metrics labels and tables)
 };
 
-// Measured (or estimated) seconds per step of each specialization, indexed like
-// specializations(). Immutable once the executor is open.
-//
-// A step costs more the further its rows are into their context (attention reads every earlier
-// position), so a specialization may carry two figures: seconds_per_step with every row at its
-// last positions (ending at ctx_len) and seconds_at_start with every row at its first (ending at
-// seq_len). A step's cost is interpolated linearly in its largest end position. Without
-// seconds_at_start (empty) the cost is seconds_per_step whatever the positions.
+// What a step asks of a specialization.
+struct StepShape {
+  int32_t rows = 0;
+  int32_t max_tokens_per_row = 0;
+  int32_t max_end_pos = 0;  // largest start_pos + tokens over the rows (positions needed)
+  // KV positions attention reads: the sum over the rows' new tokens of (position + 1). 0: not
+  // given (then taken as rows * max_tokens_per_row * max_end_pos, an upper bound).
+  int64_t attended = 0;
+  int64_t Attended() const;
+};
+
+// The attended positions of `rows` rows of `tokens` new tokens each, ending at `end`.
+int64_t AttendedPositions(int32_t rows, int32_t tokens, int32_t end);
+
+// Seconds of one step of a specialization, linear in what the step does:
+//   fixed + per_row * rows used + per_position * attended positions.
+// Matmuls run every row of the batch (padding included), so their time is in `fixed`; attention
+// reads each row's KV up to its position, so it grows with the attended positions and skips
+// unused rows; `per_row` holds what else a used row costs (RoPE, KV writes, logits).
+struct StepCostModel {
+  double fixed_seconds = 0;
+  double per_row_seconds = 0;
+  double per_position_seconds = 0;
+  double Seconds(int32_t rows, int64_t attended) const {
+    return fixed_seconds + per_row_seconds * rows + per_position_seconds * static_cast<double>(attended);
+  }
+  // The model through two figures of a full batch: `full` with every row ending at ctx_len and
+  // `at_start` (0: not known; then the cost is `full` whatever the positions) ending at seq_len.
+  static StepCostModel FromEnds(const SpecShape& shape, double full, double at_start);
+};
+
+// The executor's cost model per specialization (indexed like specializations()), as measured
+// when the package was compiled, and the run time's corrections. An executor's table is
+// immutable once open; the scheduler keeps a copy that it corrects from the step times it
+// observes (`scale`, a robust running ratio of measured to modeled seconds).
 struct CostTable {
-  std::vector<double> seconds_per_step;
-  std::vector<double> seconds_at_start;  // empty, or one entry per specialization
+  std::vector<StepCostModel> models;
+  std::vector<double> scale;  // empty, or one factor per specialization (1: as modeled)
   // Added to every step: work a step costs outside the executor (its caller's planning and
   // sampling), so that splitting work into more steps is charged for. 0 in an executor's table.
   double step_overhead_seconds = 0.0;
 
-  // Seconds of a step of specialization `spec` (shape `shape`) whose rows end by `max_end_pos`.
-  double Seconds(int32_t spec, const SpecShape& shape, int32_t max_end_pos) const;
+  // A table whose costs do not depend on positions or rows (tests, --cost-table).
+  static CostTable Fixed(std::vector<double> seconds);
+
+  // The model's seconds of a step of `spec`, without correction or overhead.
+  double Modeled(int32_t spec, const StepShape& shape) const {
+    return models[spec].Seconds(shape.rows, shape.Attended());
+  }
+  // What the planner charges: the modeled seconds times the correction, plus the overhead.
+  double Seconds(int32_t spec, const StepShape& shape) const {
+    return Modeled(spec, shape) * (scale.empty() ? 1.0 : scale[spec]) + step_overhead_seconds;
+  }
+  // The modeled seconds of a full batch of `shape` with every row ending at ctx_len (the figure
+  // a package lists as cost_seconds and /metrics reports).
+  double FullStep(int32_t spec, const SpecShape& shape) const;
 };
 
 // One row of a step: `tokens` are appended at positions start_pos, start_pos+1, ...; the row's
@@ -69,13 +108,6 @@ struct StepPlan {
 struct StepOutput {
   // Per row of the plan: logits_to_keep * vocab floats, row-major (oldest kept token first).
   std::vector<std::vector<float>> logits;
-};
-
-// What a step needs from a specialization.
-struct StepShape {
-  int32_t rows = 0;
-  int32_t max_tokens_per_row = 0;
-  int32_t max_end_pos = 0;  // largest start_pos + tokens over the rows (positions needed)
 };
 
 class Executor {

@@ -223,6 +223,10 @@ absl::Status WriteManifest(const Package& p) {
                      {"ctx_len", s.spec.shape.ctx_len}, {"compile_opts", absl::StrCat("-ols=", s.spec.ols)},
                      {"arena_bytes", s.arena_bytes}, {"cost_seconds", s.cost_seconds},
                      {"cost_seconds_at_start", s.cost_seconds_at_start},
+                     {"cost_model",
+                      {{"fixed_seconds", s.cost_model.fixed_seconds},
+                       {"per_row_seconds", s.cost_model.per_row_seconds},
+                       {"per_position_seconds", s.cost_model.per_position_seconds}}},
                      {"cost_source", s.cost_source}, {"kernel", kernel}});
   }
   json m = {
@@ -408,6 +412,21 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
     if (sh.batch_size <= 0 || sh.seq_len <= 0 || sh.ctx_len < sh.seq_len || sh.ctx_len > c.max_positions ||
         ps.spec.ols <= 0 || !(ps.cost_seconds > 0)) {
       return r.Error(pre.substr(0, pre.size() - 1), "has an invalid shape, -ols or cost");
+    }
+    if (s.contains("cost_model")) {  // optional: packages before it carry the two figures only
+      const std::string mp = pre + "cost_model.";
+      StepCostModel& cm = ps.cost_model;
+      TAILOR_ASSIGN_OR_RETURN(cm.fixed_seconds, r.Get<double>(s["cost_model"], "fixed_seconds", mp));
+      TAILOR_ASSIGN_OR_RETURN(cm.per_row_seconds, r.Get<double>(s["cost_model"], "per_row_seconds", mp));
+      TAILOR_ASSIGN_OR_RETURN(cm.per_position_seconds, r.Get<double>(s["cost_model"], "per_position_seconds", mp));
+      for (double v : {cm.fixed_seconds, cm.per_row_seconds, cm.per_position_seconds}) {
+        if (!(v >= 0) || !std::isfinite(v)) return r.Error(mp.substr(0, mp.size() - 1), "must hold finite seconds >= 0");
+      }
+      if (!(cm.Seconds(sh.batch_size, AttendedPositions(sh.batch_size, sh.seq_len, sh.ctx_len)) > 0)) {
+        return r.Error(mp.substr(0, mp.size() - 1), "gives no positive cost for a full step");
+      }
+    } else {
+      ps.cost_model = StepCostModel::FromEnds(sh, ps.cost_seconds, ps.cost_seconds_at_start);
     }
     if (s.contains("kernel") && s["kernel"].is_object()) {
       TAILOR_ASSIGN_OR_RETURN(ps.kernel_source, r.Get<std::string>(s["kernel"], "source", pre + "kernel."));

@@ -36,6 +36,9 @@ struct PackageSpec {
   double cost_seconds = 0;   // per step, rows at their last positions (ending at ctx_len)
   double cost_seconds_at_start = 0;  // per step, rows ending at seq_len; 0: not known
   std::string cost_source;   // "measured", "estimated" or "table"
+  // The step cost as a function of rows used and attended positions (executor.h): fitted to
+  // timings at several rows and positions ("measured"), else through the two figures above.
+  StepCostModel cost_model;
   std::string kernel_source;  // relative to the package; empty on the native target
   std::string kernel_object;
   std::string kernel_checksum;

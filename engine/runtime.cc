@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -116,8 +117,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   int64_t max_arena = 0, max_blocks_needed = 1;
   for (const PackageSpec& ps : pkg.specs) {
     rt->specs_.push_back(ps.spec);
-    rt->costs_.seconds_per_step.push_back(ps.cost_seconds);
-    rt->costs_.seconds_at_start.push_back(ps.cost_seconds_at_start);
+    rt->costs_.models.push_back(ps.cost_model);
     Program prog = LowerProgram(c, *pkg.family, pkg.weights, ps.spec, pkg.kv_block);
     if (prog.arena_bytes != ps.arena_bytes) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -136,12 +136,6 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
     for (const Op& op : prog.ops) descs.push_back(DescribeOp(op, prog, rt->constants_));
     rt->descs_.push_back(std::move(descs));
     rt->programs_.push_back(std::move(prog));
-  }  // Position-dependent costs only when every specialization has them.
-  for (double c : rt->costs_.seconds_at_start) {
-    if (!(c > 0)) {
-      rt->costs_.seconds_at_start.clear();
-      break;
-    }
   }
 
 
@@ -221,7 +215,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
       rt->cos_sin_[(static_cast<size_t>(p) * half + i) * 2 + 1] = static_cast<float>(std::sin(angle));
     }
   }
-  rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols));
+  rt->pool_ = std::make_unique<ThreadPool>(ThreadPool::ThreadsFor(max_ols), options.threads);
   rt->profile_ops_ = options.profile_ops;
   rt->after_op_ = options.after_op;
   rt->reset_op_seconds();
@@ -336,7 +330,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
 }
 
 absl::StatusOr<std::unique_ptr<SyntheticStep>> MakeSyntheticStep(const Runtime& rt, int32_t spec_index,
-                                                                 int32_t end_pos) {
+                                                                 int32_t end_pos, int32_t rows) {
   const SpecShape& s = rt.specializations()[spec_index].shape;
   const int32_t B = rt.kv_block_size();
   const int32_t per_row = (s.ctx_len + B - 1) / B;
@@ -344,32 +338,112 @@ absl::StatusOr<std::unique_ptr<SyntheticStep>> MakeSyntheticStep(const Runtime& 
     return absl::ResourceExhaustedError(absl::StrCat("the KV pool (", rt.num_kv_blocks(), " blocks) is too small for a full ",
                                                      rt.specializations()[spec_index].Name(), " step"));
   }
+  const int32_t n = rows <= 0 ? s.batch_size : std::min(rows, s.batch_size);
   auto step = std::make_unique<SyntheticStep>();
-  step->tables.resize(s.batch_size);
+  step->tables.resize(n);
   step->tokens.assign(s.seq_len, 1);
   step->plan.spec_index = spec_index;
   const int32_t start = std::clamp(end_pos, s.seq_len, s.ctx_len) - s.seq_len;
-  for (int32_t r = 0; r < s.batch_size; ++r) {
+  for (int32_t r = 0; r < n; ++r) {
     for (int32_t b = 0; b < per_row; ++b) step->tables[r].push_back(r * per_row + b);
     step->plan.rows.push_back(StepRow{r, step->tokens, start, step->tables[r], 1});
   }
   return step;
 }
 
-absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& rt, int repeats, bool at_start) {
-  std::vector<double> out;
+namespace {
+
+// Least squares of y over the columns of x (each row: 1, rows, attended), columns in `use`.
+// Returns the coefficients (0 for unused columns); false when the system is singular.
+bool FitLinear(const std::vector<std::array<double, 3>>& x, const std::vector<double>& y, std::array<bool, 3> use,
+               std::array<double, 3>* coef) {
+  std::vector<int> cols;
+  for (int c = 0; c < 3; ++c) {
+    if (use[c]) cols.push_back(c);
+  }
+  const int n = static_cast<int>(cols.size());
+  double a[3][4] = {};  // normal equations, augmented; columns scaled to unit max for conditioning
+  double norm[3] = {1, 1, 1};
+  for (int i = 0; i < n; ++i) {
+    for (const auto& row : x) norm[i] = std::max(norm[i], std::fabs(row[cols[i]]));
+  }
+  for (size_t k = 0; k < x.size(); ++k) {
+    for (int i = 0; i < n; ++i) {
+      const double xi = x[k][cols[i]] / norm[i];
+      for (int j = 0; j < n; ++j) a[i][j] += xi * x[k][cols[j]] / norm[j];
+      a[i][n] += xi * y[k];
+    }
+  }
+  for (int i = 0; i < n; ++i) {  // Gauss-Jordan with partial pivoting
+    int p = i;
+    for (int r = i + 1; r < n; ++r) {
+      if (std::fabs(a[r][i]) > std::fabs(a[p][i])) p = r;
+    }
+    if (std::fabs(a[p][i]) < 1e-12) return false;
+    std::swap(a[i], a[p]);
+    for (int r = 0; r < n; ++r) {
+      if (r == i) continue;
+      const double f = a[r][i] / a[i][i];
+      for (int c = i; c <= n; ++c) a[r][c] -= f * a[i][c];
+    }
+  }
+  *coef = {0, 0, 0};
+  for (int i = 0; i < n; ++i) (*coef)[cols[i]] = a[i][n] / a[i][i] / norm[i];
+  return true;
+}
+
+}  // namespace
+
+StepCostModel FitStepCostModel(const std::vector<CostSample>& samples) {
+  std::vector<std::array<double, 3>> x;
+  std::vector<double> y;
+  for (const CostSample& s : samples) {
+    x.push_back({1.0, static_cast<double>(s.rows), static_cast<double>(s.attended)});
+    y.push_back(s.seconds);
+  }
+  // The full model, then without the term whose coefficient came out negative (noise, or a
+  // term the samples cannot tell apart), down to the mean.
+  for (std::array<bool, 3> use : {std::array<bool, 3>{true, true, true}, std::array<bool, 3>{true, false, true},
+                                  std::array<bool, 3>{true, true, false}}) {
+    std::array<double, 3> c;
+    if (FitLinear(x, y, use, &c) && c[0] >= 0 && c[1] >= 0 && c[2] >= 0) return StepCostModel{c[0], c[1], c[2]};
+  }
+  double mean = 0;
+  for (double v : y) mean += v / static_cast<double>(y.size());
+  return StepCostModel{mean, 0, 0};
+}
+
+absl::StatusOr<std::vector<MeasuredCost>> MeasureStepCosts(Runtime& rt, int repeats) {
+  std::vector<MeasuredCost> out;
   for (size_t i = 0; i < rt.specializations().size(); ++i) {
     const int32_t spec = static_cast<int32_t>(i);
     const SpecShape& s = rt.specializations()[i].shape;
-    TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, at_start ? s.seq_len : s.ctx_len));
-    TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());  // warms caches
-    double best = 1e30;
-    for (int rep = 0; rep < std::max(1, repeats); ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::vector<int32_t> row_counts = {s.batch_size};
+    if (s.batch_size > 1) row_counts.push_back(1);
+    std::vector<int32_t> ends = {s.seq_len};
+    if ((s.seq_len + s.ctx_len) / 2 > s.seq_len) ends.push_back((s.seq_len + s.ctx_len) / 2);
+    if (s.ctx_len > ends.back()) ends.push_back(s.ctx_len);
+    MeasuredCost m;
+    std::vector<CostSample> samples;
+    for (int32_t rows : row_counts) {
+      for (int32_t end : ends) {
+        TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, end, rows));
+        TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());  // warms caches
+        std::vector<double> t;
+        for (int rep = 0; rep < std::max(1, repeats); ++rep) {
+          const auto t0 = std::chrono::steady_clock::now();
+          TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());
+          t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+        const double median = std::max(t[t.size() / 2], 1e-9);
+        samples.push_back(CostSample{rows, AttendedPositions(rows, s.seq_len, end), median});
+        if (rows == s.batch_size && end == s.ctx_len) m.full_seconds = median;
+        if (rows == s.batch_size && end == s.seq_len) m.at_start_seconds = median;
+      }
     }
-    out.push_back(std::max(best, 1e-9));
+    m.model = FitStepCostModel(samples);
+    out.push_back(m);
   }
   return out;
 }

@@ -35,6 +35,8 @@ struct RuntimeOptions {
   // observer must not write to the arena. For calibration profiles (engine/profile_dump.h);
   // unset, it costs one branch per op.
   std::function<void(const Program& program, const Op& op, const kern::OpArgs& args)> after_op;
+  // The worker threads of -ols=N programs (spin budget, fallback to one thread under contention).
+  ThreadPoolOptions threads;
 };
 
 class Runtime final : public Executor {
@@ -57,6 +59,7 @@ class Runtime final : public Executor {
   void reset_op_seconds() { op_seconds_.assign(kern::kNumOpKinds, 0.0); }
   const Program& program(int32_t spec) const { return programs_[spec]; }
   bool uses_generated_kernels() const { return !generated_.empty(); }
+  ThreadPoolStats thread_stats() const { return pool_->stats(); }
   int64_t kv_block_bytes() const { return block_bytes_; }
 
  private:
@@ -99,21 +102,36 @@ class Runtime final : public Executor {
 // Key that ties generated code to the program it was generated for.
 std::string ProgramKey(const Program& program, const OpConstants& constants);
 
-// A full batch for specialization `spec_index`: every row holds seq_len tokens (id 1) ending at
-// position `end_pos` (clamped to [seq_len, ctx_len]), row r on blocks [r * per_row, ...).
-// The plan's spans point into the struct (keep it alive and in place while the plan is used).
+// `rows` rows (<= 0: the full batch) of specialization `spec_index`: every row holds seq_len
+// tokens (id 1) ending at position `end_pos` (clamped to [seq_len, ctx_len]), row r on blocks
+// [r * per_row, ...). The plan's spans point into the struct (keep it alive and in place while
+// the plan is used).
 struct SyntheticStep {
   std::vector<std::vector<BlockId>> tables;
   std::vector<int32_t> tokens;
   StepPlan plan;
 };
 absl::StatusOr<std::unique_ptr<SyntheticStep>> MakeSyntheticStep(const Runtime& runtime, int32_t spec_index,
-                                                                 int32_t end_pos);
+                                                                 int32_t end_pos, int32_t rows = 0);
 
-// Runs each specialization on a full batch at its largest positions (or, with `at_start`, its
-// first ones) and returns the fastest seconds per step over `repeats` runs after one warm-up
-// (interference only ever adds time).
-absl::StatusOr<std::vector<double>> MeasureStepSeconds(Runtime& runtime, int repeats, bool at_start = false);
+// One timed step: rows used, attended positions (StepShape::attended), seconds.
+struct CostSample {
+  int32_t rows = 0;
+  int64_t attended = 0;
+  double seconds = 0;
+};
+// The least-squares StepCostModel through `samples`, every coefficient >= 0.
+StepCostModel FitStepCostModel(const std::vector<CostSample>& samples);
+
+struct MeasuredCost {
+  StepCostModel model;
+  double full_seconds = 0;      // a full batch ending at ctx_len
+  double at_start_seconds = 0;  // a full batch ending at seq_len
+};
+// Times each specialization at the full batch and one row, each ending at seq_len, half-way
+// and ctx_len; each point the median of `repeats` runs after a warm-up (robust to a noisy
+// neighbour in either direction), and fits the cost model through them.
+absl::StatusOr<std::vector<MeasuredCost>> MeasureStepCosts(Runtime& runtime, int repeats);
 
 }  // namespace tailor
 

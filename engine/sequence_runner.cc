@@ -16,7 +16,7 @@ std::optional<ChunkChoice> ChooseChunk(std::span<const Specialization> specs, co
     const SpecShape& s = specs[i].shape;
     const int32_t n = std::min(remaining, std::min(s.seq_len, s.ctx_len - start));
     if (n <= 0) continue;
-    const double per_token = costs.seconds_per_step[i] / n;
+    const double per_token = costs.Seconds(static_cast<int32_t>(i), StepShape{1, n, start + n, AttendedPositions(1, n, start + n)}) / n;
     if (!best || per_token < best_cost) {
       best = ChunkChoice{static_cast<int32_t>(i), n};
       best_cost = per_token;

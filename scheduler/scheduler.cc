@@ -60,9 +60,9 @@ absl::Status ValidateRequest(const RequestLimits& limits, std::span<const int32_
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Executor& executor, SchedulerOptions options) {
   const auto specs = executor.specializations();
   if (specs.empty()) return absl::InvalidArgumentError("the executor has no specializations");
-  if (executor.costs().seconds_per_step.size() != specs.size() ||
-      (!executor.costs().seconds_at_start.empty() && executor.costs().seconds_at_start.size() != specs.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("the cost table has ", executor.costs().seconds_per_step.size(),
+  if (executor.costs().models.size() != specs.size() ||
+      (!executor.costs().scale.empty() && executor.costs().scale.size() != specs.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("the cost table has ", executor.costs().models.size(),
                                                    " entries for ", specs.size(), " specializations"));
   }
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -70,10 +70,11 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Executor& executor,
     if (s.batch_size < 1 || s.seq_len < 1 || s.ctx_len < 1) {
       return absl::InvalidArgumentError(absl::StrCat("specialization ", i, " (", specs[i].Name(), ") has a size < 1"));
     }
-    const double c = executor.costs().seconds_per_step[i];
-    const double c0 = executor.costs().seconds_at_start.empty() ? c : executor.costs().seconds_at_start[i];
-    if (!std::isfinite(c) || c < 0 || !std::isfinite(c0) || c0 < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("specialization ", i, " has cost ", c, " seconds per step"));
+    const StepCostModel& m = executor.costs().models[i];
+    for (double c : {m.fixed_seconds, m.per_row_seconds, m.per_position_seconds}) {
+      if (!std::isfinite(c) || c < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("specialization ", i, " has a cost term of ", c, " seconds"));
+      }
     }
   }
   if (executor.kv_block_size() < 1 || executor.num_kv_blocks() < 1 || executor.vocab_size() < 1) {
@@ -92,6 +93,7 @@ Scheduler::Scheduler(Executor& executor, SchedulerOptions options, RequestLimits
     : executor_(executor),
       options_(std::move(options)),
       limits_(limits),
+      learner_(executor.specializations().size(), options_.cost_learning),
       kv_(limits.num_kv_blocks, limits.kv_block_size,
           KvCacheManager::Options{options_.enable_prefix_caching, options_.block_hash}) {
   int32_t max_batch = 1;
@@ -103,6 +105,7 @@ Scheduler::Scheduler(Executor& executor, SchedulerOptions options, RequestLimits
   stats_.steps_per_spec.assign(executor.specializations().size(), 0);
   costs_ = executor.costs();
   costs_.step_overhead_seconds = std::max(0.0, options_.step_overhead_seconds);
+  if (options_.learn_costs) costs_.scale.assign(executor.specializations().size(), 1.0);
 }
 
 absl::Status Scheduler::Add(RequestId id, std::vector<int32_t> prompt, SamplingOptions options,
@@ -220,6 +223,10 @@ absl::Status Scheduler::Step() {
     prefill.push_back(PrefillItem{seq->num_computed, cap});
   }
   // 4. Steps and specializations.
+  if (options_.learn_costs) {
+    learner_.Age(std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
+    for (size_t i = 0; i < costs_.scale.size(); ++i) costs_.scale[i] = learner_.Factor(static_cast<int32_t>(i));
+  }
   const RoundPlan plan = PlanRound(executor_.specializations(), costs_, options_.policy, prefill, decode_starts);
   for (const PlannedStep& step : plan.steps) {
     for (const PlannedRow& row : step.rows) {
@@ -253,32 +260,49 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
   StepPlan plan;
   plan.spec_index = step.spec_index;
   std::vector<Sequence*> seqs;
-  int32_t max_end = 0;
   for (const PlannedRow& row : step.rows) {
     Sequence* seq = row.decode ? decode[row.index] : prefill[row.index];
     const int32_t start = seq->num_computed;
-    max_end = std::max(max_end, start + row.tokens);
     const bool last = start + row.tokens == static_cast<int32_t>(seq->tokens.size());
     plan.rows.push_back(StepRow{seq->id, std::span<const int32_t>(seq->tokens).subspan(start, row.tokens), start,
                                 kv_.BlockTable(seq->id), last ? 1 : 0});
     seqs.push_back(seq);
   }
   const SpecShape& shape = executor_.specializations()[step.spec_index].shape;
+  StepShape load;
+  for (const StepRow& row : plan.rows) {
+    const int32_t n = static_cast<int32_t>(row.tokens.size());
+    load.rows += 1;
+    load.max_tokens_per_row = std::max(load.max_tokens_per_row, n);
+    load.max_end_pos = std::max(load.max_end_pos, row.start_pos + n);
+    load.attended += AttendedPositions(1, n, row.start_pos + n);
+  }
+  const double modeled = executor_.costs().Modeled(step.spec_index, load);
   ++stats_.num_steps;
   ++stats_.steps_per_spec[step.spec_index];
   stats_.slot_tokens += int64_t{shape.batch_size} * shape.seq_len;
-  stats_.busy_seconds += executor_.costs().Seconds(step.spec_index, shape, max_end);
+  stats_.busy_seconds += modeled;
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<StepOutput> out = executor_.Execute(plan);
-  executor_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = std::chrono::steady_clock::now();
+  const double wall = std::chrono::duration<double>(t1 - t0).count();
+  executor_seconds_ += wall;
+  if (options_.learn_costs && out.ok()) {
+    const double now = std::chrono::duration<double>(t1.time_since_epoch()).count();
+    learner_.Observe(step.spec_index, modeled, wall, now);
+    for (size_t i = 0; i < costs_.scale.size(); ++i) costs_.scale[i] = learner_.Factor(static_cast<int32_t>(i));
+  }
   if (options_.step_observer) {
     StepObservation o;
     o.spec_index = step.spec_index;
     o.rows_used = static_cast<int32_t>(plan.rows.size());
     for (const StepRow& row : plan.rows) o.valid_tokens += static_cast<int64_t>(row.tokens.size());
     o.slot_tokens = int64_t{shape.batch_size} * shape.seq_len;
-    o.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    o.wall_seconds = wall;
     o.ok = out.ok();
+    o.modeled_full_seconds = executor_.costs().FullStep(step.spec_index, shape);
+    o.measured_full_seconds =
+        o.modeled_full_seconds * (costs_.scale.empty() ? 1.0 : costs_.scale[step.spec_index]);
     options_.step_observer(o);
   }
   if (out.ok() && out->logits.size() != plan.rows.size()) {
@@ -358,6 +382,8 @@ SchedulerStats Scheduler::stats() const {
   s.kv = kv_.stats();
   s.num_running = static_cast<int32_t>(running_.size());
   s.num_waiting = static_cast<int32_t>(waiting_.size());
+  s.cost_factor.assign(executor_.specializations().size(), 1.0);
+  for (size_t i = 0; i < costs_.scale.size(); ++i) s.cost_factor[i] = costs_.scale[i];
   return s;
 }
 

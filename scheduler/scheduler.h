@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "engine/executor.h"
+#include "scheduler/cost_learner.h"
 #include "scheduler/kv_cache_manager.h"
 #include "scheduler/request.h"
 #include "scheduler/sampler.h"
@@ -44,6 +45,11 @@ struct StepObservation {
   int64_t slot_tokens = 0;   // batch_size * seq_len of the specialization
   double wall_seconds = 0;   // measured wall time of Executor::Execute
   bool ok = true;            // false when the step failed
+  // The specialization's full step (every row ending at ctx_len) as the cost table models it,
+  // and as the planner now charges it (times the learned correction; = modeled without
+  // learning).
+  double modeled_full_seconds = 0;
+  double measured_full_seconds = 0;
 };
 // Called on the thread that drives the Scheduler (the engine's loop thread), right after each
 // step's Execute(); must be quick and must not call back into the Scheduler.
@@ -63,6 +69,10 @@ struct SchedulerOptions {
   // < 0: measured as the loop runs (a moving average of round time outside the executor).
   double step_overhead_seconds = 0.0;
   StepObserver step_observer;  // empty: none
+  // Correct the executor's cost table from the step times observed (cost_learner.h). Off: plans
+  // are a function of the table alone (deterministic tests, injected costs).
+  bool learn_costs = false;
+  CostLearnerOptions cost_learning;
 };
 
 // The limits a request is checked against, from the executor (immutable).
@@ -95,6 +105,7 @@ struct SchedulerStats {
   int64_t slot_tokens = 0;     // sum over steps of batch_size * seq_len (padded work)
   double busy_seconds = 0.0;   // sum of the cost table's seconds of the steps run
   std::vector<int64_t> steps_per_spec;  // indexed like the executor's specializations
+  std::vector<double> cost_factor;      // learned measured / modeled, per specialization (1: none)
 };
 
 class Scheduler {
@@ -164,7 +175,8 @@ class Scheduler {
   bool preempted_this_round_ = false;
   std::vector<PendingEvent> events_;
   std::vector<float> logits_;  // scratch row
-  CostTable costs_;  // the executor's, plus the step overhead in use
+  CostTable costs_;  // the executor's, plus the step overhead in use and the learned scale
+  CostLearner learner_;
   double executor_seconds_ = 0.0;  // wall time inside Execute() this round
   SchedulerStats stats_;
 };

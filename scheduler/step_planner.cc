@@ -5,7 +5,6 @@
 #include <limits>
 #include <string>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 
 namespace tailor {
@@ -28,8 +27,8 @@ class Planner {
     for (const auto& s : specs) max_batch_ = std::max(max_batch_, s.shape.batch_size);
   }
 
-  // Seconds of a step on `spec` whose rows end by position `end`.
-  double Cost(int32_t spec, int32_t end) const { return costs_.Seconds(spec, specs_[spec].shape, end); }
+  // Seconds of a step of `shape` on `spec`.
+  double Cost(int32_t spec, const StepShape& shape) const { return costs_.Seconds(spec, shape); }
   const SpecShape& Shape(int32_t spec) const { return specs_[spec].shape; }
   int32_t num_specs() const { return static_cast<int32_t>(specs_.size()); }
 
@@ -52,19 +51,9 @@ class Planner {
       }
       const int64_t v = Volume(Shape(i)), bv = Volume(Shape(*best));
       const bool better = policy_ == SchedulePolicy::kSmallestFitting ? v < bv : v > bv;
-      if (better || (v == bv && Cost(i, shape.max_end_pos) < Cost(*best, shape.max_end_pos))) best = i;
+      if (better || (v == bv && Cost(i, shape) < Cost(*best, shape))) best = i;
     }
     return best;
-  }
-
-  // Cheapest specialization for `rows` decode rows whose largest end position is `end` (memoised).
-  std::optional<int32_t> CheapestDecode(int32_t rows, int32_t end) {
-    const int64_t key = (int64_t{rows} << 32) | static_cast<uint32_t>(end);
-    auto it = memo_.find(key);
-    if (it != memo_.end()) return it->second;
-    auto sel = SelectSpecialization(specs_, costs_, StepShape{rows, 1, end});
-    memo_.emplace(key, sel);
-    return sel;
   }
 
   struct Partition {
@@ -74,13 +63,15 @@ class Planner {
 
   // Cost-model partition of the decode items `items` (indices into `starts`): sorted by end
   // position, split into contiguous groups by dynamic programming over the cheapest covering
-  // specialization of each group. O(n * max_batch) memoised selections.
+  // specialization of each group. O(n * max_batch * specializations).
   Partition PartitionDecode(std::span<const int32_t> starts, std::vector<int32_t> items) {
     std::stable_sort(items.begin(), items.end(), [&](int32_t a, int32_t b) { return starts[a] < starts[b]; });
     const size_t n = items.size();
     std::vector<double> dp(n + 1, kInf);
     std::vector<size_t> prev(n + 1, 0);
     std::vector<int32_t> spec(n + 1, -1);
+    std::vector<int64_t> attended(n + 1, 0);  // prefix sums of the items' positions + 1
+    for (size_t j = 1; j <= n; ++j) attended[j] = attended[j - 1] + starts[items[j - 1]] + 1;
     dp[0] = 0.0;
     for (size_t j = 1; j <= n; ++j) {
       const int32_t end = starts[items[j - 1]] + 1;
@@ -88,9 +79,10 @@ class Planner {
       // k ascending: on equal cost the largest last group (fewest steps) wins.
       for (size_t k = lo; k < j; ++k) {
         if (dp[k] == kInf) continue;
-        auto sel = CheapestDecode(static_cast<int32_t>(j - k), end);
+        const StepShape shape{static_cast<int32_t>(j - k), 1, end, attended[j] - attended[k]};
+        auto sel = SelectSpecialization(specs_, costs_, shape);
         if (!sel) continue;
-        const double c = dp[k] + Cost(*sel, end);
+        const double c = dp[k] + Cost(*sel, shape);
         if (Less(c, dp[j])) {
           dp[j] = c;
           prev[j] = k;
@@ -142,13 +134,14 @@ class Planner {
         useful += n;
         shape.max_tokens_per_row = std::max(shape.max_tokens_per_row, n);
         shape.max_end_pos = std::max(shape.max_end_pos, prefill[k].start + n);
+        shape.attended += AttendedPositions(1, n, prefill[k].start + n);
       }
       if (!head_fits || step.rows.empty()) continue;
       shape.rows = static_cast<int32_t>(step.rows.size());
       const double denom = static_cast<double>(useful) + useful_decode;
       // Pure prefill step, decode items partitioned separately.
       if (auto sel = SelectSpecialization(specs_, costs_, shape)) {
-        const double score = (Cost(*sel, shape.max_end_pos) + all.cost) / denom;
+        const double score = (Cost(*sel, shape) + all.cost) / denom;
         if (Less(score, best.score)) {
           best.score = score;
           best.step = step;
@@ -172,6 +165,7 @@ class Planner {
         mixed.rows.push_back(PlannedRow{true, d, 1});
         mixed_shape.max_tokens_per_row = std::max(mixed_shape.max_tokens_per_row, 1);
         mixed_shape.max_end_pos = std::max(mixed_shape.max_end_pos, starts[d] + 1);
+        mixed_shape.attended += starts[d] + 1;
       }
       mixed_shape.rows = static_cast<int32_t>(mixed.rows.size());
       auto sel = SelectSpecialization(specs_, costs_, mixed_shape);
@@ -181,7 +175,7 @@ class Planner {
         if (std::find(fitting.begin(), fitting.end(), d) == fitting.end()) rest_items.push_back(d);
       }
       Partition rest = PartitionDecode(starts, rest_items);
-      const double score = (Cost(*sel, mixed_shape.max_end_pos) + rest.cost) / denom;
+      const double score = (Cost(*sel, mixed_shape) + rest.cost) / denom;
       if (Less(score, best.score)) {
         best.score = score;
         best.step = std::move(mixed);
@@ -219,6 +213,7 @@ class Planner {
       shape.rows += 1;
       shape.max_tokens_per_row = std::max(shape.max_tokens_per_row, best_n);
       shape.max_end_pos = std::max(shape.max_end_pos, prefill[k].start + best_n);
+      shape.attended += AttendedPositions(1, best_n, prefill[k].start + best_n);
     }
     if (!step.rows.empty()) {
       if (auto sel = Choose(shape)) {
@@ -239,10 +234,10 @@ class Planner {
       gshape = StepShape{0, 1, 0};
     };
     for (int32_t d : decode) {
-      StepShape grown{gshape.rows + 1, 1, std::max(gshape.max_end_pos, starts[d] + 1)};
+      StepShape grown{gshape.rows + 1, 1, std::max(gshape.max_end_pos, starts[d] + 1), gshape.attended + starts[d] + 1};
       if (!AnyCovers(grown)) {
         flush();
-        grown = StepShape{1, 1, starts[d] + 1};
+        grown = StepShape{1, 1, starts[d] + 1, starts[d] + 1};
       }
       group.rows.push_back(PlannedRow{true, d, 1});
       gshape = grown;
@@ -256,7 +251,6 @@ class Planner {
   const CostTable& costs_;
   SchedulePolicy policy_;
   int32_t max_batch_ = 1;
-  absl::flat_hash_map<int64_t, std::optional<int32_t>> memo_;
 };
 
 }  // namespace
@@ -289,12 +283,16 @@ RoundPlan PlanRound(std::span<const Specialization> specs, const CostTable& cost
   RoundPlan plan = policy == SchedulePolicy::kCostModel ? planner.PlanCostModel(prefill, decode_starts, decode)
                                                         : planner.PlanPacked(prefill, decode_starts, decode);
   for (const auto& step : plan.steps) {
-    int32_t end = 0;
+    StepShape shape;
     for (const auto& row : step.rows) {
       plan.useful_tokens += row.tokens;
-      end = std::max(end, row.decode ? decode_starts[row.index] + 1 : prefill[row.index].start + row.tokens);
+      const int32_t end = row.decode ? decode_starts[row.index] + 1 : prefill[row.index].start + row.tokens;
+      shape.rows += 1;
+      shape.max_tokens_per_row = std::max(shape.max_tokens_per_row, row.tokens);
+      shape.max_end_pos = std::max(shape.max_end_pos, end);
+      shape.attended += AttendedPositions(1, row.tokens, end);
     }
-    plan.seconds += planner.Cost(step.spec_index, end);
+    plan.seconds += planner.Cost(step.spec_index, shape);
   }
   return plan;
 }

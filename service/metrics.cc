@@ -325,7 +325,16 @@ std::unique_ptr<ServerMetrics> ServerMetrics::Create() {
   m->spec_latency_ = *r.AddHistogram("tailor_spec_latency_seconds",
                                      "Step latency, by specialization.", StepLatencyBuckets(),
                                      {"spec"});
+  m->spec_cost_ = *r.AddGauge("tailor_spec_cost_seconds",
+                              "Seconds of a full step of each specialization: as the cost table models it, and as "
+                              "measured while serving.",
+                              {"spec", "source"});
   return m;
+}
+
+void ServerMetrics::SetSpecCost(absl::string_view spec, double modeled_seconds, double measured_seconds) {
+  spec_cost_->Labels({std::string(spec), "modeled"})->Set(modeled_seconds);
+  spec_cost_->Labels({std::string(spec), "measured"})->Set(measured_seconds);
 }
 
 void ServerMetrics::RecordRequest(absl::string_view status) {

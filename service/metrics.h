@@ -170,6 +170,10 @@ class ServerMetrics {
   // tailor_spec_latency_seconds{spec}.
   void RecordSpecExecution(absl::string_view spec, int64_t used_slots, int64_t total_slots,
                            double latency_seconds);
+  // tailor_spec_cost_seconds{spec,source}: the seconds of a full step of `spec` (every row at
+  // the end of its context) as the package's cost table models it (source="modeled") and as the
+  // planner charges it now, corrected by the step times observed (source="measured").
+  void SetSpecCost(absl::string_view spec, double modeled_seconds, double measured_seconds);
 
  private:
   ServerMetrics() = default;
@@ -188,6 +192,7 @@ class ServerMetrics {
   CounterFamily* spec_exec_ = nullptr;
   GaugeFamily* spec_padding_ = nullptr;
   HistogramFamily* spec_latency_ = nullptr;
+  GaugeFamily* spec_cost_ = nullptr;
 
   // Per-spec slot totals for the padding ratio.
   absl::Mutex spec_mu_;

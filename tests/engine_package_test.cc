@@ -280,13 +280,12 @@ TEST(EnginePackage, SelectionFollowsCostsAndRefusesWhatDoesNotFit) {
   auto rt = Open(Stories());
   ASSERT_NE(rt, nullptr);
   std::vector<Specialization> specs(rt->specializations().begin(), rt->specializations().end());
-  CostTable costs;
-  costs.seconds_per_step = {1.0, 2.0, 3.0, 4.0, 5.0};
+  CostTable costs = CostTable::Fixed({1.0, 2.0, 3.0, 4.0, 5.0});
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 10}), 0);   // cheapest covering
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 100}), 1);  // ctx 64 too small
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{2, 1, 100}), 2);
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{2, 3, 60}), 4);
-  costs.seconds_per_step = {9.0, 9.0, 1.0, 9.0, 9.0};
+  costs = CostTable::Fixed({9.0, 9.0, 1.0, 9.0, 9.0});
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{1, 1, 10}), 2);  // bigger but cheaper
   EXPECT_EQ(SelectSpecialization(specs, costs, StepShape{4, 1, 10}), std::nullopt);
   // The runtime refuses a plan beyond its specialization, listing every compiled shape.

@@ -66,7 +66,7 @@ class FakeExecutor final : public Executor {
         options_.costs.push_back(1e-6 * s.batch_size * s.seq_len * s.ctx_len);
       }
     }
-    costs_.seconds_per_step = options_.costs;
+    costs_ = CostTable::Fixed(options_.costs);
     slots_.assign(static_cast<size_t>(options_.num_kv_blocks) * options_.kv_block_size, Slot{});
   }
 
@@ -91,6 +91,9 @@ class FakeExecutor final : public Executor {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t call = calls_++;
     if (options_.step_latency.count() > 0) std::this_thread::sleep_for(options_.step_latency);
+    if (auto it = spec_latency_.find(plan.spec_index); it != spec_latency_.end()) {
+      std::this_thread::sleep_for(it->second);
+    }
     if (call == options_.fail_step) return absl::InternalError("injected failure");
     if (absl::Status s = Validate(plan); !s.ok()) {
       errors_.push_back(std::string(s.message()));
@@ -133,6 +136,13 @@ class FakeExecutor final : public Executor {
     }
     steps_.push_back(std::move(rec));
     return out;
+  }
+
+  // From now on, steps of `spec` take `latency` (on top of step_latency): a specialization that
+  // turned slow.
+  void SetSpecLatency(int32_t spec, std::chrono::microseconds latency) {
+    std::lock_guard<std::mutex> lock(mu_);
+    spec_latency_[spec] = latency;
   }
 
   std::vector<RecordedStep> steps() const {
@@ -235,6 +245,7 @@ class FakeExecutor final : public Executor {
   CostTable costs_;
   mutable std::mutex mu_;
   std::vector<Slot> slots_;
+  std::map<int32_t, std::chrono::microseconds> spec_latency_;
   std::vector<RecordedStep> steps_;
   std::vector<std::string> errors_;
   int64_t calls_ = 0;

@@ -12,9 +12,8 @@ namespace {
 struct SpecSet {
   std::vector<Specialization> specs;
   CostTable costs;
-  SpecSet(std::vector<SpecShape> shapes, std::vector<double> c) {
+  SpecSet(std::vector<SpecShape> shapes, std::vector<double> c) : costs(CostTable::Fixed(std::move(c))) {
     for (const auto& s : shapes) specs.push_back(Specialization{s, 1});
-    costs.seconds_per_step = std::move(c);
   }
   RoundPlan Plan(SchedulePolicy p, std::vector<PrefillItem> prefill, std::vector<int32_t> decode) const {
     return PlanRound(specs, costs, p, prefill, decode);
@@ -55,24 +54,47 @@ void ExpectValid(const SpecSet& setup, const RoundPlan& plan, const std::vector<
   }
 }
 
-// With costs at both ends of the context, a step's cost follows its largest position: a large
+// With costs at both ends of the context, a step's cost follows its positions: a large
 // ctx_len specialization is cheap for rows near their start and dear for rows near its end.
 TEST(PlannerTest, PositionDependentCostsFollowTheRowsPositions) {
   SpecSet set({{1, 1, 128}, {1, 1, 512}}, {1.0, 4.0});
-  set.costs.seconds_at_start = {1.0, 0.5};
-  EXPECT_DOUBLE_EQ(set.costs.Seconds(1, set.specs[1].shape, 1), 0.5);
-  EXPECT_DOUBLE_EQ(set.costs.Seconds(1, set.specs[1].shape, 512), 4.0);
-  EXPECT_NEAR(set.costs.Seconds(1, set.specs[1].shape, 256), 0.5 + 3.5 * 255 / 511, 1e-12);
+  set.costs.models[1] = StepCostModel::FromEnds(set.specs[1].shape, 4.0, 0.5);
+  const auto one_row = [](int32_t end) { return StepShape{1, 1, end, end}; };
+  EXPECT_DOUBLE_EQ(set.costs.Seconds(1, one_row(1)), 0.5);
+  EXPECT_DOUBLE_EQ(set.costs.Seconds(1, one_row(512)), 4.0);
+  EXPECT_NEAR(set.costs.Seconds(1, one_row(256)), 0.5 + 3.5 * 255 / 511, 1e-12);
+  EXPECT_DOUBLE_EQ(set.costs.FullStep(1, set.specs[1].shape), 4.0);
   // Near the start (end 20) the c512 program costs ~0.63 s < 1 s; at end 100, ~1.18 s > 1 s.
-  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, StepShape{1, 1, 20}), 1);
-  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, StepShape{1, 1, 100}), 0);
+  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, one_row(20)), 1);
+  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, one_row(100)), 0);
   RoundPlan early = set.Plan(SchedulePolicy::kCostModel, {}, {19});
   EXPECT_EQ(SpecsOf(early), std::vector<int32_t>{1});
   EXPECT_NEAR(early.seconds, 0.5 + 3.5 * 19 / 511, 1e-12);
   EXPECT_EQ(SpecsOf(set.Plan(SchedulePolicy::kCostModel, {}, {99})), std::vector<int32_t>{0});
   // Without them, the cost is the same everywhere: c128 (1 s) always wins where it fits.
-  set.costs.seconds_at_start.clear();
-  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, StepShape{1, 1, 20}), 0);
+  set.costs.models[1] = StepCostModel{4.0, 0, 0};
+  EXPECT_EQ(SelectSpecialization(set.specs, set.costs, one_row(20)), 0);
+}
+
+// A step's cost follows the sum of its rows' positions and the rows used, not only the largest
+// position: four decode rows of which one is far into its context cost a b4 c512 step less than
+// four rows all that far, and a b1 step is preferred for one row only when it is cheaper.
+TEST(PlannerTest, CostsFollowTheSumOfPositionsAndTheRowsUsed) {
+  SpecSet set({{4, 1, 512}, {1, 1, 512}}, {0, 0});
+  set.costs.models[0] = StepCostModel{1.0, 0.1, 0.001};  // 1 s + 0.1 s per row + 1 ms per position
+  set.costs.models[1] = StepCostModel{0.9, 0.0, 0.001};
+  const StepShape mixed{4, 1, 500, 500 + 3 * 10};
+  const StepShape far{4, 1, 500, 4 * 500};
+  EXPECT_NEAR(set.costs.Seconds(0, mixed), 1.0 + 0.4 + 0.53, 1e-12);
+  EXPECT_NEAR(set.costs.Seconds(0, far), 1.0 + 0.4 + 2.0, 1e-12);
+  RoundPlan plan = set.Plan(SchedulePolicy::kCostModel, {}, {499, 9, 9, 9});
+  EXPECT_EQ(SpecsOf(plan), std::vector<int32_t>{0});
+  EXPECT_NEAR(plan.seconds, 1.0 + 0.4 + 0.53, 1e-12);
+  // One row: b1 (0.9 + 0.5) beats b4 with one row used (1.0 + 0.1 + 0.5).
+  EXPECT_EQ(SpecsOf(set.Plan(SchedulePolicy::kCostModel, {}, {499})), std::vector<int32_t>{1});
+  // A learned correction (the b1 program now runs 2x slower than modeled) turns that around.
+  set.costs.scale = {1.0, 2.0};
+  EXPECT_EQ(SpecsOf(set.Plan(SchedulePolicy::kCostModel, {}, {499})), std::vector<int32_t>{0});
 }
 
 TEST(PlannerTest, SplitsDecodeByCtxLenWhenThatIsCheaper) {
