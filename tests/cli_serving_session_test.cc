@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "gmock/gmock.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/serve_package.h"
 
@@ -207,6 +208,14 @@ TEST_F(ServingSessionTest, MetricsPerSpecialization) {
   EXPECT_THAT(m, HasSubstr("tailor_spec_latency_seconds_count{spec=\"b1_s1_c512\"} 3"));
   EXPECT_THAT(m, HasSubstr("tailor_generation_tokens_total 4"));
   EXPECT_THAT(m, HasSubstr("tailor_kv_blocks_used 0"));
+  // The cost the planner charges for each specialization: as the package modeled it, and as
+  // corrected by the steps seen (the default package's costs were measured, so learning is on).
+  for (const char* source : {"modeled", "measured"}) {
+    const std::string key = absl::StrCat("tailor_spec_cost_seconds{spec=\"b1_s1_c512\",source=\"", source, "\"} ");
+    const size_t at = m.find(key);
+    ASSERT_NE(at, std::string::npos) << key;
+    EXPECT_GT(std::stod(m.substr(at + key.size())), 0.0) << key;
+  }
 }
 
 }  // namespace

@@ -204,6 +204,7 @@ TEST(Metrics, ServerMetricsHasEveryIssueName) {
   m->RecordSpecExecution("b4_s1_c512", 3, 4, 0.001953125);   // 1 of 4 slots padded
   m->RecordSpecExecution("b4_s1_c512", 4, 4, 0.00390625);   // none padded -> 1/8 overall
   m->RecordSpecExecution("b1_s128_c512", 128, 128, 0.05);
+  m->SetSpecCost("b4_s1_c512", 0.0078125, 0.015625);
   const std::string text = m->Render();
   for (const char* line : {
            "# TYPE tailor_requests_total counter",
@@ -234,6 +235,9 @@ TEST(Metrics, ServerMetricsHasEveryIssueName) {
            "tailor_spec_latency_seconds_bucket{spec=\"b4_s1_c512\",le=\"+Inf\"} 2",
            "tailor_spec_latency_seconds_sum{spec=\"b4_s1_c512\"} 0.005859375",
            "tailor_spec_latency_seconds_count{spec=\"b1_s128_c512\"} 1",
+           "# TYPE tailor_spec_cost_seconds gauge",
+           "tailor_spec_cost_seconds{spec=\"b4_s1_c512\",source=\"modeled\"} 0.0078125",
+           "tailor_spec_cost_seconds{spec=\"b4_s1_c512\",source=\"measured\"} 0.015625",
        }) {
     EXPECT_THAT(text, HasSubstr(std::string(line) + "\n")) << line;
   }
@@ -250,8 +254,8 @@ TEST(Metrics, ServerMetricsHasEveryIssueName) {
       EXPECT_EQ(line.rfind("tailor_", 0), 0u) << line;
     }
   }
-  EXPECT_EQ(help, 13);
-  EXPECT_EQ(type, 13);
+  EXPECT_EQ(help, 14);
+  EXPECT_EQ(type, 14);
 }
 
 TEST(Metrics, DefaultBucketsAreIncreasing) {
