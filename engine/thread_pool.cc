@@ -169,8 +169,11 @@ void ThreadPool::WorkerLoop() {
       work_cv_.wait(lock, [&] { return Generation(job_.load()) != seen; });
       sleeping_.fetch_sub(1);
     }
-    if (stop_.load()) return;
+    // The generation first: the destructor sets stop_ before its last bump, so a worker that
+    // takes that bump for a job also sees stop_ (checking stop_ first could miss it, then sleep
+    // through the destructor's only notification).
     seen = Generation(job_.load(std::memory_order_acquire));
+    if (stop_.load()) return;
     const int ran = RunClaimed(seen);
     if (ran > 0) parts_by_workers_.fetch_add(ran, std::memory_order_relaxed);
   }

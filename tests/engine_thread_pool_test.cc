@@ -43,6 +43,15 @@ TEST(ThreadPool, BlockingWaitsLoseNoWakeUp) {
   }
 }
 
+TEST(ThreadPool, ShutsDownRightAfterAJob) {
+  // A worker that wakes for the last job as the destructor runs must still see the stop (it once
+  // took the destructor's wake-up for a job and slept through it: join() hung).
+  for (int trial = 0; trial < 2000; ++trial) {
+    ThreadPool pool(2 + trial % 2, ThreadPoolOptions{.spin_us = trial % 3 == 0 ? 0 : 5, .adaptive = false});
+    ExpectEachPartOnce(pool, 2, "one job");
+  }
+}
+
 TEST(ThreadPool, WorkersRunPartsWhenTheyAreFree) {
   ThreadPool pool(2, ThreadPoolOptions{.spin_us = 1000, .adaptive = false});
   // Partition 0 waits until another thread ran partition 1 (or gives up after 1 s): only a
