@@ -1,4 +1,4 @@
-// Writes a request trace (bench/trace.h) as JSONL, for bench/trace_bench.
+// Writes a request trace (scheduler/trace.h) as JSONL, for bench/trace_bench.
 //   build/make_trace --out FILE [--requests N] [--rate R] [--prompt-len DIST] [--output-len DIST]
 //                    [--shared-prefix-fraction F] [--num-prefixes K] [--prefix-len L]
 //                    [--vocab-size V] [--max-total-len T] [--seed S]
@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "bench/trace.h"
+#include "scheduler/trace.h"
 
 namespace tailor::bench {
 namespace {

@@ -16,10 +16,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "bench/trace.h"
 #include "bench/trace_replay.h"
 #include "engine/runtime.h"
 #include "nlohmann/json.hpp"
+#include "scheduler/trace.h"
 
 namespace tailor::bench {
 namespace {

@@ -1,4 +1,4 @@
-// Replays a request trace (bench/trace.h) through the engine core on an executor and summarises
+// Replays a request trace (scheduler/trace.h) through the engine core on an executor and summarises
 // what a serving benchmark reports: throughput, TTFT and TPOT percentiles, padding, prefix-cache
 // hit rate, and how often each specialization ran.
 #ifndef TAILOR_BENCH_TRACE_REPLAY_H_
@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "bench/trace.h"
 #include "engine/executor.h"
 #include "nlohmann/json.hpp"
 #include "scheduler/scheduler.h"
+#include "scheduler/trace.h"
 
 namespace tailor::bench {
 
@@ -73,8 +73,6 @@ struct ReplaySummary {
 };
 
 ReplaySummary Summarize(const ReplayResult& result, SchedulePolicy policy, const Executor& executor);
-// Nearest-rank percentile (p in [0, 100]) of `values` (0 for none).
-double Percentile(std::vector<double> values, double p);
 
 // A fixed-width table of the summaries (one row per policy) and the specialization counts.
 std::string SummaryTable(const std::vector<ReplaySummary>& summaries);

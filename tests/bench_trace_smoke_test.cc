@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "bench/trace.h"
 #include "bench/trace_replay.h"
 #include "engine/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "scheduler/trace.h"
 #include "tests/package_fixture.h"
 #include "tests/test_util.h"
 

@@ -1,6 +1,7 @@
-#include "bench/trace.h"
+#include "scheduler/trace.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <fstream>
 
@@ -9,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 
-namespace tailor::bench {
+namespace tailor {
 namespace {
 
 absl::Status Bad(absl::string_view spec, absl::string_view why) {
@@ -161,7 +162,11 @@ absl::StatusOr<std::vector<TraceRequest>> ReadTraceJsonl(const std::filesystem::
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object()) return err("not a JSON object");
     TraceRequest r;
-    r.id = j.value("id", static_cast<int64_t>(trace.size()));
+    r.id = static_cast<int64_t>(trace.size());
+    if (j.contains("id")) {
+      if (!j["id"].is_number_integer()) return err("\"id\" must be an integer");
+      r.id = j["id"].get<int64_t>();
+    }
     if (!j.contains("arrival_s") || !j["arrival_s"].is_number() || j["arrival_s"].get<double>() < 0) {
       return err("\"arrival_s\" must be a number >= 0");
     }
@@ -170,10 +175,13 @@ absl::StatusOr<std::vector<TraceRequest>> ReadTraceJsonl(const std::filesystem::
       return err("\"prompt_ids\" must be a non-empty list of token ids");
     }
     for (const auto& t : j["prompt_ids"]) {
-      if (!t.is_number_integer()) return err("\"prompt_ids\" must hold integers");
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX) {
+        return err("\"prompt_ids\" must hold integers in [0, 2^31)");
+      }
       r.prompt_ids.push_back(t.get<int32_t>());
     }
-    if (!j.contains("max_tokens") || !j["max_tokens"].is_number_integer() || j["max_tokens"].get<int64_t>() < 1) {
+    if (!j.contains("max_tokens") || !j["max_tokens"].is_number_integer() || j["max_tokens"].get<int64_t>() < 1 ||
+        j["max_tokens"].get<int64_t>() > INT32_MAX) {
       return err("\"max_tokens\" must be an integer >= 1");
     }
     r.max_tokens = j["max_tokens"].get<int32_t>();
@@ -187,4 +195,12 @@ absl::StatusOr<std::vector<TraceRequest>> ReadTraceJsonl(const std::filesystem::
   return trace;
 }
 
-}  // namespace tailor::bench
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const double rank = std::ceil(p / 100.0 * static_cast<double>(values.size()));
+  const size_t index = static_cast<size_t>(std::clamp(rank, 1.0, static_cast<double>(values.size()))) - 1;
+  return values[index];
+}
+
+}  // namespace tailor

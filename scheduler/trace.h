@@ -1,12 +1,13 @@
-// Request traces for serving benchmarks: a generator (Poisson arrivals, prompt and output length
+// Request traces for serving benchmarks (bench/trace_bench) and for `tailor plan`'s simulation
+// (scheduler/trace_simulator.h): a generator (Poisson arrivals, prompt and output length
 // distributions, a fraction of requests sharing prefixes) and a JSONL reader and writer.
 //
 // One request per line, in arrival order:
 //   {"id": 0, "arrival_s": 0.137, "prompt_ids": [1, 407, ...], "max_tokens": 64, "prefix_group": -1}
 // arrival_s: seconds from the start of the trace; prefix_group: the shared prefix the prompt
 // starts with (-1: none). Pure functions, no global state.
-#ifndef TAILOR_BENCH_TRACE_H_
-#define TAILOR_BENCH_TRACE_H_
+#ifndef TAILOR_SCHEDULER_TRACE_H_
+#define TAILOR_SCHEDULER_TRACE_H_
 
 #include <cstdint>
 #include <filesystem>
@@ -17,7 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace tailor::bench {
+namespace tailor {
 
 // A distribution of lengths (tokens), always sampled as an integer >= 1:
 //   "fixed:N", "uniform:LO:HI" (inclusive), "exp:MEAN" (exponential), "lognormal:MEDIAN:SIGMA".
@@ -63,6 +64,9 @@ absl::Status WriteTraceJsonl(const std::filesystem::path& path, const std::vecto
 // Errors name the file, the line and the field. Requests are sorted by arrival.
 absl::StatusOr<std::vector<TraceRequest>> ReadTraceJsonl(const std::filesystem::path& path);
 
-}  // namespace tailor::bench
+// Nearest-rank percentile (p in [0, 100]) of `values` (0 for none).
+double Percentile(std::vector<double> values, double p);
 
-#endif  // TAILOR_BENCH_TRACE_H_
+}  // namespace tailor
+
+#endif  // TAILOR_SCHEDULER_TRACE_H_
