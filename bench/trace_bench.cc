@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench/trace_replay.h"
+#include "scheduler/trace_simulator.h"
 #include "engine/runtime.h"
 #include "nlohmann/json.hpp"
 #include "scheduler/trace.h"
@@ -28,7 +29,7 @@ constexpr char kUsage[] =
     "usage: trace_bench --package DIR --trace FILE [--mode realtime|afap (realtime)] [--speed X (1)]\n"
     "                   [--policies cost-model,smallest,largest] [--repeats R (1)] [--kv-cache-mb N]\n"
     "                   [--max-running N] [--no-prefix-caching] [--no-learn-costs] [--warmup N (16)]\n"
-    "                   [--json FILE]\n";
+    "                   [--json FILE] [--simulate]\n";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "trace_bench: %s\n%s", message.c_str(), kUsage);
@@ -58,11 +59,42 @@ ReplayResult Pool(const std::vector<ReplayResult>& runs) {
   return all;
 }
 
+// --simulate: the same policies in virtual time (scheduler/trace_simulator.h) with the
+// package's cost table and the measured step overhead of a real replay's order (50 us): what the
+// cost model believes each policy costs, free of the machine's noise.
+int Simulate(const Runtime& rt, const std::vector<TraceRequest>& trace, const std::vector<SchedulePolicy>& policies,
+             bool realtime) {
+  std::printf("%-12s %10s %10s %10s %10s %10s %10s %10s %9s %8s\n", "policy", "virt_s", "out_tok/s", "tot_tok/s",
+              "ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "padding", "steps");
+  double first = 0;
+  for (SchedulePolicy policy : policies) {
+    SimulationOptions o;
+    o.realtime = realtime;
+    o.policy = policy;
+    o.kv_block_size = rt.kv_block_size();
+    o.num_kv_blocks = rt.num_kv_blocks();
+    auto r = SimulateTrace(rt.specializations(), rt.costs(), trace, o);
+    if (!r.ok()) return Fail(std::string(r.status().message()));
+    if (first == 0) first = r->total_tokens_per_s;
+    std::printf("%-12s %10.3f %10.1f %10.1f %8.1fms %8.1fms %8.2fms %8.2fms %8.1f%% %8lld  %.3fx\n",
+                std::string(SchedulePolicyName(policy)).c_str(), r->wall_seconds, r->output_tokens_per_s,
+                r->total_tokens_per_s, r->ttft_p50_ms, r->ttft_p99_ms, r->tpot_p50_ms, r->tpot_p99_ms,
+                100 * r->padding_fraction, static_cast<long long>(r->steps), r->total_tokens_per_s / first);
+    std::printf("  steps per spec:");
+    for (size_t i = 0; i < r->steps_per_spec.size(); ++i) {
+      std::printf(" %s=%lld", rt.specializations()[i].Name().c_str(), static_cast<long long>(r->steps_per_spec[i]));
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   std::string package, trace_path, json_path, mode = "realtime", policies = "cost-model,smallest,largest";
   ReplayOptions base;
   RuntimeOptions ro;
   int32_t repeats = 1, warmup = 16;
+  bool simulate = false;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
@@ -75,6 +107,10 @@ int Main(int argc, char** argv) {
     }
     if (flag == "--no-learn-costs") {
       base.learn_costs = false;
+      continue;
+    }
+    if (flag == "--simulate") {
+      simulate = true;
       continue;
     }
     if (i + 1 >= argc) return Fail(flag + " needs a value");
@@ -133,6 +169,7 @@ int Main(int argc, char** argv) {
               trace_path.c_str(), trace->size(), trace->empty() ? 0.0 : trace->back().arrival_s,
               static_cast<long long>(prompt_tokens), static_cast<long long>(output_tokens), mode.c_str(), base.speed,
               repeats, std::thread::hardware_concurrency());
+  if (simulate) return Simulate(**rt, *trace, policy_list, base.realtime);
   std::printf("absolute figures depend on the machine's load; compare policies within this run\n\n");
 
   if (warmup > 0 && !trace->empty()) {  // pages in weights and kernels, warms the caches

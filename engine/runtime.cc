@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -401,13 +402,25 @@ StepCostModel FitStepCostModel(const std::vector<CostSample>& samples) {
     x.push_back({1.0, static_cast<double>(s.rows), static_cast<double>(s.attended)});
     y.push_back(s.seconds);
   }
-  // The full model, then without the term whose coefficient came out negative (noise, or a
-  // term the samples cannot tell apart), down to the mean.
-  for (std::array<bool, 3> use : {std::array<bool, 3>{true, true, true}, std::array<bool, 3>{true, false, true},
-                                  std::array<bool, 3>{true, true, false}}) {
+  // Non-negative least squares over three terms: the least-squares fit of every subset of the
+  // terms whose coefficients all come out >= 0, the one with the smallest residual.
+  double best_rss = std::numeric_limits<double>::infinity();
+  StepCostModel best;
+  for (int subset = 1; subset < 8; ++subset) {
+    const std::array<bool, 3> use = {(subset & 1) != 0, (subset & 2) != 0, (subset & 4) != 0};
     std::array<double, 3> c;
-    if (FitLinear(x, y, use, &c) && c[0] >= 0 && c[1] >= 0 && c[2] >= 0) return StepCostModel{c[0], c[1], c[2]};
+    if (!FitLinear(x, y, use, &c) || c[0] < 0 || c[1] < 0 || c[2] < 0) continue;
+    double rss = 0;
+    for (size_t k = 0; k < x.size(); ++k) {
+      const double e = c[0] * x[k][0] + c[1] * x[k][1] + c[2] * x[k][2] - y[k];
+      rss += e * e;
+    }
+    if (rss < best_rss) {
+      best_rss = rss;
+      best = StepCostModel{c[0], c[1], c[2]};
+    }
   }
+  if (best_rss < std::numeric_limits<double>::infinity()) return best;
   double mean = 0;
   for (double v : y) mean += v / static_cast<double>(y.size());
   return StepCostModel{mean, 0, 0};
