@@ -1,7 +1,7 @@
 #include "engine/thread_pool.h"
 
 #include <immintrin.h>
-#include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 
@@ -14,22 +14,24 @@ constexpr uint64_t kPartsMask = 0xffff;
 // costs a scheduler slice: milliseconds; an idle pool's imbalance is a few percent).
 constexpr double kSlowShare = 0.25;
 constexpr auto kSlowFloor = std::chrono::microseconds(100);
-// Windows of parallel jobs: contended when the caller was preempted kPreemptions times, or the
-// workers took no part in kUnhelpedShare of >= kMinJobs jobs, or kSlowJobs jobs were slow.
-// An idle machine shows none of these (bench/contention_bench counts them).
+// Windows of parallel jobs: contended when the caller thread ran less than kMinCpuShare of the
+// window's wall time (the OS gave its core to someone else: with another busy process, the
+// pool's threads and it share what is left) or kSlowJobs jobs were slow. Preemptions alone are
+// no sign: a low-priority background job preempts the pool briefly and often, and costs far
+// less than running on one thread. A window that spans an idle gap (longer than kMaxWindow) is
+// not judged. An idle machine shows none of these (bench/contention_bench).
 constexpr auto kWindow = std::chrono::milliseconds(5);
-constexpr int64_t kPreemptions = 2;
-constexpr double kUnhelpedShare = 0.2;
-constexpr int kMinJobs = 16;
+constexpr auto kMaxWindow = std::chrono::milliseconds(20);
+constexpr double kMinCpuShare = 0.8;
 constexpr int kSlowJobs = 2;
 constexpr auto kSoloFirst = std::chrono::milliseconds(20);
 constexpr auto kSoloMax = std::chrono::milliseconds(1000);
 
-// Involuntary context switches of the calling thread so far.
-int64_t ThreadPreemptions() {
-  rusage u;
-  if (getrusage(RUSAGE_THREAD, &u) != 0) return 0;
-  return u.ru_nivcsw;
+// CPU time of the calling thread so far.
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return std::chrono::nanoseconds(0);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
 uint64_t Generation(uint64_t job) { return job >> 32; }
@@ -138,19 +140,18 @@ void ThreadPool::NoteJob(Clock::time_point now, Clock::duration own, Clock::dura
   if (slow) slow_waits_.fetch_add(1, std::memory_order_relaxed);
   if (unhelped) unhelped_jobs_.fetch_add(1, std::memory_order_relaxed);
   if (!window_open_) {  // the first parallel job after a solo stretch (or ever) opens a window
-    window_ = Window{now, ThreadPreemptions(), 0, 0, 0};
+    window_ = Window{now, ThreadCpuTime(), 0};
     window_open_ = true;
     return;
   }
-  ++window_.jobs;
-  window_.unhelped += unhelped ? 1 : 0;
   window_.slow += slow ? 1 : 0;
-  if (now - window_.start < kWindow) return;
-  const int64_t preemptions = ThreadPreemptions() - window_.preemptions_at_start;
-  const bool contended = preemptions >= kPreemptions || window_.slow >= kSlowJobs ||
-                         (window_.jobs >= kMinJobs && window_.unhelped >= kUnhelpedShare * window_.jobs);
+  const Clock::duration wall = now - window_.start;
+  if (wall < kWindow) return;
   window_open_ = false;
-  if (!contended) {
+  if (wall > kMaxWindow) return;  // an idle gap inside: not a measurement
+  const double cpu_share = std::chrono::duration<double>(ThreadCpuTime() - window_.cpu_at_start).count() /
+                           std::chrono::duration<double>(wall).count();
+  if (cpu_share >= kMinCpuShare && window_.slow < kSlowJobs) {
     solo_for_ = kSoloFirst;
     return;
   }

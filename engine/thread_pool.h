@@ -10,11 +10,12 @@
 // took. Which thread runs a partition never changes its result (kernels write per-partition
 // outputs and use per-partition scratch), so this keeps batch invariance.
 //
-// Contention: when another process takes cores, the pool's threads share what is left; the
-// caller is preempted by its own spinning or working helpers, and a worker that claimed a
-// partition may be preempted in the middle of it. The pool watches for that and then runs jobs
-// on the calling thread alone for a while, probing again at growing intervals, so that a
-// -ols=2 program under contention costs about what the -ols=1 program costs.
+// Contention: when another busy process takes a core, the pool's threads share what is left:
+// the caller loses CPU time to its own spinning or working helpers, and a worker that claimed a
+// partition may be preempted in the middle of it. The pool watches for that (the caller's CPU
+// time against wall time, waits on preempted workers) and then runs jobs on the calling thread
+// alone for a while, probing again at growing intervals, so that a -ols=2 program under
+// contention costs about what the -ols=1 program costs.
 //
 // Thread-safety: Run() is called from one thread at a time (the runtime's step loop).
 #ifndef TAILOR_ENGINE_THREAD_POOL_H_
@@ -91,14 +92,14 @@ class ThreadPool {
   std::condition_variable done_cv_;
 
   // Caller-only state (Run() is single-threaded): the contention detector. Parallel jobs are
-  // judged in windows of a few milliseconds: the caller thread preempted by the OS (involuntary
-  // context switches), jobs the workers took no part in, or waits on a preempted worker mark a
-  // window contended, and the caller then runs alone for solo_for_ (doubling while contention
-  // lasts, back to its first value after a calm window).
+  // judged in windows of a few milliseconds: a caller thread that got less than its share of CPU
+  // time (another process took its core) or waits on a preempted worker mark a window contended,
+  // and the caller then runs alone for solo_for_ (doubling while contention lasts, back to its
+  // first value after a calm window).
   struct Window {
     Clock::time_point start{};
-    int64_t preemptions_at_start = 0;
-    int jobs = 0, unhelped = 0, slow = 0;
+    std::chrono::nanoseconds cpu_at_start{0};
+    int slow = 0;
   };
   Window window_;
   bool window_open_ = false;
