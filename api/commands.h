@@ -21,6 +21,9 @@ struct Environment {
   std::string cxx;           // $CXX: the C++ compiler for generated kernels ("" = c++)
   // Line editing for `tailor chat` on a terminal; empty when the executable has no readline.
   TerminalLineReaderFactory terminal_line_reader;
+  // Where `tailor plan` keeps measured costs: $XDG_CACHE_HOME/tailor, else $HOME/.cache/tailor
+  // ("" when neither is set: nothing is cached unless --cache-dir says where).
+  std::string cache_dir;
 };
 
 int RunGenerate(const std::vector<std::string>& args, const Environment& env);
@@ -35,6 +38,7 @@ int RunDetokenize(const std::vector<std::string>& args);
 int RunPerplexity(const std::vector<std::string>& args);
 int RunCalibrate(const std::vector<std::string>& args);
 int RunProfile(const std::vector<std::string>& args);  // tailor profile merge|show
+int RunPlan(const std::vector<std::string>& args, const Environment& env);
 
 // The calibration profile flags of `tailor compile` (api/profile_command.cc).
 struct Model;

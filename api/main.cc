@@ -29,6 +29,8 @@ constexpr char kUsage[] =
     "  calibrate  exec inputs for every specialization, cut from text: tailor calibrate --model PATH\n"
     "             --text FILE --specializations FILE --out inputs.json\n"
     "  profile    calibration profiles: tailor profile merge A B -o C | tailor profile show FILE\n"
+    "  plan       propose a specialization set for a request trace: tailor plan --model M --trace T.jsonl\n"
+    "             [--budget N] [--kv-cache-mb X] [--ctx-max C] --out specs.json\n"
     "run 'tailor <command> --help' for a command's options\n";
 
 }  // namespace
@@ -45,6 +47,11 @@ int main(int argc, char** argv) {
   env.random_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   try {
     if (const char* cxx = std::getenv("CXX")) env.cxx = cxx;
+    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+      env.cache_dir = std::string(xdg) + "/tailor";
+    } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+      env.cache_dir = std::string(home) + "/.cache/tailor";
+    }
 #ifdef TAILOR_HAVE_READLINE
     env.terminal_line_reader = tailor::MakeReadlineLineReader;
 #endif
@@ -60,6 +67,7 @@ int main(int argc, char** argv) {
     if (command == "perplexity") return tailor::RunPerplexity(args);
     if (command == "calibrate") return tailor::RunCalibrate(args);
     if (command == "profile") return tailor::RunProfile(args);
+    if (command == "plan") return tailor::RunPlan(args, env);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
       return 0;

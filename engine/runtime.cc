@@ -426,36 +426,43 @@ StepCostModel FitStepCostModel(const std::vector<CostSample>& samples) {
   return StepCostModel{mean, 0, 0};
 }
 
+absl::StatusOr<MeasuredCost> MeasureStepCost(Runtime& rt, int32_t spec, int repeats) {
+  if (spec < 0 || spec >= static_cast<int32_t>(rt.specializations().size())) {
+    return absl::InvalidArgumentError(absl::StrCat("specialization index ", spec, " out of range"));
+  }
+  const SpecShape& s = rt.specializations()[spec].shape;
+  std::vector<int32_t> row_counts = {s.batch_size};
+  if (s.batch_size > 1) row_counts.push_back(1);
+  std::vector<int32_t> ends = {s.seq_len};
+  if ((s.seq_len + s.ctx_len) / 2 > s.seq_len) ends.push_back((s.seq_len + s.ctx_len) / 2);
+  if (s.ctx_len > ends.back()) ends.push_back(s.ctx_len);
+  MeasuredCost m;
+  std::vector<CostSample> samples;
+  for (int32_t rows : row_counts) {
+    for (int32_t end : ends) {
+      TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, end, rows));
+      TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());  // warms caches
+      std::vector<double> t;
+      for (int rep = 0; rep < std::max(1, repeats); ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+      const double median = std::max(t[t.size() / 2], 1e-9);
+      samples.push_back(CostSample{rows, AttendedPositions(rows, s.seq_len, end), median});
+      if (rows == s.batch_size && end == s.ctx_len) m.full_seconds = median;
+      if (rows == s.batch_size && end == s.seq_len) m.at_start_seconds = median;
+    }
+  }
+  m.model = FitStepCostModel(samples);
+  return m;
+}
+
 absl::StatusOr<std::vector<MeasuredCost>> MeasureStepCosts(Runtime& rt, int repeats) {
   std::vector<MeasuredCost> out;
   for (size_t i = 0; i < rt.specializations().size(); ++i) {
-    const int32_t spec = static_cast<int32_t>(i);
-    const SpecShape& s = rt.specializations()[i].shape;
-    std::vector<int32_t> row_counts = {s.batch_size};
-    if (s.batch_size > 1) row_counts.push_back(1);
-    std::vector<int32_t> ends = {s.seq_len};
-    if ((s.seq_len + s.ctx_len) / 2 > s.seq_len) ends.push_back((s.seq_len + s.ctx_len) / 2);
-    if (s.ctx_len > ends.back()) ends.push_back(s.ctx_len);
-    MeasuredCost m;
-    std::vector<CostSample> samples;
-    for (int32_t rows : row_counts) {
-      for (int32_t end : ends) {
-        TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, end, rows));
-        TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());  // warms caches
-        std::vector<double> t;
-        for (int rep = 0; rep < std::max(1, repeats); ++rep) {
-          const auto t0 = std::chrono::steady_clock::now();
-          TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());
-          t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
-        std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-        const double median = std::max(t[t.size() / 2], 1e-9);
-        samples.push_back(CostSample{rows, AttendedPositions(rows, s.seq_len, end), median});
-        if (rows == s.batch_size && end == s.ctx_len) m.full_seconds = median;
-        if (rows == s.batch_size && end == s.seq_len) m.at_start_seconds = median;
-      }
-    }
-    m.model = FitStepCostModel(samples);
+    TAILOR_ASSIGN_OR_RETURN(MeasuredCost m, MeasureStepCost(rt, static_cast<int32_t>(i), repeats));
     out.push_back(m);
   }
   return out;

@@ -132,6 +132,8 @@ struct MeasuredCost {
 // and ctx_len; each point the median of `repeats` runs after a warm-up (robust to a noisy
 // neighbour in either direction), and fits the cost model through them.
 absl::StatusOr<std::vector<MeasuredCost>> MeasureStepCosts(Runtime& runtime, int repeats);
+// The same for one specialization (index into runtime.specializations()).
+absl::StatusOr<MeasuredCost> MeasureStepCost(Runtime& runtime, int32_t spec, int repeats);
 
 }  // namespace tailor
 

@@ -1,0 +1,68 @@
+// Step costs of candidate specializations for `tailor plan`: measured on this machine (each
+// candidate compiled for the native target into a temporary package and timed as `tailor
+// compile` times a package, engine/runtime.h MeasureStepCost) and cached on disk, or injected
+// from a JSON file (tests, other machines).
+//
+// The cache is one JSON file per measuring context (the model's fingerprint, weight and KV
+// formats, KV block, CPU model, kernel ISA, hardware threads), named by a checksum of that
+// context, under the cache directory (`--cache-dir`, else $XDG_CACHE_HOME/tailor or
+// ~/.cache/tailor):
+//   {"version": 1, "context": {...}, "costs": {"b4_s1_c512_ols2": {"fixed_seconds": ...,
+//    "per_row_seconds": ..., "per_position_seconds": ..., "full_seconds": ...,
+//    "at_start_seconds": ...}, ...}}
+// It is rewritten (to a temporary file, then renamed) after every measured candidate, so an
+// interrupted run keeps what it measured. A cache file that cannot be read is ignored (a
+// warning) and replaced.
+#ifndef TAILOR_API_PLAN_COSTS_H_
+#define TAILOR_API_PLAN_COSTS_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/dtype.h"
+#include "engine/executor.h"
+#include "models/model.h"
+
+namespace tailor {
+
+struct CostMeasureOptions {
+  std::filesystem::path cache_dir;  // empty: no cache (everything is measured)
+  bool remeasure = false;           // ignore cached entries (and replace them)
+  int repeats = 3;                  // timed runs per point (median), after one warm-up run
+  DType weight_dtype = DType::kF32;
+  bool keep_source_formats = true;  // as `tailor compile` without --dtype
+  std::string weights_label = "source";  // the weight format as the cache key names it
+  DType kv_dtype = DType::kF32;
+  int32_t kv_block = 16;
+  std::function<void(const std::string&)> progress;  // one line per event, for stderr
+  std::function<void(const std::string&)> warn;
+};
+
+struct CostMeasureReport {
+  int32_t cached = 0;    // candidates found in the cache
+  int32_t measured = 0;  // candidates timed by this run
+  double measure_seconds = 0;  // wall time of compiling and timing them
+  std::filesystem::path cache_file;  // empty without a cache
+  std::string cpu;  // the CPU model string of the context
+};
+
+// The cost model of each of `specs` (in order): from the cache, else measured.
+absl::StatusOr<std::vector<StepCostModel>> MeasuredCosts(const Model& model, const std::vector<Specialization>& specs,
+                                                         const CostMeasureOptions& options, CostMeasureReport* report);
+
+// --costs FILE: a JSON object mapping candidate names (CandidateName, "_olsN" optional) to
+// {"fixed_seconds", "per_row_seconds", "per_position_seconds"} (absent terms 0) or to a number
+// (fixed seconds). InvalidArgument naming the file and the entry.
+absl::StatusOr<std::map<std::string, StepCostModel>> ReadInjectedCosts(const std::filesystem::path& path);
+
+// "model name" of /proc/cpuinfo ("unknown CPU" when unreadable).
+std::string CpuModelName();
+
+}  // namespace tailor
+
+#endif  // TAILOR_API_PLAN_COSTS_H_
