@@ -71,7 +71,9 @@ const std::vector<FlagSpec>& PlanFlags() {
       {"threads", true, {}, "simulations in parallel (default: the hardware threads)"},
       {"cache-dir", true, {}, "where measured costs are kept (default $XDG_CACHE_HOME/tailor or ~/.cache/tailor)"},
       {"remeasure", false, {}, "measure every candidate again (replacing cached costs)"},
-      {"repeats", true, {}, "timed runs per measured point (median; default 3)"},
+      {"repeats", true, {}, "timed runs per measured point, the fastest kept (default 3)"},
+      {"max-point-seconds", true, {}, "stop repeating a measured point after two runs and this much timing (default 1; 0: never)"},
+      {"measure-each-ctx", false, {}, "time every ctx_len (default: a shape's largest ctx_len serves the smaller ones)"},
       {"dtype", true, {}, "weights when measuring: f32, f16, bf16, q8_0 or q4 (default: as tailor compile without --dtype)"},
       {"kv-dtype", true, {}, "KV cache element when measuring: f32 (default), f16, bf16 or int8"},
       {"kv-block", true, {}, "positions per KV block (default 16)"},
@@ -264,6 +266,8 @@ absl::StatusOr<PlanSettings> ParsePlanFlags(const ParsedFlags& f, const Environm
   CostMeasureOptions& mo = p.measure;
   TAILOR_ASSIGN_OR_RETURN(int64_t repeats, f.GetInt("repeats", 3, 1, 1000));
   mo.repeats = static_cast<int>(repeats);
+  TAILOR_ASSIGN_OR_RETURN(mo.max_point_seconds, f.GetDouble("max-point-seconds", 1.0, 0, 1e6));
+  mo.share_across_ctx = !f.Has("measure-each-ctx");
   TAILOR_ASSIGN_OR_RETURN(int64_t kv_block, f.GetInt("kv-block", 16, 1, 4096));
   mo.kv_block = static_cast<int32_t>(kv_block);
   if (f.Has("dtype")) {
@@ -424,8 +428,9 @@ absl::StatusOr<std::vector<StepCostModel>> CandidateCosts(const PlanSettings& p,
   }
   CostMeasureReport report;
   TAILOR_ASSIGN_OR_RETURN(models, MeasuredCosts(model, c.specs, p.measure, &report));
-  *line = absl::StrFormat("measured on the native path on %s (%d cached, %d measured now in %.1f s%s)", report.cpu,
-                          report.cached, report.measured, report.measure_seconds,
+  *line = absl::StrFormat("measured on the native path on %s (%d cached, %d measured now in %.1f s, %d from a "
+                          "larger ctx_len%s)",
+                          report.cpu, report.cached, report.measured, report.measure_seconds, report.derived,
                           report.cache_file.empty() ? "; no cache" : absl::StrCat("; cache ", report.cache_file.string()));
   return models;
 }

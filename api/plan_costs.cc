@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -171,26 +172,45 @@ absl::StatusOr<std::vector<StepCostModel>> MeasuredCosts(const Model& model, con
     cached = ReadCache(r.cache_file, context, o);
   }
   std::vector<StepCostModel> out(specs.size());
-  std::vector<int32_t> missing;
+  std::vector<bool> known(specs.size(), false);
   for (size_t i = 0; i < specs.size(); ++i) {
     const std::string name = CandidateName(specs[i]);
-    if (!o.remeasure && cached.contains(name)) {
-      auto m = CostOf(cached[name], name);
-      if (m.ok()) {
-        out[i] = *m;
-        ++r.cached;
-        continue;
+    if (o.remeasure || !cached.contains(name)) continue;
+    auto m = CostOf(cached[name], name);
+    if (!m.ok()) continue;
+    out[i] = *m;
+    known[i] = true;
+    ++r.cached;
+  }
+  // What to time: every unknown spec, or (sharing) the largest ctx_len of each unknown
+  // (batch_size, seq_len, -ols), the others taking its cost model.
+  std::vector<int32_t> source(specs.size(), -1);  // the spec whose cost an unknown one takes
+  std::vector<int32_t> todo_index;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (known[i]) continue;
+    int32_t top = static_cast<int32_t>(i);
+    if (o.share_across_ctx) {
+      for (size_t j = 0; j < specs.size(); ++j) {
+        const Specialization &a = specs[j], &b = specs[top];
+        const bool same = a.ols == b.ols && a.shape.batch_size == b.shape.batch_size &&
+                          a.shape.seq_len == b.shape.seq_len;
+        if (same && (a.shape.ctx_len > b.shape.ctx_len || (a.shape.ctx_len == b.shape.ctx_len && known[j]))) {
+          top = static_cast<int32_t>(j);
+        }
       }
     }
-    missing.push_back(static_cast<int32_t>(i));
+    source[i] = top;
+    if (!known[top] && std::find(todo_index.begin(), todo_index.end(), top) == todo_index.end()) {
+      todo_index.push_back(top);
+    }
   }
-  if (!missing.empty()) {
+  if (!todo_index.empty()) {
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     TAILOR_ASSIGN_OR_RETURN(fs::path dir, MakeTempDir());
     TempDirGuard guard(dir);
     std::vector<Specialization> todo;
-    for (int32_t i : missing) todo.push_back(specs[i]);
+    for (int32_t i : todo_index) todo.push_back(specs[i]);
     CompileOptions co;
     co.out = dir / "package";
     co.weight_dtype = o.weight_dtype;
@@ -206,8 +226,10 @@ absl::StatusOr<std::vector<StepCostModel>> MeasuredCosts(const Model& model, con
     TAILOR_ASSIGN_OR_RETURN(auto rt, Runtime::Open(co.out, ro));
     for (size_t k = 0; k < todo.size(); ++k) {
       const double start = elapsed();
-      TAILOR_ASSIGN_OR_RETURN(MeasuredCost m, MeasureStepCost(*rt, static_cast<int32_t>(k), o.repeats));
-      out[missing[k]] = m.model;
+      TAILOR_ASSIGN_OR_RETURN(MeasuredCost m, MeasureStepCost(*rt, static_cast<int32_t>(k), o.repeats,
+                                                              PointTiming{o.max_point_seconds, /*fastest=*/true}));
+      out[todo_index[k]] = m.model;
+      known[todo_index[k]] = true;
       ++r.measured;
       const std::string name = CandidateName(todo[k]);
       cached[name] = CostJson(m);
@@ -219,6 +241,11 @@ absl::StatusOr<std::vector<StepCostModel>> MeasuredCosts(const Model& model, con
                                m.model.per_position_seconds * 1e3, elapsed() - start));
     }
     r.measure_seconds = elapsed();
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (source[i] < 0 || source[i] == static_cast<int32_t>(i)) continue;
+    out[i] = out[source[i]];
+    ++r.derived;
   }
   if (report != nullptr) *report = r;
   return out;

@@ -1,7 +1,7 @@
 // Step costs of candidate specializations for `tailor plan`: measured on this machine (each
-// candidate compiled for the native target into a temporary package and timed as `tailor
-// compile` times a package, engine/runtime.h MeasureStepCost) and cached on disk, or injected
-// from a JSON file (tests, other machines).
+// candidate compiled for the native target into a temporary package and timed at the points
+// `tailor compile` times, engine/runtime.h MeasureStepCost, each point's fastest run) and cached
+// on disk, or injected from a JSON file (tests, other machines).
 //
 // The cache is one JSON file per measuring context (the model's fingerprint, weight and KV
 // formats, KV block, CPU model, kernel ISA, hardware threads), named by a checksum of that
@@ -33,7 +33,16 @@ namespace tailor {
 struct CostMeasureOptions {
   std::filesystem::path cache_dir;  // empty: no cache (everything is measured)
   bool remeasure = false;           // ignore cached entries (and replace them)
-  int repeats = 3;                  // timed runs per point (median), after one warm-up run
+  // Timed runs per point, after one warm-up run; a point's figure is its fastest run (other load
+  // on the machine only ever adds time).
+  int repeats = 3;
+  // A point stops repeating once its timed runs took this long (after two): bounds the time slow
+  // candidates take (0: always `repeats`).
+  double max_point_seconds = 1.0;
+  // A candidate takes the cost model of the same (batch_size, seq_len, -ols) at a larger ctx_len
+  // when that one is measured or cached: the two programs differ only in how far attention may
+  // read, which the model's per-position term carries. False: every ctx_len is timed.
+  bool share_across_ctx = true;
   DType weight_dtype = DType::kF32;
   bool keep_source_formats = true;  // as `tailor compile` without --dtype
   std::string weights_label = "source";  // the weight format as the cache key names it
@@ -46,12 +55,14 @@ struct CostMeasureOptions {
 struct CostMeasureReport {
   int32_t cached = 0;    // candidates found in the cache
   int32_t measured = 0;  // candidates timed by this run
+  int32_t derived = 0;   // candidates given the cost model of a larger ctx_len (share_across_ctx)
   double measure_seconds = 0;  // wall time of compiling and timing them
   std::filesystem::path cache_file;  // empty without a cache
   std::string cpu;  // the CPU model string of the context
 };
 
-// The cost model of each of `specs` (in order): from the cache, else measured.
+// The cost model of each of `specs` (in order): from the cache, else measured (or, sharing
+// across ctx_len, from the same shape's measurement at a larger ctx_len).
 absl::StatusOr<std::vector<StepCostModel>> MeasuredCosts(const Model& model, const std::vector<Specialization>& specs,
                                                          const CostMeasureOptions& options, CostMeasureReport* report);
 

@@ -426,7 +426,7 @@ StepCostModel FitStepCostModel(const std::vector<CostSample>& samples) {
   return StepCostModel{mean, 0, 0};
 }
 
-absl::StatusOr<MeasuredCost> MeasureStepCost(Runtime& rt, int32_t spec, int repeats) {
+absl::StatusOr<MeasuredCost> MeasureStepCost(Runtime& rt, int32_t spec, int repeats, const PointTiming& timing) {
   if (spec < 0 || spec >= static_cast<int32_t>(rt.specializations().size())) {
     return absl::InvalidArgumentError(absl::StrCat("specialization index ", spec, " out of range"));
   }
@@ -443,16 +443,20 @@ absl::StatusOr<MeasuredCost> MeasureStepCost(Runtime& rt, int32_t spec, int repe
       TAILOR_ASSIGN_OR_RETURN(auto step, MakeSyntheticStep(rt, spec, end, rows));
       TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());  // warms caches
       std::vector<double> t;
+      double spent = 0;
       for (int rep = 0; rep < std::max(1, repeats); ++rep) {
+        if (rep >= 2 && timing.max_point_seconds > 0 && spent >= timing.max_point_seconds) break;
         const auto t0 = std::chrono::steady_clock::now();
         TAILOR_RETURN_IF_ERROR(rt.Execute(step->plan).status());
         t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        spent += t.back();
       }
-      std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-      const double median = std::max(t[t.size() / 2], 1e-9);
-      samples.push_back(CostSample{rows, AttendedPositions(rows, s.seq_len, end), median});
-      if (rows == s.batch_size && end == s.ctx_len) m.full_seconds = median;
-      if (rows == s.batch_size && end == s.seq_len) m.at_start_seconds = median;
+      const size_t pick = timing.fastest ? 0 : t.size() / 2;
+      std::nth_element(t.begin(), t.begin() + pick, t.end());
+      const double seconds = std::max(t[pick], 1e-9);
+      samples.push_back(CostSample{rows, AttendedPositions(rows, s.seq_len, end), seconds});
+      if (rows == s.batch_size && end == s.ctx_len) m.full_seconds = seconds;
+      if (rows == s.batch_size && end == s.seq_len) m.at_start_seconds = seconds;
     }
   }
   m.model = FitStepCostModel(samples);

@@ -132,8 +132,18 @@ struct MeasuredCost {
 // and ctx_len; each point the median of `repeats` runs after a warm-up (robust to a noisy
 // neighbour in either direction), and fits the cost model through them.
 absl::StatusOr<std::vector<MeasuredCost>> MeasureStepCosts(Runtime& runtime, int repeats);
+// How MeasureStepCost times each point (the defaults are MeasureStepCosts').
+struct PointTiming {
+  // > 0: a point stops repeating once its timed runs took this long (after at least two, or
+  // `repeats` if fewer): bounds the time slow specializations take.
+  double max_point_seconds = 0;
+  // The fastest run instead of the median: on a machine shared with other load, which only ever
+  // adds time, the figure least disturbed by it.
+  bool fastest = false;
+};
 // The same for one specialization (index into runtime.specializations()).
-absl::StatusOr<MeasuredCost> MeasureStepCost(Runtime& runtime, int32_t spec, int repeats);
+absl::StatusOr<MeasuredCost> MeasureStepCost(Runtime& runtime, int32_t spec, int repeats,
+                                             const PointTiming& timing = {});
 
 }  // namespace tailor
 

@@ -115,14 +115,15 @@ TEST_F(CliPlan, BudgetAndRealtimeMode) {
 TEST_F(CliPlan, MeasuresOnceThenUsesTheCache) {
   WriteAll(tmp_ / "base.json", R"({"specializations": [{"batch_size": "1", "seq_len": "1", "ctx_len": "512"},
       {"batch_size": "1", "seq_len": "16", "ctx_len": "256"}]})");
-  const std::vector<std::string> extra = {"--candidates", "b1_s1_c256_ols1,b2_s1_c256_ols1,b1_s32_c256_ols1",
+  const std::vector<std::string> extra = {"--candidates", "b1_s1_c256_ols1,b2_s1_c256_ols1,b1_s32_c256_ols1,b1_s1_c128_ols1",
                                           "--baseline", (tmp_ / "base.json").string(), "--repeats", "1",
                                           "--ctx-max", "256"};
   CommandResult first = Run(extra);
   ASSERT_EQ(first.exit_code, 0) << first.err;
-  // 3 candidates and the baseline's 2 shapes (b1_s1_c512 clamped to b1_s1_c256: one of them).
+  // 4 candidates and the baseline's 2 shapes (b1_s1_c512 clamped to b1_s1_c256: one of them);
+  // b1_s1_c128 takes the cost model of b1_s1_c256.
   EXPECT_THAT(first.err, HasSubstr("measuring 4 candidates"));
-  EXPECT_THAT(first.out, HasSubstr("0 cached, 4 measured now"));
+  EXPECT_THAT(first.out, ::testing::ContainsRegex("0 cached, 4 measured now in [0-9.]+ s, 1 from a larger ctx_len"));
   EXPECT_THAT(first.out, ::testing::ContainsRegex("\nbaseline +2 "));
   EXPECT_THAT(first.out, HasSubstr("b1_s1_c512_ols1 clamped to ctx_len 256"));
   bool cache_file = false;
@@ -134,8 +135,14 @@ TEST_F(CliPlan, MeasuresOnceThenUsesTheCache) {
   CommandResult second = Run(extra);
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_THAT(second.err, Not(HasSubstr("measuring")));
-  EXPECT_THAT(second.out, HasSubstr("4 cached, 0 measured now"));
+  EXPECT_THAT(second.out, ::testing::ContainsRegex("4 cached, 0 measured now in [0-9.]+ s, 1 from a larger ctx_len"));
   EXPECT_EQ(ReadAll(tmp_ / "specs.json"), specs);  // the same costs, the same choice
+  // Every ctx_len timed: only b1_s1_c128 is new.
+  std::vector<std::string> each = extra;
+  each.push_back("--measure-each-ctx");
+  CommandResult third = Run(each);
+  ASSERT_EQ(third.exit_code, 0) << third.err;
+  EXPECT_THAT(third.out, ::testing::ContainsRegex("4 cached, 1 measured now in [0-9.]+ s, 0 from a larger ctx_len"));
 }
 
 struct BadCase {
