@@ -73,7 +73,7 @@ const std::vector<FlagSpec>& PlanFlags() {
       {"remeasure", false, {}, "measure every candidate again (replacing cached costs)"},
       {"repeats", true, {}, "timed runs per measured point, the fastest kept (default 3)"},
       {"max-point-seconds", true, {}, "stop repeating a measured point after two runs and this much timing (default 1; 0: never)"},
-      {"measure-each-ctx", false, {}, "time every ctx_len (default: a shape's largest ctx_len serves the smaller ones)"},
+      {"share-ctx-costs", false, {}, "time only a shape's largest ctx_len, the smaller ones taking its costs (faster, less exact)"},
       {"dtype", true, {}, "weights when measuring: f32, f16, bf16, q8_0 or q4 (default: as tailor compile without --dtype)"},
       {"kv-dtype", true, {}, "KV cache element when measuring: f32 (default), f16, bf16 or int8"},
       {"kv-block", true, {}, "positions per KV block (default 16)"},
@@ -267,7 +267,7 @@ absl::StatusOr<PlanSettings> ParsePlanFlags(const ParsedFlags& f, const Environm
   TAILOR_ASSIGN_OR_RETURN(int64_t repeats, f.GetInt("repeats", 3, 1, 1000));
   mo.repeats = static_cast<int>(repeats);
   TAILOR_ASSIGN_OR_RETURN(mo.max_point_seconds, f.GetDouble("max-point-seconds", 1.0, 0, 1e6));
-  mo.share_across_ctx = !f.Has("measure-each-ctx");
+  mo.share_across_ctx = f.Has("share-ctx-costs");
   TAILOR_ASSIGN_OR_RETURN(int64_t kv_block, f.GetInt("kv-block", 16, 1, 4096));
   mo.kv_block = static_cast<int32_t>(kv_block);
   if (f.Has("dtype")) {

@@ -40,9 +40,11 @@ struct CostMeasureOptions {
   // candidates take (0: always `repeats`).
   double max_point_seconds = 1.0;
   // A candidate takes the cost model of the same (batch_size, seq_len, -ols) at a larger ctx_len
-  // when that one is measured or cached: the two programs differ only in how far attention may
-  // read, which the model's per-position term carries. False: every ctx_len is timed.
-  bool share_across_ctx = true;
+  // when that one is measured or cached, instead of being timed: halves the measuring of a grid
+  // with two ctx_lens, but misses what ctx_len costs beyond the positions attention reads (on
+  // stories260K, b4 decode steps measured 1.4-1.7x slower at the same positions compiled for 512
+  // than for 256).
+  bool share_across_ctx = false;
   DType weight_dtype = DType::kF32;
   bool keep_source_formats = true;  // as `tailor compile` without --dtype
   std::string weights_label = "source";  // the weight format as the cache key names it

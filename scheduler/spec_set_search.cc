@@ -147,6 +147,15 @@ bool CanServe(std::span<const SpecCandidate> candidates, std::span<const int32_t
   return decode && prefill && ctx >= longest;
 }
 
+bool DistinctShapes(std::span<const SpecCandidate> candidates, std::span<const int32_t> members) {
+  for (size_t i = 0; i < members.size(); ++i) {
+    for (size_t j = i + 1; j < members.size(); ++j) {
+      if (candidates[members[i]].spec.shape == candidates[members[j]].spec.shape) return false;
+    }
+  }
+  return true;
+}
+
 bool BetterSet(const SetResult& a, const SetResult& b, double tie_tolerance) {
   const double ta = a.simulation.total_tokens_per_s, tb = b.simulation.total_tokens_per_s;
   if (std::fabs(ta - tb) > tie_tolerance * std::max(ta, tb)) return ta > tb;
@@ -219,7 +228,7 @@ absl::StatusOr<SetResult> SearchSpecSet(std::span<const SpecCandidate> candidate
       if (std::find(current->members.begin(), current->members.end(), c) != current->members.end()) continue;
       std::vector<int32_t> s = current->members;
       s.push_back(c);
-      sets.push_back(Sorted(std::move(s)));
+      if (DistinctShapes(candidates, s)) sets.push_back(Sorted(std::move(s)));
     }
     auto best = eval.Best(sets);
     if (!best.ok()) return best.status();
@@ -233,7 +242,7 @@ absl::StatusOr<SetResult> SearchSpecSet(std::span<const SpecCandidate> candidate
     std::vector<std::vector<int32_t>> sets;
     const std::vector<int32_t>& m = current->members;
     auto add_if_servable = [&](std::vector<int32_t> s) {
-      if (CanServe(candidates, s, longest)) sets.push_back(Sorted(std::move(s)));
+      if (CanServe(candidates, s, longest) && DistinctShapes(candidates, s)) sets.push_back(Sorted(std::move(s)));
     };
     for (size_t k = 0; k < m.size(); ++k) {
       std::vector<int32_t> without = m;
@@ -278,7 +287,7 @@ absl::StatusOr<SetResult> ExhaustiveSpecSet(std::span<const SpecCandidate> candi
     std::vector<int32_t> idx(size);
     for (int32_t i = 0; i < size; ++i) idx[i] = i;
     while (true) {
-      if (CanServe(candidates, idx, longest)) sets.push_back(idx);
+      if (CanServe(candidates, idx, longest) && DistinctShapes(candidates, idx)) sets.push_back(idx);
       int32_t i = size - 1;
       while (i >= 0 && idx[i] == n - size + i) --i;
       if (i < 0) break;

@@ -65,6 +65,9 @@ int32_t LongestRequest(std::span<const TraceRequest> trace);
 
 // Whether the candidates `members` can serve requests of up to `longest` positions (see above).
 bool CanServe(std::span<const SpecCandidate> candidates, std::span<const int32_t> members, int32_t longest);
+// Whether no two of `members` have the same shape (a spec config holds a shape once, whatever
+// its -ols). Every set the searches consider has distinct shapes and can serve the trace.
+bool DistinctShapes(std::span<const SpecCandidate> candidates, std::span<const int32_t> members);
 
 // True when `a` is strictly better than `b` under the objective (members break exact ties).
 bool BetterSet(const SetResult& a, const SetResult& b, double tie_tolerance);

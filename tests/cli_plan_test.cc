@@ -120,10 +120,9 @@ TEST_F(CliPlan, MeasuresOnceThenUsesTheCache) {
                                           "--ctx-max", "256"};
   CommandResult first = Run(extra);
   ASSERT_EQ(first.exit_code, 0) << first.err;
-  // 4 candidates and the baseline's 2 shapes (b1_s1_c512 clamped to b1_s1_c256: one of them);
-  // b1_s1_c128 takes the cost model of b1_s1_c256.
-  EXPECT_THAT(first.err, HasSubstr("measuring 4 candidates"));
-  EXPECT_THAT(first.out, ::testing::ContainsRegex("0 cached, 4 measured now in [0-9.]+ s, 1 from a larger ctx_len"));
+  // 4 candidates and the baseline's 2 shapes (b1_s1_c512 clamped to b1_s1_c256: one of them).
+  EXPECT_THAT(first.err, HasSubstr("measuring 5 candidates"));
+  EXPECT_THAT(first.out, ::testing::ContainsRegex("0 cached, 5 measured now in [0-9.]+ s, 0 from a larger ctx_len"));
   EXPECT_THAT(first.out, ::testing::ContainsRegex("\nbaseline +2 "));
   EXPECT_THAT(first.out, HasSubstr("b1_s1_c512_ols1 clamped to ctx_len 256"));
   bool cache_file = false;
@@ -135,14 +134,17 @@ TEST_F(CliPlan, MeasuresOnceThenUsesTheCache) {
   CommandResult second = Run(extra);
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_THAT(second.err, Not(HasSubstr("measuring")));
-  EXPECT_THAT(second.out, ::testing::ContainsRegex("4 cached, 0 measured now in [0-9.]+ s, 1 from a larger ctx_len"));
+  EXPECT_THAT(second.out, ::testing::ContainsRegex("5 cached, 0 measured now in [0-9.]+ s, 0 from a larger ctx_len"));
   EXPECT_EQ(ReadAll(tmp_ / "specs.json"), specs);  // the same costs, the same choice
-  // Every ctx_len timed: only b1_s1_c128 is new.
-  std::vector<std::string> each = extra;
-  each.push_back("--measure-each-ctx");
-  CommandResult third = Run(each);
+  // Sharing costs across ctx_len, in another cache: b1_s1_c128 takes b1_s1_c256's.
+  std::vector<std::string> args = Base();
+  args.resize(7);  // without --cache-dir
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.insert(args.end(), {"--share-ctx-costs", "--cache-dir", (tmp_ / "cache2").string()});
+  CommandResult third = Tailor(args);
   ASSERT_EQ(third.exit_code, 0) << third.err;
-  EXPECT_THAT(third.out, ::testing::ContainsRegex("4 cached, 1 measured now in [0-9.]+ s, 0 from a larger ctx_len"));
+  EXPECT_THAT(third.err, HasSubstr("measuring 4 candidates"));
+  EXPECT_THAT(third.out, ::testing::ContainsRegex("0 cached, 4 measured now in [0-9.]+ s, 1 from a larger ctx_len"));
 }
 
 struct BadCase {

@@ -96,6 +96,7 @@ TEST(SpecSetSearch, WithinFivePercentOfExhaustive) {
         ASSERT_TRUE(best.ok()) << best.status();
         EXPECT_LE(static_cast<int32_t>(found->members.size()), budget);
         EXPECT_TRUE(CanServe(grid, found->members, LongestRequest(trace)));
+        EXPECT_TRUE(DistinctShapes(grid, found->members));
         EXPECT_GE(found->simulation.total_tokens_per_s, 0.95 * best->simulation.total_tokens_per_s)
             << "seed " << seed << " realtime " << realtime << " budget " << budget;
         EXPECT_LE(found->simulation.total_tokens_per_s, best->simulation.total_tokens_per_s * (1 + 1e-9));
@@ -119,6 +120,24 @@ TEST(SpecSetSearch, FindsADominantShape) {
   auto best = ExhaustiveSpecSet(grid, trace, o);
   ASSERT_TRUE(best.ok());
   EXPECT_EQ(found->members, best->members);
+}
+
+// Two -ols of one shape, each the cheapest for some steps: a set would gain from both, but a
+// spec config holds a shape once.
+TEST(SpecSetSearch, NeverTwoOlsOfOneShape) {
+  std::vector<SpecCandidate> grid = {Candidate(8, 1, 128, 1, StepCostModel{1e-4, 1e-4, 0}),
+                                     Candidate(8, 1, 128, 2, StepCostModel{4e-4, 0, 0}),
+                                     Candidate(1, 32, 128, 1, StepCostModel{2e-3, 0, 0})};
+  const std::vector<TraceRequest> trace = MakeTrace(30, 0, 9);
+  SearchOptions o;
+  o.budget = 3;
+  for (auto search : {&SearchSpecSet, &ExhaustiveSpecSet}) {
+    auto r = search(grid, trace, o, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->members.size(), 2u);
+    EXPECT_TRUE(DistinctShapes(grid, r->members));
+  }
+  EXPECT_FALSE(DistinctShapes(grid, std::vector<int32_t>{0, 1, 2}));
 }
 
 TEST(SpecSetSearch, ThreadsDoNotChangeTheResult) {
