@@ -51,9 +51,10 @@ TEST(CostLearner, UnobservedSpecializationsAreOptimisticAndEstimatesAge) {
   EXPECT_DOUBLE_EQ(l.Factor(2), 1.0);
 }
 
-// Two decode specializations that both cover the work, modeled at 2 ms and 3 ms per step and
-// running at those speeds; a 16-token prefill one (too dear for decode). Mid-run the 2 ms one
-// turns 6x slower.
+// Two decode specializations that both cover the work, modeled at 2 ms and 20 ms per step and
+// running at those speeds (10x apart, so that sleeps overshooting on a loaded machine do not
+// change the choice); a 16-token prefill one (too dear for decode). Mid-run the 2 ms one turns
+// 50x slower.
 struct SlowdownRun {
   std::vector<int32_t> decode_specs;  // the specialization of each decode step, in order
   int32_t slow_from = -1;             // index into decode_specs of the first step after the change
@@ -63,13 +64,13 @@ struct SlowdownRun {
 SlowdownRun RunWithSlowdown(bool learn) {
   fake::FakeExecutorOptions fo;
   fo.shapes = {{1, 1, 64}, {1, 1, 128}, {1, 16, 128}};
-  fo.costs = {2e-3, 3e-3, 20e-3};
+  fo.costs = {2e-3, 20e-3, 200e-3};
   fo.vocab_size = 32;
   fo.kv_block_size = 4;
   fo.num_kv_blocks = 64;
   fake::FakeExecutor executor(fo);
   executor.SetSpecLatency(0, microseconds(2000));
-  executor.SetSpecLatency(1, microseconds(3000));
+  executor.SetSpecLatency(1, microseconds(20000));
   SchedulerOptions so;
   so.learn_costs = learn;
   so.cost_learning.window = 8;
@@ -91,7 +92,7 @@ SlowdownRun RunWithSlowdown(bool learn) {
       if (steps[seen].spec_index == 2) continue;
       run.decode_specs.push_back(steps[seen].spec_index);
       if (run.decode_specs.size() == 10) {
-        executor.SetSpecLatency(0, microseconds(12000));
+        executor.SetSpecLatency(0, microseconds(100000));
         run.slow_from = 10;
       }
     }
@@ -116,8 +117,8 @@ TEST(CostLearning, ASpecializationMadeSlowMidRunIsAvoidedAfterwards) {
   ASSERT_GE(first_switch, 0) << "never avoided the slow specialization";
   EXPECT_LE(first_switch - run.slow_from, 6);
   for (size_t i = first_switch; i < run.decode_specs.size(); ++i) EXPECT_EQ(run.decode_specs[i], 1) << "step " << i;
-  EXPECT_GT(run.cost_factor[0], 3.0);  // 12 ms observed / 2 ms modeled (sleep overshoot aside)
-  EXPECT_LT(run.cost_factor[1], 2.0);
+  EXPECT_GT(run.cost_factor[0], 20.0);  // 100 ms observed / 2 ms modeled (sleep overshoot aside)
+  EXPECT_LT(run.cost_factor[1], 3.0);
 }
 
 TEST(CostLearning, InjectedCostsStayAsGivenWithoutLearning) {
