@@ -52,7 +52,9 @@ void ApplySamplingDefaults(const ModelConfig::SamplingDefaults& d, service::Pars
   }
 }
 
-SamplingOptions ToEngineSampling(const service::SamplingParams& p, int32_t max_tokens, int32_t choice) {
+// `echo`: the prompt is scored too when logprobs are asked for (completions' echo).
+SamplingOptions ToEngineSampling(const service::SamplingParams& p, int32_t max_tokens, int32_t choice,
+                                 bool echo) {
   SamplingOptions o;
   o.temperature = static_cast<float>(p.temperature);
   o.top_p = static_cast<float>(p.top_p);
@@ -67,6 +69,7 @@ SamplingOptions ToEngineSampling(const service::SamplingParams& p, int32_t max_t
   o.max_tokens = max_tokens;
   o.ignore_eos = p.ignore_eos;
   o.logprobs = p.logprobs ? *p.logprobs : -1;
+  if (echo && p.logprobs) o.prompt_logprobs = *p.logprobs;
   return o;
 }
 
@@ -86,6 +89,9 @@ class ActiveRequest {
     bool finished = false;      // the client has seen its finish reason
     bool engine_done = false;   // the engine's last event arrived
     std::chrono::steady_clock::time_point first_token;
+    // echo: the prompt's text (and, with logprobs, its scored tokens), sent before anything else.
+    bool echo_pending = false;
+    std::string echo_text;
   };
 
   ServingSession* session = nullptr;
@@ -119,6 +125,41 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
     if (refused) return;
     ChoiceDelta d;
     d.index = ch.index;
+    std::string echoed;
+    if (ch.echo_pending && !ch.finished) {
+      ch.echo_pending = false;
+      echoed = std::move(ch.echo_text);
+      if (want_logprobs) {
+        const Tokenizer& tok = session->tokenizer();
+        service::TokenLogprob first;
+        first.token = TokenText(tok, ch.prompt[0]);
+        first.unscored = true;
+        d.logprobs.push_back(std::move(first));
+        // SentencePiece drops the dummy-prefix space of the text's first piece: so do the
+        // tokens, so that they spell the echoed text and text_offset counts it.
+        bool strip_space = tok.add_dummy_prefix() && (echoed.empty() || echoed[0] != ' ');
+        if (strip_space && !d.logprobs[0].token.empty()) {
+          strip_space = false;
+          if (d.logprobs[0].token[0] == ' ') d.logprobs[0].token.erase(0, 1);
+        }
+        for (const PromptTokenLogprob& p : e.prompt_logprobs) {
+          service::TokenLogprob lp;
+          lp.token = TokenText(tok, p.token);
+          lp.logprob = p.logprob;
+          for (const TokenLogprob& t : p.top_logprobs) lp.top.push_back({TokenText(tok, t.token), t.logprob});
+          if (strip_space && !lp.token.empty()) {
+            strip_space = false;
+            if (lp.token[0] == ' ') {
+              lp.token.erase(0, 1);
+              for (auto& alt : lp.top) {
+                if (!alt.token.empty() && alt.token[0] == ' ') alt.token.erase(0, 1);
+              }
+            }
+          }
+          d.logprobs.push_back(std::move(lp));
+        }
+      }
+    }
     if (e.token >= 0 && !ch.finished) {
       const auto now = std::chrono::steady_clock::now();
       if (ch.generated == 0) {
@@ -170,6 +211,7 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
         }
       }
     }
+    if (!echoed.empty()) d.text = echoed + d.text;
     if (d.finish) {
       ch.finished = true;
       if (ch.generated > 1) {
@@ -393,6 +435,7 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
   if (request.endpoint == service::Endpoint::kChatCompletions) {
     for (std::string& s : chat_template_.StopStrings()) stops.push_back(std::move(s));
   }
+  const bool echo = request.echo && request.endpoint == service::Endpoint::kCompletions;
   std::vector<SamplingOptions> sampling;
   for (size_t p = 0; p < prompts->size(); ++p) {
     const std::vector<int32_t>& ids = (*prompts)[p];
@@ -401,7 +444,7 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
     if (!max_tokens.ok()) return max_tokens.error();
     active->prompt_tokens += static_cast<int64_t>(ids.size());
     for (int32_t i = 0; i < request.n; ++i) {
-      SamplingOptions o = ToEngineSampling(request.sampling, *max_tokens, i);
+      SamplingOptions o = ToEngineSampling(request.sampling, *max_tokens, i, echo);
       if (absl::Status s = ValidateRequest(limits(), ids, o); !s.ok()) {
         return ApiError::FromStatus(s, s.message().find("max_tokens") != absl::string_view::npos ? "max_tokens"
                                                                                                  : prompt_param);
@@ -411,6 +454,11 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
       c.prompt = ids;
       c.detok = std::make_unique<StreamingDetokenizer>(*tokenizer_, ids);
       c.stop = std::make_unique<service::StopStringMatcher>(stops);
+      if (echo) {
+        c.echo_pending = true;
+        const auto* text = std::get_if<std::string>(&request.prompts[p]);
+        c.echo_text = text != nullptr ? *text : tokenizer_->Decode(ids);
+      }
       active->choices.push_back(std::move(c));
       sampling.push_back(std::move(o));
     }

@@ -31,6 +31,15 @@ struct TokenLogprob {
   float logprob = 0.0f;  // natural log
 };
 
+// One prompt token scored by the model: its log-probability given the tokens before it (under
+// the raw logits: no penalties, bias or temperature) and the `prompt_logprobs` most likely
+// alternatives at its position, most likely first.
+struct PromptTokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;  // natural log
+  std::vector<TokenLogprob> top_logprobs;
+};
+
 struct TokenEvent {
   RequestId id = 0;
   int32_t token = -1;  // -1: this event carries no token (cancelled, aborted or failed)
@@ -39,6 +48,10 @@ struct TokenEvent {
   // >= 0), and its `logprobs` most likely alternatives, most likely first.
   std::optional<float> logprob;
   std::vector<TokenLogprob> top_logprobs;
+  // On the request's first event only, when it asked for prompt log-probabilities
+  // (SamplingOptions::prompt_logprobs >= 0): one entry per prompt token after the first (the
+  // first has no context to be scored in), in prompt order.
+  std::vector<PromptTokenLogprob> prompt_logprobs;
   FinishReason finish = FinishReason::kNone;  // set on the last event of the request
   absl::Status status;                        // not OK only with kError
   // Set on the last event: token counts of the request.

@@ -39,9 +39,12 @@ absl::Status ValidateSamplingOptions(const SamplingOptions& o, int32_t vocab_siz
   if (!std::isfinite(o.frequency_penalty)) {
     return bad("frequency_penalty", absl::StrCat(o.frequency_penalty), "a finite number");
   }
-  if (o.max_tokens < 1) return bad("max_tokens", absl::StrCat(o.max_tokens), "an integer >= 1");
+  if (o.max_tokens < 0) return bad("max_tokens", absl::StrCat(o.max_tokens), "an integer >= 0");
   if (o.logprobs < -1 || o.logprobs > vocab_size) {
     return bad("logprobs", absl::StrCat(o.logprobs), absl::StrCat("-1 (off) or 0..", vocab_size));
+  }
+  if (o.prompt_logprobs < -1 || o.prompt_logprobs > vocab_size) {
+    return bad("prompt_logprobs", absl::StrCat(o.prompt_logprobs), absl::StrCat("-1 (off) or 0..", vocab_size));
   }
   for (const auto& [token, bias] : o.logit_bias) {
     if (token < 0 || token >= vocab_size) {
@@ -104,6 +107,38 @@ void RequestSampler::ApplyPenalties(std::span<float> logits, std::span<const int
   }
 }
 
+LogprobsResult ComputeLogprobs(std::span<const float> logits, int32_t token, int32_t k,
+                               std::vector<std::pair<float, int32_t>>& scratch) {
+  LogprobsResult out;
+  if (logits.empty()) return out;
+  double max_logit = -INFINITY;
+  for (float l : logits) {
+    if (!std::isnan(l)) max_logit = std::max<double>(max_logit, l);
+  }
+  double sum = 0.0;
+  if (std::isfinite(max_logit)) {
+    for (float l : logits) {
+      if (!std::isnan(l)) sum += std::exp(static_cast<double>(l) - max_logit);
+    }
+  }
+  const double lse = std::isfinite(max_logit) ? max_logit + std::log(sum) : 0.0;
+  auto logprob = [&](int32_t t) {
+    const float l = logits[t];
+    return std::isnan(l) ? -INFINITY : static_cast<float>(static_cast<double>(l) - lse);
+  };
+  if (token >= 0 && static_cast<size_t>(token) < logits.size()) out.logprob = logprob(token);
+  const size_t n = std::min<size_t>(std::max(k, 0), logits.size());
+  if (n > 0) {
+    scratch.clear();
+    for (size_t i = 0; i < logits.size(); ++i) scratch.emplace_back(logprob(static_cast<int32_t>(i)), static_cast<int32_t>(i));
+    std::partial_sort(scratch.begin(), scratch.begin() + n, scratch.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    for (size_t i = 0; i < n; ++i) out.top.push_back(TokenLogprob{scratch[i].second, scratch[i].first});
+  }
+  return out;
+}
+
 SampledToken RequestSampler::Sample(std::span<float> logits, std::span<const int32_t> prompt,
                                     std::span<const int32_t> generated) {
   ApplyPenalties(logits, prompt, generated);
@@ -111,34 +146,9 @@ SampledToken RequestSampler::Sample(std::span<float> logits, std::span<const int
   SampledToken out;
   out.token = SampleToken(logits, params_, rng_, scratch_);
   if (options_.logprobs >= 0 && !logits.empty()) {
-    // log_softmax in double over the processed logits.
-    double max_logit = -INFINITY;
-    for (float l : logits) {
-      if (!std::isnan(l)) max_logit = std::max<double>(max_logit, l);
-    }
-    double sum = 0.0;
-    if (std::isfinite(max_logit)) {
-      for (float l : logits) {
-        if (!std::isnan(l)) sum += std::exp(static_cast<double>(l) - max_logit);
-      }
-    }
-    const double lse = std::isfinite(max_logit) ? max_logit + std::log(sum) : 0.0;
-    auto logprob = [&](int32_t t) {
-      const float l = logits[t];
-      return std::isnan(l) ? -INFINITY : static_cast<float>(static_cast<double>(l) - lse);
-    };
-    out.logprob = logprob(out.token);
-    const size_t k = std::min<size_t>(options_.logprobs, logits.size());
-    if (k > 0) {
-      scratch_.clear();
-      for (size_t i = 0; i < logits.size(); ++i) {
-        scratch_.emplace_back(logprob(static_cast<int32_t>(i)), static_cast<int32_t>(i));
-      }
-      std::partial_sort(scratch_.begin(), scratch_.begin() + k, scratch_.end(), [](const auto& a, const auto& b) {
-        return a.first != b.first ? a.first > b.first : a.second < b.second;
-      });
-      for (size_t i = 0; i < k; ++i) out.top_logprobs.push_back(TokenLogprob{scratch_[i].second, scratch_[i].first});
-    }
+    LogprobsResult r = ComputeLogprobs(logits, out.token, options_.logprobs, scratch_);
+    out.logprob = r.logprob;
+    out.top_logprobs = std::move(r.top);
   }
   return out;
 }

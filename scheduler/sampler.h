@@ -41,12 +41,19 @@ struct SamplingOptions {
   // Seeds this request's Rng; without one the engine derives a seed from its own and the id.
   std::optional<uint64_t> seed;
   std::vector<int32_t> stop_token_ids;  // finish (kStop) after generating one of these
-  int32_t max_tokens = 16;              // >= 1
+  // >= 0. 0: generate nothing; the request ends with kLength once its prompt is computed (to
+  // score the prompt: see prompt_logprobs).
+  int32_t max_tokens = 16;
   bool ignore_eos = false;              // keep going past the engine's EOS ids (benchmarks)
   // -1: no log-probabilities; k >= 0: the chosen token's logprob and the k most likely
   // alternatives. Log-probabilities are of the processed logits (after penalties, bias and
   // processors) at temperature 1, before top-k/top-p/min-p filtering.
   int32_t logprobs = -1;
+  // -1: off; k >= 0: score the prompt (for evaluation harnesses: OpenAI's echo + logprobs): each
+  // prompt token after the first gets its log-probability under the model's raw logits and the
+  // k most likely alternatives (TokenEvent::prompt_logprobs). Such a prompt is computed one
+  // token per step and never served from the prefix cache, so it costs a step per token.
+  int32_t prompt_logprobs = -1;
   // Run in order after the penalties and the logit bias.
   std::vector<LogitsProcessor> logits_processors;
 };
@@ -59,6 +66,16 @@ struct SampledToken {
   std::optional<float> logprob;
   std::vector<TokenLogprob> top_logprobs;
 };
+
+// The log-probability of `token` under log_softmax(logits) (float64 accumulation; NaN logits
+// count as -inf) and, when k > 0, the k most likely tokens (ties: the lower id first).
+// `scratch` is reused between calls.
+struct LogprobsResult {
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top;
+};
+LogprobsResult ComputeLogprobs(std::span<const float> logits, int32_t token, int32_t k,
+                               std::vector<std::pair<float, int32_t>>& scratch);
 
 class RequestSampler {
  public:

@@ -93,9 +93,9 @@ Scheduler::Scheduler(Executor& executor, SchedulerOptions options, RequestLimits
     : executor_(executor),
       options_(std::move(options)),
       limits_(limits),
-      learner_(executor.specializations().size(), options_.cost_learning),
       kv_(limits.num_kv_blocks, limits.kv_block_size,
-          KvCacheManager::Options{options_.enable_prefix_caching, options_.block_hash}) {
+          KvCacheManager::Options{options_.enable_prefix_caching, options_.block_hash}),
+      learner_(executor.specializations().size(), options_.cost_learning) {
   int32_t max_batch = 1;
   for (const auto& s : executor.specializations()) {
     max_batch = std::max(max_batch, s.shape.batch_size);
@@ -124,6 +124,12 @@ absl::Status Scheduler::Add(RequestId id, std::vector<int32_t> prompt, SamplingO
   Sequence* raw = seq.get();
   seqs_.emplace(id, std::move(seq));
   InsertByOrder(waiting_, raw);
+  if (raw->sampler->options().max_tokens == 0 && raw->sampler->options().prompt_logprobs < 0) {
+    // Nothing to generate and nothing to score: done without computing anything.
+    TokenEvent event;
+    event.finish = FinishReason::kLength;
+    Finish(raw, std::move(event));
+  }
   return absl::OkStatus();
 }
 
@@ -148,6 +154,7 @@ void Scheduler::Finish(Sequence* seq, TokenEvent event) {
   event.num_prompt_tokens = seq->prompt_len;
   event.num_generated_tokens = seq->num_generated();
   event.num_cached_prompt_tokens = std::max(0, seq->num_cached_prompt_tokens);
+  if (!seq->first_event_sent) event.prompt_logprobs = std::move(seq->prompt_logprobs);
   kv_.Free(seq->id);
   auto& list = seq->running ? running_ : waiting_;
   auto it = std::find(list.begin(), list.end(), seq);
@@ -155,6 +162,15 @@ void Scheduler::Finish(Sequence* seq, TokenEvent event) {
   events_.push_back(PendingEvent{seq->callback, std::move(event)});
   ++stats_.num_finished;
   seqs_.erase(seq->id);  // destroys *seq
+}
+
+void Scheduler::Emit(Sequence* seq, TokenEvent event) {
+  if (!seq->first_event_sent) {
+    event.prompt_logprobs = std::move(seq->prompt_logprobs);
+    seq->prompt_logprobs.clear();
+    seq->first_event_sent = true;
+  }
+  events_.push_back(PendingEvent{seq->callback, std::move(event)});
 }
 
 bool Scheduler::Cancel(RequestId id, FinishReason reason) {
@@ -176,7 +192,8 @@ void Scheduler::CancelAll(FinishReason reason) {
 void Scheduler::Admit() {
   while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < max_running_) {
     Sequence* seq = waiting_.front();
-    const PrefixMatch match = kv_.FindCachedPrefix(seq->tokens);
+    // A prompt still to be scored is computed from its start: cached blocks have no logits.
+    const PrefixMatch match = seq->NeedsPromptLogits() ? PrefixMatch{} : kv_.FindCachedPrefix(seq->tokens);
     // Blocks for the cached prefix plus the first token to compute; strictly in order.
     if (!kv_.Allocate(seq->id, match.num_tokens + 1, &match)) break;
     seq->num_computed = match.num_tokens;
@@ -217,7 +234,12 @@ absl::Status Scheduler::Step() {
     }
     const int32_t have = static_cast<int32_t>(kv_.BlockTable(seq->id).size());
     const int64_t coverable = int64_t{have} * B + avail * B - seq->num_computed;
-    const int32_t cap = static_cast<int32_t>(std::min<int64_t>({seq->remaining(), max_seq_len_, coverable}));
+    int32_t cap = static_cast<int32_t>(std::min<int64_t>({seq->remaining(), max_seq_len_, coverable}));
+    if (seq->NeedsPromptLogits()) {
+      // The chunk ends after the next prompt token to take logits of (num_computed never passes
+      // it: the chunk that reaches it scores the token after it).
+      cap = std::max(1, std::min<int32_t>(cap, static_cast<int32_t>(seq->prompt_logprobs.size()) + 1 - seq->num_computed));
+    }
     avail -= std::max(0, CeilDiv(int64_t{seq->num_computed} + cap, B) - have);
     prefill_seqs.push_back(seq);
     prefill.push_back(PrefillItem{seq->num_computed, cap});
@@ -264,8 +286,10 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
     Sequence* seq = row.decode ? decode[row.index] : prefill[row.index];
     const int32_t start = seq->num_computed;
     const bool last = start + row.tokens == static_cast<int32_t>(seq->tokens.size());
+    const bool scores_prompt =
+        seq->NeedsPromptLogits() && start + row.tokens == static_cast<int32_t>(seq->prompt_logprobs.size()) + 1;
     plan.rows.push_back(StepRow{seq->id, std::span<const int32_t>(seq->tokens).subspan(start, row.tokens), start,
-                                kv_.BlockTable(seq->id), last ? 1 : 0});
+                                kv_.BlockTable(seq->id), last || scores_prompt ? 1 : 0});
     seqs.push_back(seq);
   }
   const SpecShape& shape = executor_.specializations()[step.spec_index].shape;
@@ -344,6 +368,19 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
     }
     // The last `vocab` floats: the logits after the row's last token.
     logits_.assign(out->logits[r].end() - vocab, out->logits[r].end());
+    if (seq->num_computed < static_cast<int32_t>(seq->tokens.size())) {
+      // A prompt-scoring chunk: the raw logits score the next prompt token.
+      const int32_t next = seq->tokens[seq->num_computed];
+      LogprobsResult lp = ComputeLogprobs(logits_, next, seq->sampler->options().prompt_logprobs, logprob_scratch_);
+      seq->prompt_logprobs.push_back(PromptTokenLogprob{next, lp.logprob, std::move(lp.top)});
+      continue;
+    }
+    if (seq->sampler->options().max_tokens == 0) {
+      TokenEvent event;
+      event.finish = FinishReason::kLength;
+      Finish(seq, std::move(event));
+      continue;
+    }
     const std::span<const int32_t> all(seq->tokens);
     SampledToken sampled =
         seq->sampler->Sample(logits_, all.first(seq->prompt_len), all.subspan(seq->prompt_len));
@@ -359,7 +396,7 @@ absl::Status Scheduler::RunStep(const PlannedStep& step, std::span<Sequence* con
     if (event.finish != FinishReason::kNone) {
       Finish(seq, std::move(event));
     } else {
-      events_.push_back(PendingEvent{seq->callback, std::move(event)});
+      Emit(seq, std::move(event));
     }
   }
   return absl::OkStatus();

@@ -144,6 +144,15 @@ class Scheduler {
     bool running = false;
     std::unique_ptr<RequestSampler> sampler;
     std::shared_ptr<const TokenCallback> callback;
+    // Scores of prompt tokens 1..size() (prompt_logprobs requests); kept across preemption.
+    std::vector<PromptTokenLogprob> prompt_logprobs;
+    bool first_event_sent = false;  // prompt_logprobs ride on the first event
+    // Whether logits after prompt token prompt_logprobs.size() are still to be taken: such a
+    // sequence is computed in chunks that end there (one token per step).
+    bool NeedsPromptLogits() const {
+      return sampler->options().prompt_logprobs >= 0 &&
+             static_cast<int32_t>(prompt_logprobs.size()) + 1 < prompt_len;
+    }
     int32_t num_generated() const { return static_cast<int32_t>(tokens.size()) - prompt_len; }
     int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - num_computed; }
   };
@@ -158,6 +167,8 @@ class Scheduler {
   void Preempt(Sequence* seq);
   // Removes `seq` (finished), frees its blocks, and queues its last event.
   void Finish(Sequence* seq, TokenEvent event);
+  // Queues a non-final event of `seq` (attaching its prompt log-probabilities to the first).
+  void Emit(Sequence* seq, TokenEvent event);
   void Admit();
   absl::Status RunStep(const PlannedStep& step, std::span<Sequence* const> prefill,
                        std::span<Sequence* const> decode);
@@ -175,6 +186,7 @@ class Scheduler {
   bool preempted_this_round_ = false;
   std::vector<PendingEvent> events_;
   std::vector<float> logits_;  // scratch row
+  std::vector<std::pair<float, int32_t>> logprob_scratch_;
   CostTable costs_;  // the executor's, plus the step overhead in use and the learned scale
   CostLearner learner_;
   double executor_seconds_ = 0.0;  // wall time inside Execute() this round

@@ -344,7 +344,8 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
     max_v = Find(body, "max_tokens");
   }
   if (max_v != nullptr) {
-    if (auto e = ReadIntIn(*max_v, max_key, 1, std::numeric_limits<int32_t>::max(), &i64)) return e;
+    // Completions accept 0 (score the prompt with echo + logprobs, as evaluation harnesses do).
+    if (auto e = ReadIntIn(*max_v, max_key, chat ? 1 : 0, std::numeric_limits<int32_t>::max(), &i64)) return e;
     s.max_tokens = static_cast<int32_t>(i64);
   } else if (!chat) {
     s.max_tokens = limits.default_completion_max_tokens;
@@ -432,8 +433,7 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
   if (!chat) {
     if (const Json* v = Find(body, "echo")) {
       bool echo = false;
-      if (auto e = ReadBool(*v, "echo", &echo)) return e;
-      if (echo) return ApiError::InvalidRequest("echo", "'echo' is not supported");
+      if (auto e = ReadBool(*v, "echo", &req->echo)) return e;
     }
     if (const Json* v = Find(body, "suffix")) {
       std::string suffix;
@@ -627,7 +627,7 @@ std::optional<ApiError> ValidateForVocabulary(const OpenAiRequest& request, int3
 ApiResult<int32_t> ResolveMaxTokens(const SamplingParams& sampling, int64_t prompt_tokens,
                                     int64_t context_length, absl::string_view prompt_param) {
   const int64_t room = context_length - prompt_tokens;
-  if (room < 1) {
+  if (room < 1 && !(sampling.max_tokens == 0 && room == 0)) {
     return ApiError::InvalidRequest(
         prompt_param, absl::StrCat("This model's maximum context length is ", context_length,
                                    " tokens, but the prompt has ", prompt_tokens,

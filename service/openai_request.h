@@ -67,6 +67,10 @@ struct OpenAiRequest {
   std::string user;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  // completions: the prompt comes back before the generated text; with `logprobs`, the prompt's
+  // tokens come first in the logprobs, scored by the model (the first one's logprob is null).
+  // With max_tokens 0 only the prompt comes back (lm-evaluation-harness's loglikelihood).
+  bool echo = false;
 };
 
 struct ParseLimits {

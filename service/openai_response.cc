@@ -62,6 +62,13 @@ ResponseJson CompletionLogprobsJson(std::span<const TokenLogprob> tokens,
   int64_t offset = initial_text_offset;
   for (const TokenLogprob& t : tokens) {
     text.push_back(t.token);
+    offsets.push_back(offset);
+    offset += CountChars(t.token);
+    if (t.unscored) {
+      lps.push_back(nullptr);
+      tops.push_back(nullptr);
+      continue;
+    }
     lps.push_back(t.logprob);
     Json top = Json::object();
     for (const TopLogprob& alt : t.top) {
@@ -69,8 +76,6 @@ ResponseJson CompletionLogprobsJson(std::span<const TokenLogprob> tokens,
     }
     if (!top.contains(t.token)) top[t.token] = t.logprob;
     tops.push_back(std::move(top));
-    offsets.push_back(offset);
-    offset += CountChars(t.token);
   }
   Json j = Json::object();
   j["tokens"] = std::move(text);

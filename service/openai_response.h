@@ -46,6 +46,9 @@ struct TokenLogprob {
   std::string token;  // the token's text (raw bytes; may be part of a UTF-8 character)
   double logprob = 0;
   std::vector<TopLogprob> top;
+  // The first token of an echoed prompt: nothing precedes it, so its "token_logprobs" and
+  // "top_logprobs" entries are null (completions only).
+  bool unscored = false;
 };
 
 struct Usage {

@@ -4,6 +4,7 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -502,6 +503,92 @@ TEST(SchedulerTest, RandomWorkloadsStayCorrect) {
   EXPECT_GT(total_hits, 0);
   std::printf("random workloads: %zu requests, %ld preemptions, %ld prefix-hit tokens\n", total_requests,
               static_cast<long>(total_preemptions), static_cast<long>(total_hits));
+}
+
+// log_softmax(ReferenceLogits(history))[token], as the scheduler should score prompt tokens.
+double ReferenceLogprob(std::span<const int32_t> history, int32_t token) {
+  const std::vector<float> l = FakeExecutor::ReferenceLogits(history, kVocab);
+  double max = l[0], sum = 0.0;
+  for (float x : l) max = std::max<double>(max, x);
+  for (float x : l) sum += std::exp(static_cast<double>(x) - max);
+  return static_cast<double>(l[token]) - max - std::log(sum);
+}
+
+void ExpectPromptScores(const std::vector<PromptTokenLogprob>& got, const std::vector<int32_t>& prompt, int32_t k) {
+  ASSERT_EQ(got.size(), prompt.size() - 1);
+  for (size_t i = 0; i + 1 < prompt.size(); ++i) {
+    const std::span<const int32_t> history(prompt.data(), i + 1);
+    EXPECT_EQ(got[i].token, prompt[i + 1]) << i;
+    EXPECT_NEAR(got[i].logprob, ReferenceLogprob(history, prompt[i + 1]), 1e-5) << i;
+    ASSERT_EQ(got[i].top_logprobs.size(), static_cast<size_t>(k)) << i;
+    for (int32_t j = 0; j < k; ++j) {
+      const TokenLogprob& t = got[i].top_logprobs[j];
+      EXPECT_NEAR(t.logprob, ReferenceLogprob(history, t.token), 1e-5);
+      if (j > 0) {
+        EXPECT_GE(got[i].top_logprobs[j - 1].logprob, t.logprob);
+      }
+    }
+  }
+}
+
+SamplingOptions Scored(int32_t max_tokens, int32_t k) {
+  SamplingOptions o = Greedy(max_tokens);
+  o.prompt_logprobs = k;
+  return o;
+}
+
+TEST(SchedulerTest, PromptLogprobsScoreEveryPromptTokenAndKeepTheOutput) {
+  // Long prefill chunks, a shared prefix already cached and another request batched alongside:
+  // the scored request still gets logits after every prompt token, and the same greedy output.
+  Harness h(Fake({{2, 8, 64}, {2, 1, 64}}, {1.0, 0.5}));
+  const auto p = Prompt(60, 14);
+  const RequestId warm = h.Add(p, Greedy(2));
+  h.RunToCompletion();
+  const RequestId scored = h.Add(p, Scored(3, 4));
+  const RequestId other = h.Add(Prompt(61, 9), Greedy(5));
+  h.RunToCompletion();
+  const auto r = h.Result(scored);
+  EXPECT_EQ(r.tokens, ReferenceGreedy(p, 3, kVocab));
+  ASSERT_FALSE(r.events.empty());
+  ExpectPromptScores(r.events.front().prompt_logprobs, p, 4);
+  for (size_t i = 1; i < r.events.size(); ++i) EXPECT_TRUE(r.events[i].prompt_logprobs.empty());
+  EXPECT_EQ(r.events.back().num_cached_prompt_tokens, 0);
+  EXPECT_EQ(h.Tokens(other), ReferenceGreedy(Prompt(61, 9), 5, kVocab));
+  EXPECT_EQ(h.Tokens(warm), ReferenceGreedy(p, 2, kVocab));
+}
+
+TEST(SchedulerTest, MaxTokensZeroScoresThePromptAndGeneratesNothing) {
+  Harness h(Fake({{4, 8, 64}, {4, 1, 64}}, {1.0, 0.5}));
+  const auto p = Prompt(62, 11);
+  const RequestId scored = h.Add(p, Scored(0, 0));
+  h.RunToCompletion();
+  const auto r = h.Result(scored);
+  EXPECT_TRUE(r.tokens.empty());
+  EXPECT_EQ(r.finish, FinishReason::kLength);
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(r.events[0].num_generated_tokens, 0);
+  ExpectPromptScores(r.events[0].prompt_logprobs, p, 0);
+  // Nothing to score either: finished without a step.
+  h.executor().ClearSteps();
+  const RequestId idle = h.Add(p, Greedy(0));
+  EXPECT_FALSE(h.scheduler().HasWork());
+  h.scheduler().DeliverEvents();
+  EXPECT_EQ(h.Result(idle).finish, FinishReason::kLength);
+  EXPECT_TRUE(h.executor().steps().empty());
+}
+
+TEST(SchedulerTest, PromptScoresSurvivePreemption) {
+  const std::vector<SpecShape> shapes{{4, 8, 64}, {4, 1, 64}};
+  Harness tight(Fake(shapes, {1.0, 0.5}, 12));  // 48 positions for 4 x 24
+  std::vector<RequestId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(tight.Add(Prompt(70 + i, 8), Scored(16, 2)));
+  tight.RunToCompletion();
+  EXPECT_GT(tight.scheduler().stats().num_preemptions, 0);
+  for (int i = 0; i < 4; ++i) {
+    const auto r = tight.Result(ids[i]);
+    EXPECT_EQ(r.tokens, ReferenceGreedy(Prompt(70 + i, 8), 16, kVocab)) << i;
+    ExpectPromptScores(r.events.front().prompt_logprobs, Prompt(70 + i, 8), 2);
+  }
 }
 
 }  // namespace

@@ -136,7 +136,8 @@ TEST(SamplerTest, ValidationNamesTheField) {
   check([](SamplingOptions& o) { o.top_k = -2; }, "top_k");
   check([](SamplingOptions& o) { o.min_p = 2; }, "min_p");
   check([](SamplingOptions& o) { o.repetition_penalty = 0; }, "repetition_penalty");
-  check([](SamplingOptions& o) { o.max_tokens = 0; }, "max_tokens");
+  check([](SamplingOptions& o) { o.max_tokens = -1; }, "max_tokens");
+  check([](SamplingOptions& o) { o.prompt_logprobs = -2; }, "prompt_logprobs");
   check([](SamplingOptions& o) { o.logprobs = -5; }, "logprobs");
   check([](SamplingOptions& o) { o.logit_bias = {{32, 1.0f}}; }, "logit_bias");
   check([](SamplingOptions& o) { o.stop_token_ids = {-1}; }, "stop_token_ids");

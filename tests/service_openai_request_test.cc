@@ -257,7 +257,9 @@ TEST(OpenAiRequest, MaxTokens) {
   EXPECT_EQ(Chat(R"("max_tokens": 7)").sampling.max_tokens, 7);
   EXPECT_EQ(Chat(R"("max_completion_tokens": 9)").sampling.max_tokens, 9);
   EXPECT_EQ(Chat(R"("max_tokens": 7, "max_completion_tokens": 9)").sampling.max_tokens, 9);
-  ExpectCompletionError(R"("max_tokens": 0)", "max_tokens", "at least 1, got 0");
+  ExpectCompletionError(R"("max_tokens": -1)", "max_tokens", "at least 0, got -1");
+  EXPECT_EQ(Completion(R"("max_tokens": 0)").sampling.max_tokens, 0);  // scoring a prompt (echo)
+  ExpectChatError(R"("max_tokens": 0)", "max_tokens", "at least 1, got 0");
   ExpectCompletionError(R"("max_tokens": -3)", "max_tokens");
   ExpectCompletionError(R"("max_tokens": "5")", "max_tokens", "an integer, got string");
   ExpectCompletionError(R"("max_tokens": 2.5)", "max_tokens", "an integer");
@@ -374,7 +376,8 @@ TEST(OpenAiRequest, StreamAndUser) {
 }
 
 TEST(OpenAiRequest, UnsupportedCompletionFeatures) {
-  ExpectCompletionError(R"("echo": true)", "echo", "not supported");
+  EXPECT_TRUE(Completion(R"("echo": true)").echo);
+  ExpectCompletionError(R"("echo": "yes")", "echo");
   ExpectCompletionError(R"("suffix": "end")", "suffix", "not supported");
   EXPECT_EQ(Completion(R"("suffix": "")").n, 1);
 }
