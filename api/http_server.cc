@@ -63,6 +63,16 @@ class BacklogServer : public httplib::Server {
   }
 };
 
+// The value for Access-Control-Allow-Origin when `origin` may call the API, else "".
+std::string AllowedOrigin(const std::vector<std::string>& allowed, const std::string& origin) {
+  if (origin.empty()) return "";
+  for (const std::string& a : allowed) {
+    if (a == "*") return "*";
+    if (a == origin) return origin;
+  }
+  return "";
+}
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -101,6 +111,21 @@ void HttpServer::Impl::Install() {
   server_.set_keep_alive_timeout(2);  // bounds how long an idle connection delays shutdown
 
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "OPTIONS") {
+      // A CORS preflight (or a plain OPTIONS): answered here, before authentication, since
+      // browsers never send credentials with it. The CORS headers come from the post-routing
+      // handler when the origin is allowed.
+      res.status = 204;
+      res.set_header("Allow", "GET, POST, OPTIONS");
+      const std::string origin = AllowedOrigin(options_.allowed_origins, req.get_header_value("Origin"));
+      if (!origin.empty()) {
+        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+        res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+        res.set_header("Access-Control-Max-Age", "600");
+      }
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (options_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     if (auth.rfind("Bearer ", 0) == 0 && SameKey(auth.substr(7), options_.api_key)) {
@@ -129,6 +154,12 @@ void HttpServer::Impl::Install() {
     SendError(res, e);
     return httplib::Server::HandlerResponse::Handled;
   }));
+  server_.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (options_.allowed_origins.empty()) return;
+    const std::string origin = AllowedOrigin(options_.allowed_origins, req.get_header_value("Origin"));
+    if (!origin.empty()) res.set_header("Access-Control-Allow-Origin", origin);
+    if (origin != "*") res.set_header("Vary", "Origin");  // the answer depends on the Origin header
+  });
   server_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     SendError(res, ApiError::Internal("internal error"));
   });

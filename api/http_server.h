@@ -8,6 +8,9 @@
 // Errors use OpenAI's body {"error": {...}}: 400 naming the param, 401 (when an API key is set),
 // 404 (route or model), 405, 413 (body over max_body_bytes), 429 (queue full), 500, 503.
 // A streaming client that disconnects has its request cancelled (its KV blocks are freed).
+// CORS (allowed_origins): a preflight OPTIONS from an allowed origin gets 204 with the
+// Access-Control-Allow-* headers, and every response to an allowed origin (errors included)
+// carries Access-Control-Allow-Origin. OPTIONS never needs the API key.
 //
 // Thread-safety: Run() blocks the calling thread; Stop() may be called from any other thread.
 #ifndef TAILOR_API_HTTP_SERVER_H_
@@ -17,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "api/serving_session.h"
@@ -27,6 +31,9 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 8000;  // 0: any free port (see HttpServer::port())
   std::string api_key;  // "": no authentication
+  // CORS: origins (scheme://host[:port], exact) whose browser pages may call the API; "*" allows
+  // any. Empty: no Access-Control-* headers, so browsers keep cross-origin pages out.
+  std::vector<std::string> allowed_origins;
   size_t max_body_bytes = size_t{8} << 20;
   int threads = 64;  // worker threads = the most requests (streams included) served at once
 };

@@ -11,7 +11,9 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "api/commands.h"
 #include "api/flags.h"
 #include "api/http_server.h"
@@ -27,6 +29,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"host", true, {}, "address to listen on (default 127.0.0.1)"},
       {"port", true, {}, "TCP port (default 8000; 0: any free port, printed on stderr)"},
       {"api-key", true, {}, "require 'Authorization: Bearer KEY' on every route but /health"},
+      {"allowed-origins", true, {}, "CORS: comma-separated origins (https://app.example.com) or * whose browser pages may call the API (default none)"},
       {"max-queue", true, {}, "sequences that may wait beyond the running batch (default: no limit; 0: none)"},
       {"served-model-name", true, {}, "the model name clients use (default: the package's)"},
       {"kv-cache-mb", true, {}, "KV cache size in MiB (default: the package's largest batch)"},
@@ -53,6 +56,15 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   TAILOR_ASSIGN_OR_RETURN(int64_t port, flags.GetInt("port", 8000, 0, 65535));
   a.http.port = static_cast<int>(port);
   TAILOR_ASSIGN_OR_RETURN(a.http.api_key, flags.GetString("api-key", ""));
+  TAILOR_ASSIGN_OR_RETURN(std::string origins, flags.GetString("allowed-origins", ""));
+  for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
+    const std::string origin(absl::StripAsciiWhitespace(o));
+    if (origin != "*" && origin.find("://") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("--allowed-origins: '", origin,
+                                                     "' is not an origin: expected scheme://host[:port] or *"));
+    }
+    a.http.allowed_origins.push_back(origin);
+  }
   TAILOR_ASSIGN_OR_RETURN(a.session.max_queue, flags.GetInt("max-queue", -1, 0, int64_t{1} << 40));
   TAILOR_ASSIGN_OR_RETURN(a.session.served_model_name, flags.GetString("served-model-name", ""));
   TAILOR_ASSIGN_OR_RETURN(a.session.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 0, int64_t{1} << 30));
