@@ -3,7 +3,13 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+
+#include <cstdlib>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/openai_stream.h"
+#include "common/status_macros.h"
 
 namespace tailor {
 
@@ -73,15 +80,66 @@ std::string AllowedOrigin(const std::vector<std::string>& allowed, const std::st
   return "";
 }
 
+// The connected socket of this process whose peer is `addr`:`port` and whose local port is
+// `local_port`, or -1. httplib 0.11 gives a handler no way to see its connection, but the
+// handler's thread owns that socket until it returns, so the descriptor found stays valid (and
+// is not reused) while the handler waits. Scans /proc/self/fd: a few microseconds per descriptor.
+int FindPeerSocket(const std::string& addr, int port, int local_port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int found = -1;
+  while (dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;
+    sockaddr_storage peer{}, local{};
+    socklen_t peer_len = sizeof peer, local_len = sizeof local;
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
+    char host[INET6_ADDRSTRLEN] = {};
+    int peer_port = -1, own_port = -1;
+    if (peer.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&peer);
+      inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+      peer_port = ntohs(in->sin_port);
+      own_port = ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
+    } else if (peer.ss_family == AF_INET6) {
+      const auto* in = reinterpret_cast<const sockaddr_in6*>(&peer);
+      inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+      peer_port = ntohs(in->sin6_port);
+      own_port = ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
+    } else {
+      continue;
+    }
+    if (peer_port == port && own_port == local_port && addr == host) {
+      found = static_cast<int>(fd);
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+// Whether the peer of connected socket `fd` has closed (or reset) the connection.
+bool PeerClosed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 }  // namespace
 
 class HttpServer::Impl {
  public:
-  Impl(ServingSession& session, HttpServerOptions options) : session_(session), options_(std::move(options)) {}
+  explicit Impl(HttpServerOptions options) : options_(std::move(options)) {}
 
   void Install();
 
-  ServingSession& session_;
+  // The session, once SetSession() made the server ready: handlers of routes other than
+  // /health run only then (the pre-routing handler answers 503 before), so it is never null there.
+  ServingSession& session() const { return *ready_.load(); }
+
+  std::atomic<ServingSession*> ready_{nullptr};
+  std::atomic<bool> draining_{false};
   const HttpServerOptions options_;
   BacklogServer server_;
   int port_ = 0;
@@ -100,7 +158,7 @@ class HttpServer::Impl {
     } catch (...) {
       SendError(res, ApiError::Internal("internal error"));
     }
-    if (res.status >= 400) session_.metrics().RecordRequest(res.status >= 500 ? "5xx" : "4xx");
+    if (res.status >= 400) session().metrics().RecordRequest(res.status >= 500 ? "5xx" : "4xx");
   }
 };
 
@@ -126,14 +184,22 @@ void HttpServer::Impl::Install() {
       }
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (options_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (ready_.load() == nullptr || draining_) {
+      // Loading, or draining before exit: nothing but /health is served (a load balancer's
+      // readiness check sees 503 there too and sends the request elsewhere).
+      SendError(res, ApiError::Unavailable(draining_ ? "The server is shutting down; retry on another replica."
+                                                     : "The model is still loading; retry shortly."));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (options_.api_key.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     if (auth.rfind("Bearer ", 0) == 0 && SameKey(auth.substr(7), options_.api_key)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
     SendError(res, ApiError::Unauthorized(auth.empty() ? "Missing API key: send 'Authorization: Bearer KEY'."
                                                        : "Invalid API key."));
-    session_.metrics().RecordRequest("4xx");
+    session().metrics().RecordRequest("4xx");
     return httplib::Server::HandlerResponse::Handled;
   });
   // Statuses httplib sets itself (unknown route, body too large, bad request line) get OpenAI
@@ -164,14 +230,22 @@ void HttpServer::Impl::Install() {
     SendError(res, ApiError::Internal("internal error"));
   });
 
-  server_.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("{\"status\":\"ok\"}", kJson);
+  server_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    if (draining_) {
+      res.status = 503;
+      res.set_content("{\"status\":\"draining\"}", kJson);
+    } else if (ready_.load() == nullptr) {
+      res.status = 503;
+      res.set_content("{\"status\":\"loading\"}", kJson);
+    } else {
+      res.set_content("{\"status\":\"ok\"}", kJson);
+    }
   });
   server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    Guard(res, [&] { res.set_content(session_.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8"); });
+    Guard(res, [&] { res.set_content(session().RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8"); });
   });
   server_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    Guard(res, [&] { SendJson(res, service::ModelList(session_.model_name(), session_.created())); });
+    Guard(res, [&] { SendJson(res, service::ModelList(session().model_name(), session().created())); });
   });
   server_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     HandleCompletion(service::Endpoint::kCompletions, req, res);
@@ -181,22 +255,22 @@ void HttpServer::Impl::Install() {
   });
   server_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     Guard(res, [&] {
-      auto parsed = service::ParseTokenizeRequest(req.body, session_.parse_limits());
+      auto parsed = service::ParseTokenizeRequest(req.body, session().parse_limits());
       if (!parsed.ok()) return SendError(res, parsed.error());
-      auto ids = session_.Tokenize(*parsed);
+      auto ids = session().Tokenize(*parsed);
       if (!ids.ok()) return SendError(res, ids.error());
       service::ResponseJson body;
       body["tokens"] = *ids;
       body["count"] = ids->size();
-      body["max_model_len"] = session_.limits().max_ctx_len;
+      body["max_model_len"] = session().limits().max_ctx_len;
       SendJson(res, body);
     });
   });
   server_.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     Guard(res, [&] {
-      auto ids = service::ParseDetokenizeRequest(req.body, session_.parse_limits());
+      auto ids = service::ParseDetokenizeRequest(req.body, session().parse_limits());
       if (!ids.ok()) return SendError(res, ids.error());
-      auto text = session_.Detokenize(*ids);
+      auto text = session().Detokenize(*ids);
       if (!text.ok()) return SendError(res, text.error());
       service::ResponseJson body;
       body["prompt"] = *text;
@@ -205,7 +279,7 @@ void HttpServer::Impl::Install() {
   });
   const auto not_allowed = [this](const httplib::Request& req, httplib::Response& res) {
     SendError(res, ApiError::MethodNotAllowed(absl::StrCat("Method ", req.method, " is not allowed on ", req.path)));
-    session_.metrics().RecordRequest("4xx");
+    session().metrics().RecordRequest("4xx");
   };
   server_.Get("/v1/completions", not_allowed);
   server_.Get("/v1/chat/completions", not_allowed);
@@ -215,10 +289,12 @@ void HttpServer::Impl::Install() {
 void HttpServer::Impl::HandleCompletion(service::Endpoint endpoint, const httplib::Request& req,
                                         httplib::Response& res) {
   Guard(res, [&] {
-    auto parsed = service::ParseOpenAiRequest(endpoint, req.body, session_.parse_limits());
+    auto parsed = service::ParseOpenAiRequest(endpoint, req.body, session().parse_limits());
     if (!parsed.ok()) return SendError(res, parsed.error());
     if (parsed->stream) return Stream(endpoint, *parsed, res);
-    auto response = session_.Complete(*parsed);
+    // A client that goes away stops its request: its KV blocks are freed for others.
+    const int fd = FindPeerSocket(req.remote_addr, req.remote_port, port_);
+    auto response = session().Complete(*parsed, [fd] { return fd >= 0 && PeerClosed(fd); });
     if (!response.ok()) return SendError(res, response.error());
     SendJson(res, *response);
   });
@@ -227,14 +303,14 @@ void HttpServer::Impl::HandleCompletion(service::Endpoint endpoint, const httpli
 void HttpServer::Impl::Stream(service::Endpoint endpoint, const service::OpenAiRequest& request,
                               httplib::Response& res) {
   service::ResponseMeta meta;
-  meta.id = session_.NewResponseId(endpoint == service::Endpoint::kChatCompletions ? "chatcmpl" : "cmpl");
+  meta.id = session().NewResponseId(endpoint == service::Endpoint::kChatCompletions ? "chatcmpl" : "cmpl");
   meta.created = static_cast<int64_t>(std::time(nullptr));
-  meta.model = session_.model_name();
+  meta.model = session().model_name();
   const int32_t num_choices =
       request.n * (endpoint == service::Endpoint::kChatCompletions ? 1 : static_cast<int32_t>(request.prompts.size()));
   auto state = std::make_shared<StreamState>();
   auto formatter = std::make_shared<SseStreamFormatter>(meta, endpoint, request.include_usage, num_choices);
-  auto started = session_.Start(request, [state, formatter](const SessionEvent& e) {
+  auto started = session().Start(request, [state, formatter](const SessionEvent& e) {
     std::string text = formatter->Format(e);  // loop thread only: no lock needed for the formatter
     std::lock_guard<std::mutex> lock(state->mu);
     state->pending += text;
@@ -246,7 +322,7 @@ void HttpServer::Impl::Stream(service::Endpoint endpoint, const service::OpenAiR
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
-  ServingSession* session = &session_;
+  ServingSession* session = &this->session();
   res.set_chunked_content_provider(
       "text/event-stream",
       [state, session](size_t, httplib::DataSink& sink) -> bool {
@@ -285,7 +361,13 @@ HttpServer::~HttpServer() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(ServingSession& session,
                                                              const HttpServerOptions& options) {
-  auto impl = std::make_unique<Impl>(session, options);
+  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, Bind(options));
+  server->SetSession(&session);
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(const HttpServerOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
   impl->Install();
   if (options.port == 0) {
     impl->port_ = impl->server_.bind_to_any_port(options.host);
@@ -310,6 +392,10 @@ absl::Status HttpServer::Run() {
   if (!ok && !impl_->stopped_) return absl::InternalError("the HTTP server stopped with an error");
   return absl::OkStatus();
 }
+
+void HttpServer::SetSession(ServingSession* session) { impl_->ready_ = session; }
+
+void HttpServer::SetDraining() { impl_->draining_ = true; }
 
 void HttpServer::Stop() {
   impl_->stopped_ = true;

@@ -1,13 +1,15 @@
 // The OpenAI-compatible HTTP front end of a ServingSession (cpp-httplib behind this header: no
 // other translation unit includes httplib.h). Routes:
-//   GET  /health                  200 {"status": "ok"} (never needs the API key)
+//   GET  /health                  200 {"status": "ok"}; 503 while loading or draining (never needs
+//                                 the API key)
 //   GET  /metrics                 Prometheus text
 //   GET  /v1/models               the served model
 //   POST /v1/completions          text completions (stream: server-sent events)
 //   POST /v1/chat/completions     chat completions
 // Errors use OpenAI's body {"error": {...}}: 400 naming the param, 401 (when an API key is set),
 // 404 (route or model), 405, 413 (body over max_body_bytes), 429 (queue full), 500, 503.
-// A streaming client that disconnects has its request cancelled (its KV blocks are freed).
+// A client that disconnects has its request cancelled (its KV blocks are freed): streams when a
+// write fails, non-streamed requests when their socket reports the peer closed (polled).
 // CORS (allowed_origins): a preflight OPTIONS from an allowed origin gets 204 with the
 // Access-Control-Allow-* headers, and every response to an allowed origin (errors included)
 // carries Access-Control-Allow-Origin. OPTIONS never needs the API key.
@@ -44,6 +46,14 @@ class HttpServer {
   // the server.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Bind(ServingSession& session,
                                                           const HttpServerOptions& options);
+  // Binds before there is a session: until SetSession(), Run() answers /health with 503
+  // {"status": "loading"} and every other route with 503.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Bind(const HttpServerOptions& options);
+  // Makes the server ready: /health 200, every route served. `session` must outlive the server.
+  void SetSession(ServingSession* session);
+  // Before exit: /health answers 503 {"status": "draining"} and new requests get 503, while the
+  // requests in flight (streams included) go on. Any thread.
+  void SetDraining();
   ~HttpServer();
 
   int port() const;  // the bound port

@@ -8,7 +8,10 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -37,6 +40,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"chat-template", true, {}, "a preset (llama-2, mistral, zephyr, chatml, plain) or a Jinja file (default: the model's own)"},
       {"max-body-mb", true, {}, "largest request body in MiB (default 8; larger: 413)"},
       {"seed", true, {}, "seed for requests without one (default: random)"},
+      {"shutdown-timeout", true, {}, "seconds requests in flight may take to finish after SIGTERM/SIGINT before the rest are cancelled (default 30)"},
   };
   return *specs;
 }
@@ -44,6 +48,9 @@ const std::vector<FlagSpec>& ServeFlags() {
 struct ServeArgs {
   ServingOptions session;
   HttpServerOptions http;
+  // After SIGTERM/SIGINT: how long requests in flight may take to finish before the rest are
+  // cancelled.
+  std::chrono::milliseconds shutdown_timeout{30000};
 };
 
 absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const Environment& env) {
@@ -75,6 +82,8 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   a.http.max_body_bytes = static_cast<size_t>(body_mb) << 20;
   TAILOR_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", static_cast<int64_t>(env.random_seed >> 1), 0, INT64_MAX));
   a.session.seed = static_cast<uint64_t>(seed);
+  TAILOR_ASSIGN_OR_RETURN(double shutdown_s, flags.GetDouble("shutdown-timeout", 30.0, 0.0, 86400.0));
+  a.shutdown_timeout = std::chrono::milliseconds(static_cast<int64_t>(shutdown_s * 1000.0));
   a.session.log = [](const std::string& m) { std::cerr << "tailor serve: " << m << "\n"; };
   if (flags.Has("served-model-name") && a.session.served_model_name.empty()) {
     return absl::InvalidArgumentError("--served-model-name: must not be empty");
@@ -84,32 +93,80 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   return a;
 }
 
+// Binds first, so that /health answers (503) while the package loads; then serves. The first
+// SIGTERM/SIGINT drains: /health and new requests get 503, requests in flight finish within
+// --shutdown-timeout, the rest are cancelled (each with its proper end); a second signal cancels
+// at once. Exit status 0 either way.
 absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
-  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<ServingSession> session, ServingSession::Open(a.session));
-  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Bind(*session, a.http));
-  // Waits for SIGINT/SIGTERM; Serve() itself sends SIGTERM to this thread to end it.
+  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Bind(a.http));
+  std::cerr << "tailor serve: loading " << a.session.package_dir << " (http://" << a.http.host << ":"
+            << server->port() << "/health answers 503 until it is ready)" << std::endl;
+  absl::Status run_status;
+  std::thread runner([&] { run_status = server->Run(); });
+  // Signals, one at a time: 1 = the first (drain), 2 = a second one (cancel now).
+  std::mutex mu;
+  std::condition_variable cv;
+  int signals = 0;
+  int first_signal = 0;
   std::atomic<bool> serving{true};
-  pthread_t waiter_id{};
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (serving.load()) {
-      std::cerr << "tailor serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                << ": stopping (requests in flight are cancelled)\n";
+    for (;;) {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!serving.load()) return;  // woken by Serve() itself to end
+      if (signals++ == 0) first_signal = sig;
+      cv.notify_all();
+      if (signals >= 2) return;
     }
-    server->Stop();
-    session->Shutdown(ShutdownMode::kCancel);
   });
-  waiter_id = waiter.native_handle();
+  const pthread_t waiter_id = waiter.native_handle();
+  auto finish = [&](absl::Status status) {
+    server->Stop();
+    runner.join();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      serving = false;
+      if (signals < 2) pthread_kill(waiter_id, SIGTERM);  // blocked there, so it goes to sigwait()
+    }
+    waiter.join();
+    if (!status.ok()) return status;
+    return run_status;
+  };
+  absl::StatusOr<std::unique_ptr<ServingSession>> session = ServingSession::Open(a.session);
+  if (!session.ok()) return finish(session.status());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (signals > 0) {  // stopped while loading
+      (*session)->Shutdown(ShutdownMode::kCancel);
+      return finish(absl::OkStatus());
+    }
+  }
+  server->SetSession(session->get());
   std::cerr << "tailor serve: listening on http://" << a.http.host << ":" << server->port() << " (model "
-            << session->model_name() << ", chat template " << session->chat_template().name() << ", "
+            << (*session)->model_name() << ", chat template " << (*session)->chat_template().name() << ", "
             << a.http.threads << " HTTP threads)" << std::endl;
-  absl::Status status = server->Run();
-  serving = false;
-  pthread_kill(waiter_id, SIGTERM);  // blocked there, so it goes to sigwait()
-  waiter.join();
-  session->Shutdown(ShutdownMode::kCancel);
-  return status;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return signals > 0; });
+  }
+  std::cerr << "tailor serve: " << (first_signal == SIGINT ? "SIGINT" : "SIGTERM") << ": draining "
+            << (*session)->sequences_in_flight() << " sequences in flight (up to "
+            << a.shutdown_timeout.count() / 1000.0 << " s; a second signal cancels them now)" << std::endl;
+  server->SetDraining();
+  const auto deadline = std::chrono::steady_clock::now() + a.shutdown_timeout;
+  bool idle = false;
+  while (!idle) {
+    idle = (*session)->WaitIdle(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+    std::lock_guard<std::mutex> lock(mu);
+    if (signals >= 2 || std::chrono::steady_clock::now() >= deadline) break;
+  }
+  if (!idle) {
+    std::cerr << "tailor serve: cancelling " << (*session)->sequences_in_flight() << " sequences still in flight"
+              << std::endl;
+  }
+  (*session)->Shutdown(ShutdownMode::kCancel);  // ends whatever is left, each with its last event
+  return finish(absl::OkStatus());
 }
 
 }  // namespace

@@ -307,6 +307,17 @@ void ServingSession::Shutdown(ShutdownMode mode) {
 void ServingSession::Release(int64_t sequences) {
   std::lock_guard<std::mutex> lock(admission_mu_);
   active_sequences_ -= sequences;
+  if (active_sequences_ == 0) idle_cv_.notify_all();
+}
+
+bool ServingSession::WaitIdle(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(admission_mu_);
+  return idle_cv_.wait_until(lock, deadline, [&] { return active_sequences_ == 0; });
+}
+
+int64_t ServingSession::sequences_in_flight() {
+  std::lock_guard<std::mutex> lock(admission_mu_);
+  return active_sequences_;
 }
 
 std::string ServingSession::NewResponseId(const char* prefix) {
@@ -506,7 +517,8 @@ void ServingSession::Cancel(ActiveRequest& request) {
   }
 }
 
-ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& request) {
+ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& request,
+                                                          const std::function<bool()>& abandoned) {
   struct Collected {
     std::mutex mu;
     std::condition_variable cv;
@@ -540,7 +552,19 @@ ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& r
   });
   if (!started.ok()) return started.error();
   std::unique_lock<std::mutex> lock(col->mu);
-  col->cv.wait(lock, [&] { return col->done; });
+  if (abandoned) {
+    bool cancelled = false;
+    while (!col->cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return col->done; })) {
+      if (!cancelled && abandoned()) {
+        cancelled = true;
+        lock.unlock();
+        Cancel(**started);
+        lock.lock();
+      }
+    }
+  } else {
+    col->cv.wait(lock, [&] { return col->done; });
+  }
   if (col->error) return *col->error;
   service::ResponseMeta meta;
   meta.created = static_cast<int64_t>(std::time(nullptr));

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -131,7 +132,15 @@ class ServingSession {
   // Blocks the calling thread until every choice ends: never call it from a SessionCallback or
   // an engine callback (they run on the loop thread it waits for). A cancelled or aborted
   // request returns its error (503 at shutdown).
-  service::ApiResult<service::ResponseJson> Complete(const service::OpenAiRequest& request);
+  // `abandoned` (optional) is polled every 50 ms while waiting: once it returns true (the client
+  // went away) the request is cancelled and its KV blocks freed.
+  service::ApiResult<service::ResponseJson> Complete(const service::OpenAiRequest& request,
+                                                     const std::function<bool()>& abandoned = nullptr);
+
+  // Waits until no sequence is in flight (every request finished, was cancelled or refused), or
+  // until `deadline`; true when idle. For a drain before exit.
+  bool WaitIdle(std::chrono::steady_clock::time_point deadline);
+  int64_t sequences_in_flight();
 
   // The engine prompt of a chat: the template's pieces, each text piece encoded on its own, BOS
   // and EOS markers as the model's ids. InvalidArgument (from the template) naming messages[i].
@@ -188,6 +197,7 @@ class ServingSession {
 
   std::mutex admission_mu_;
   int64_t active_sequences_ = 0;  // guarded by admission_mu_
+  std::condition_variable idle_cv_;  // with admission_mu_: active_sequences_ reached 0
   std::mutex rng_mu_;
   std::mt19937_64 rng_;  // guarded by rng_mu_ (response ids)
 };

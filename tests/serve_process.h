@@ -80,6 +80,7 @@ class ServeProcess {
   ServeProcess& operator=(const ServeProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string stderr_text() {
     std::lock_guard<std::mutex> lock(mu_);
     return err_;
@@ -89,6 +90,12 @@ class ServeProcess {
     if (pid_ <= 0) return -1;
     if (exit_code_ >= 0) return exit_code_;
     kill(pid_, sig);
+    return Wait();
+  }
+  // Waits for the process to exit (after a signal sent with kill(pid(), ...)); its exit code.
+  int Wait() {
+    if (pid_ <= 0) return -1;
+    if (exit_code_ >= 0) return exit_code_;
     int status = 0;
     waitpid(pid_, &status, 0);
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
