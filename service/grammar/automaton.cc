@@ -389,6 +389,15 @@ void Parser::Start(Position* out) {
 bool Parser::Step(const Position& in, uint8_t b, Position* out) {
   out->frames.clear();
   out->complete = false;
+  if (in.frames.size() == 1) {  // fast path: one stack, a plain byte step inside its rule
+    const Frame f = in.frames[0];
+    const int32_t t = a_->next[f.state * 256 + b];
+    if (t < 0) return false;
+    if (!a_->accepting[t] && a_->call_begin[t] == a_->call_begin[t + 1]) {
+      out->frames.push_back({t, f.parent});  // has_bytes[t]: states that cannot finish are pruned
+      return true;
+    }
+  }
   visited_.clear();
   for (const Frame& f : in.frames) {
     const int32_t t = a_->next[f.state * 256 + b];

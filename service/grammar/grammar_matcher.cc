@@ -1,6 +1,8 @@
 #include "service/grammar/grammar_matcher.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -16,6 +18,16 @@ using internal::Parser;
 // Entries kept per matcher before the cache is cleared (each holds vocab/8 bytes of bits, plus
 // 4 bytes per token for the few positions that needed per-token completion lengths).
 constexpr size_t kMaxCacheEntries = 1024;
+
+// kKeepLanes[b][j]: all ones if bit j of b is set, else 0 (float lanes to keep).
+constexpr std::array<std::array<uint32_t, 8>, 256> kKeepLanes = [] {
+  std::array<std::array<uint32_t, 8>, 256> t{};
+  for (int b = 0; b < 256; ++b) {
+    for (int j = 0; j < 8; ++j) t[b][j] = ((b >> j) & 1) ? 0xFFFFFFFFu : 0u;
+  }
+  return t;
+}();
+constexpr uint32_t kNegInfBits = 0xFF800000u;  // IEEE-754 binary32 -infinity
 
 }  // namespace
 
@@ -127,13 +139,28 @@ void GrammarMatcher::ApplyMask(std::span<float> logits, int32_t remaining_tokens
   AllowedBits(remaining_tokens, &bits_);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const size_t v = std::min<size_t>(logits.size(), static_cast<size_t>(vocab_->size()));
-  for (size_t w = 0; w * 64 < v; ++w) {
+  float* out = logits.data();
+  const size_t full_words = v / 64;
+  for (size_t w = 0; w < full_words; ++w) {
     const uint64_t word = bits_[w];
     if (word == ~uint64_t{0}) continue;
-    const size_t end = std::min(v, w * 64 + 64);
-    for (size_t t = w * 64; t < end; ++t) {
-      if (!((word >> (t & 63)) & 1)) logits[t] = kNegInf;
+    float* l = out + w * 64;
+    if (word == 0) {
+      std::fill(l, l + 64, kNegInf);
+      continue;
     }
+    for (int k = 0; k < 8; ++k) {  // a byte of mask bits at a time, as 8 lane masks
+      const uint8_t byte = static_cast<uint8_t>(word >> (8 * k));
+      if (byte == 0xFF) continue;
+      const std::array<uint32_t, 8>& keep = kKeepLanes[byte];
+      uint32_t x[8];
+      std::memcpy(x, l + 8 * k, sizeof(x));
+      for (int j = 0; j < 8; ++j) x[j] = (x[j] & keep[j]) | (kNegInfBits & ~keep[j]);
+      std::memcpy(l + 8 * k, x, sizeof(x));
+    }
+  }
+  for (size_t t = full_words * 64; t < v; ++t) {
+    if (!((bits_[t >> 6] >> (t & 63)) & 1)) out[t] = kNegInf;
   }
   for (size_t t = v; t < logits.size(); ++t) logits[t] = kNegInf;
 }
