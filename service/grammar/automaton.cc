@@ -386,33 +386,13 @@ void Parser::Start(Position* out) {
   Closure(a_->rule_start[a_->root_rule], -1, out);
 }
 
-bool Parser::Step(const Position& in, uint8_t b, Position* out) {
-  out->frames.clear();
-  out->complete = false;
-  if (in.frames.size() == 1) {  // fast path: one stack, a plain byte step inside its rule
-    const Frame f = in.frames[0];
-    const int32_t t = a_->next[f.state * 256 + b];
-    if (t < 0) return false;
-    if (!a_->accepting[t] && a_->call_begin[t] == a_->call_begin[t + 1]) {
-      out->frames.push_back({t, f.parent});  // has_bytes[t]: states that cannot finish are pruned
-      return true;
-    }
-  }
+bool Parser::StepSlow(const Position& in, uint8_t b, Position* out) {
   visited_.clear();
   for (const Frame& f : in.frames) {
     const int32_t t = a_->next[f.state * 256 + b];
     if (t >= 0) Closure(t, f.parent, out);
   }
   return !out->dead();
-}
-
-int32_t Parser::Completion(const Position& p) const {
-  if (p.complete) return 0;
-  int32_t best = kInfinity;
-  for (const Frame& f : p.frames) {
-    best = std::min(best, AddSat(a_->dist[f.state], f.parent < 0 ? 0 : node_completion_[f.parent]));
-  }
-  return best;
 }
 
 }  // namespace tailor::grammar::internal

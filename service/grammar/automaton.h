@@ -61,13 +61,37 @@ class Parser {
   // The position before any byte.
   void Start(Position* out);
   // `out` = the position after byte `b` from `in` (out must not alias in). Returns !out->dead().
-  bool Step(const Position& in, uint8_t b, Position* out);
+  // Inline fast path: one stack and a byte step to a state that neither calls nor accepts (the
+  // common case inside strings and literals during trie walks).
+  bool Step(const Position& in, uint8_t b, Position* out) {
+    out->frames.clear();
+    out->complete = false;
+    if (in.frames.size() == 1) {
+      const Frame f = in.frames[0];
+      const int32_t t = a_->next[f.state * 256 + b];
+      if (t < 0) return false;
+      if (!a_->accepting[t] && a_->call_begin[t] == a_->call_begin[t + 1]) {
+        out->frames.push_back({t, f.parent});  // has_bytes[t]: states that cannot finish are pruned
+        return true;
+      }
+    }
+    return StepSlow(in, b, out);
+  }
   // Fewest bytes that complete a match from `p`: 0 if complete, kInfinity if dead.
-  int32_t Completion(const Position& p) const;
+  int32_t Completion(const Position& p) const {
+    if (p.complete) return 0;
+    int32_t best = kInfinity;
+    for (const Frame& f : p.frames) {
+      const int64_t c = int64_t{a_->dist[f.state]} + (f.parent < 0 ? 0 : node_completion_[f.parent]);
+      if (c < best) best = static_cast<int32_t>(c);
+    }
+    return best;
+  }
   // Stack nodes interned so far (grows with new nesting; memory is 12 bytes + index per node).
   int32_t num_nodes() const { return static_cast<int32_t>(nodes_.size()); }
 
  private:
+  bool StepSlow(const Position& in, uint8_t b, Position* out);
   int32_t Intern(int32_t state, int32_t parent);
   void Closure(int32_t state, int32_t parent, Position* out);
 
