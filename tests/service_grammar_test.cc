@@ -194,6 +194,19 @@ TEST(GrammarJsonSchema, AnyJsonObject) {
   EXPECT_EQ(GrammarForAnyJsonObject().get(), g.get());  // built once
 }
 
+TEST(GrammarJsonSchema, ManyOptionalPropertiesStayCompact) {
+  // 40 optional properties: the "what may follow property j" rules are O(n^2) small edges, not
+  // an exponential expansion.
+  json props = json::object();
+  for (int i = 0; i < 40; ++i) props["p" + std::to_string(100 + i)] = {{"type", "integer"}};
+  auto g = GrammarFromJsonSchema(json{{"type", "object"}, {"properties", props}});
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_LT((*g)->num_states(), 8000);  // 5603 when written
+  EXPECT_TRUE((*g)->Matches(R"({"p103":1,"p120":2,"p139":3})"));
+  EXPECT_FALSE((*g)->Matches(R"({"p120":2,"p103":1})"));
+  EXPECT_TRUE((*g)->Matches("{}"));
+}
+
 // ---------------------------------------------------------------- regex, choices, builder
 
 TEST(GrammarRegex, Constructs) {

@@ -279,9 +279,9 @@ class SchemaLowering {
       const std::string sub_loc = absl::StrCat(loc, "/properties/", PointerToken(key));
       auto value = Lower(sub, sub_loc);
       if (!value.ok()) return value.status();
-      const int32_t v = all_required ? *value : AsRule(*value, sub_loc);
-      list.push_back({p_.Seq({p_.Literal(Json(key).dump()), Ws(p_), p_.Literal(":"), Ws(p_), v}),
-                      required.count(key) > 0});
+      const int32_t member = p_.Seq({p_.Literal(Json(key).dump()), Ws(p_), p_.Literal(":"), Ws(p_), *value});
+      // With optional properties a member is used by several alternatives: a rule, compiled once.
+      list.push_back({all_required ? member : AsRule(member, sub_loc), required.count(key) > 0});
     }
     const int32_t open = p_.Seq({p_.Literal("{"), Ws(p_)});
     const int32_t close = p_.Seq({Ws(p_), p_.Literal("}")});
@@ -300,13 +300,17 @@ class SchemaLowering {
     // properties strictly between j and k optional), or nothing (all after j optional).
     std::vector<int32_t> after(n);
     for (int32_t j = 0; j < n; ++j) after[j] = p_.NewRule(absl::StrCat(loc, " after property ", j));
+    // Shapes: after[j] = "" | sep (member_k after[k] | ...), so each rule has one separator and
+    // two states per alternative (O(n^2) states in all for n properties).
     for (int32_t j = n - 1; j >= 0; --j) {
-      std::vector<int32_t> alts;
+      std::vector<int32_t> next;
       bool blocked = false;
       for (int32_t k = j + 1; k < n && !blocked; ++k) {
-        alts.push_back(p_.Seq({sep(), list[k].expr, p_.Call(after[k])}));
+        next.push_back(p_.Seq({list[k].expr, p_.Call(after[k])}));
         blocked = list[k].required;
       }
+      std::vector<int32_t> alts;
+      if (!next.empty()) alts.push_back(p_.Seq({sep(), p_.Alt(std::move(next))}));
       if (!blocked) alts.push_back(p_.Empty());
       p_.SetRuleBody(after[j], p_.Alt(std::move(alts)));
     }
@@ -318,13 +322,11 @@ class SchemaLowering {
     }
     if (!blocked) first.push_back(p_.Seq({p_.Literal("{"), Ws(p_), p_.Literal("}")}));
     std::vector<int32_t> alts;
-    for (size_t i = 0; i < first.size(); ++i) {
-      if (!blocked && i + 1 == first.size()) {
-        alts.push_back(first[i]);  // the empty object
-      } else {
-        alts.push_back(p_.Seq({open, first[i], close}));
-      }
+    if (!blocked) {
+      alts.push_back(first.back());  // the empty object
+      first.pop_back();
     }
+    alts.push_back(p_.Seq({open, p_.Alt(std::move(first)), close}));
     return p_.Alt(std::move(alts));
   }
 
