@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "service/grammar/grammar.h"
 #include "service/grammar/grammar_matcher.h"
@@ -198,7 +199,7 @@ TEST(GrammarJsonSchema, ManyOptionalPropertiesStayCompact) {
   // 40 optional properties: the "what may follow property j" rules are O(n^2) small edges, not
   // an exponential expansion.
   json props = json::object();
-  for (int i = 0; i < 40; ++i) props["p" + std::to_string(100 + i)] = {{"type", "integer"}};
+  for (int i = 0; i < 40; ++i) props[absl::StrCat("p", 100 + i)] = {{"type", "integer"}};
   auto g = GrammarFromJsonSchema(json{{"type", "object"}, {"properties", props}});
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_LT((*g)->num_states(), 8000);  // 5603 when written
@@ -610,6 +611,23 @@ TEST(GrammarProperty, Tok512Schemas) { CheckSchemas(LoadVocabs().tok512, 6, 120)
 TEST(GrammarProperty, Tok512RegexesAndChoices) { CheckRegexesAndChoices(LoadVocabs().tok512, 6, 80); }
 TEST(GrammarProperty, Llama2Schemas) { CheckSchemas(LoadVocabs().llama2, 2, 80); }
 TEST(GrammarProperty, Llama2RegexesAndChoices) { CheckRegexesAndChoices(LoadVocabs().llama2, 2, 60); }
+
+// A byte-level BPE vocabulary (Llama 3, 128k tokens; special tokens excluded, <|eot_id|> or
+// <|end_of_text|> as EOS): token bytes are raw, often partial UTF-8 characters.
+TEST(GrammarProperty, Llama3ByteLevelBpe) {
+  auto tok = Tokenizer::Load(std::string(TAILOR_SHARED_DIR) + "/models/tokenizers/llama3/tokenizer.json", 0);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto vocab = TokenVocabulary::FromTokenizer(**tok);
+  ASSERT_FALSE(vocab->eos_ids().empty());
+  const json schema = json::parse(kSchemas[0]);
+  CheckProperty(vocab, Schema(kSchemas[0]), 1, 60, [&](const std::string& out) {
+    const json v = json::parse(out, nullptr, false);
+    return !v.is_discarded() && Validate(v, schema, schema);
+  }, "llama3 schema");
+  const std::regex reference(R"(\d{3}-\d{2,4}( [A-Z]\w*)?)");
+  CheckProperty(vocab, Regex(R"(\d{3}-\d{2,4}( [A-Z]\w*)?)"), 1, 40,
+                [&](const std::string& out) { return std::regex_match(out, reference); }, "llama3 regex");
+}
 
 }  // namespace
 }  // namespace tailor::grammar
