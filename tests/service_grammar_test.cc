@@ -1,7 +1,8 @@
 // Grammar engine for constrained decoding (service/grammar/): per-construct accept/reject
 // checks, error messages, the token matcher on small vocabularies, and property tests that
 // sample under random logits over the real tok512 and Llama-2 vocabularies until EOS and check
-// the outputs independently (nlohmann parse + a small schema validator, std::regex, choices).
+// the outputs independently (nlohmann parse + a small schema validator, std::regex, choices),
+// and masks compared token by token with a slow reference (prefix checks of output + token).
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -9,6 +10,7 @@
 #include <random>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -611,6 +613,49 @@ TEST(GrammarProperty, Tok512Schemas) { CheckSchemas(LoadVocabs().tok512, 6, 120)
 TEST(GrammarProperty, Tok512RegexesAndChoices) { CheckRegexesAndChoices(LoadVocabs().tok512, 6, 80); }
 TEST(GrammarProperty, Llama2Schemas) { CheckSchemas(LoadVocabs().llama2, 2, 80); }
 TEST(GrammarProperty, Llama2RegexesAndChoices) { CheckRegexesAndChoices(LoadVocabs().llama2, 2, 60); }
+
+// The trie walk and the mask cache against a slow reference: token t is allowed (generous
+// budget) iff Output() + bytes(t) is a prefix of the language; EOS iff Output() is a match.
+TEST(GrammarProperty, MasksEqualBruteForceReference) {
+  const auto& vocab = LoadVocabs().tok512;
+  ASSERT_TRUE(vocab != nullptr);
+  std::vector<std::shared_ptr<const Grammar>> grammars = {GrammarForAnyJsonObject(), Regex(R"((ab|a)*[^x]{1,3}\d?)")};
+  for (const char* text : kSchemas) grammars.push_back(Schema(text));
+  for (size_t gi = 0; gi < grammars.size(); ++gi) {
+    GrammarMatcher m(grammars[gi], vocab);
+    std::mt19937 rng(gi);
+    for (int step = 0; step < 40 && !m.IsFinished(); ++step) {
+      std::vector<int32_t> allowed;
+      for (int32_t t = 0; t < vocab->size(); ++t) {
+        const bool expected = vocab->is_eos(t) ? grammars[gi]->Matches(m.Output())
+                              : !vocab->bytes(t).empty() && grammars[gi]->IsPrefix(m.Output() + vocab->bytes(t));
+        ASSERT_EQ(m.IsAllowed(t, 1 << 20), expected) << "grammar " << gi << " after \"" << m.Output()
+                                                      << "\" token " << t << " \"" << vocab->bytes(t) << "\"";
+        if (expected) allowed.push_back(t);
+      }
+      ASSERT_FALSE(allowed.empty());
+      ASSERT_TRUE(m.Accept(allowed[rng() % allowed.size()]).ok());
+    }
+    EXPECT_GT(m.stats().cache_hits, 0);
+  }
+}
+
+// One grammar and vocabulary shared by matchers on several threads (both are immutable).
+TEST(GrammarProperty, SharedAcrossThreads) {
+  const auto& vocab = LoadVocabs().tok512;
+  ASSERT_TRUE(vocab != nullptr);
+  auto g = Schema(kSchemas[3]);
+  std::vector<Sampled> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] { results[i] = Sample(g, vocab, 77 + i, 1.0f, 60); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Sampled& r : results) {
+    EXPECT_TRUE(r.finished);
+    EXPECT_TRUE(g->Matches(r.output)) << r.output;
+  }
+}
 
 // A byte-level BPE vocabulary (Llama 3, 128k tokens; special tokens excluded, <|eot_id|> or
 // <|end_of_text|> as EOS): token bytes are raw, often partial UTF-8 characters.
