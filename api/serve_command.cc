@@ -15,6 +15,7 @@
 #include "api/commands.h"
 #include "api/flags.h"
 #include "api/http_server.h"
+#include "api/listen_address.h"
 #include "api/serving_session.h"
 #include "common/status_macros.h"
 
@@ -73,6 +74,8 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
 }
 
 absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
+  // Before loading the package: a busy port or a foreign --host is told at once.
+  TAILOR_RETURN_IF_ERROR(CheckListenAddress(a.http.host, a.http.port));
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<ServingSession> session, ServingSession::Open(a.session));
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Bind(*session, a.http));
   // Waits for SIGINT/SIGTERM; Serve() itself sends SIGTERM to this thread to end it.
