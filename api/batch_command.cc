@@ -73,7 +73,7 @@ absl::StatusOr<BatchArgs> ParseBatchArgs(const std::vector<std::string>& args, c
     return absl::InvalidArgumentError("--output must not be the --input file");
   }
   TAILOR_ASSIGN_OR_RETURN(a.package, PackageOrDefault(flags.Get("package"), "--package DIR"));
-  TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 0, int64_t{1} << 30));
+  TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 1, int64_t{1} << 30));
   TAILOR_ASSIGN_OR_RETURN(a.max_in_flight, flags.GetInt("max-in-flight", 0, 1, 4096));
   a.seed = env.random_seed;
   return a;

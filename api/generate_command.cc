@@ -183,6 +183,12 @@ absl::Status Generate(const GenerateArgs& a) {
 }  // namespace
 
 int RunGenerate(const std::vector<std::string>& args, const Environment& env) {
+  if (PrintHelpIfAsked(args,
+                       "usage: tailor generate (--model PATH [--tokenizer PATH] | --package DIR) --prompt TEXT "
+                       "[options]\ncontinues the prompt on stdout; statistics on stderr\n",
+                       GenerateFlags())) {
+    return 0;
+  }
   auto parsed = ParseArgs(args, env);
   if (!parsed.ok()) return ReportError(parsed.status());
   absl::Status s = Generate(*parsed);
