@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "api/batch_io.h"
+#include "api/batch_progress.h"
 #include "api/commands.h"
 #include "api/flags.h"
 #include "api/serving_session.h"
@@ -72,7 +73,7 @@ absl::StatusOr<BatchArgs> ParseBatchArgs(const std::vector<std::string>& args, c
     return absl::InvalidArgumentError("--output must not be the --input file");
   }
   TAILOR_ASSIGN_OR_RETURN(a.package, PackageOrDefault(flags.Get("package"), "--package DIR"));
-  TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 0, int64_t{1} << 30));
+  TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 1, int64_t{1} << 30));
   TAILOR_ASSIGN_OR_RETURN(a.max_in_flight, flags.GetInt("max-in-flight", 0, 1, 4096));
   a.seed = env.random_seed;
   return a;
@@ -128,36 +129,6 @@ Json SuccessResult(const batch::InputLine& line, service::ResponseJson body, IdS
   return r;
 }
 
-std::string Clock(double seconds) {
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  return s >= 3600 ? absl::StrFormat("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
-                   : absl::StrFormat("%d:%02d", s / 60, s % 60);
-}
-
-// Shared by the workers and the progress display.
-struct Progress {
-  const int64_t total;  // lines to do in this run
-  std::atomic<int64_t> done{0};
-  std::atomic<int64_t> failed{0};
-  std::atomic<int64_t> completion_tokens{0};
-  const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-
-  explicit Progress(int64_t t) : total(t) {}
-  double Elapsed() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  std::string Bar() const {
-    const int64_t d = done.load();
-    const double elapsed = Elapsed();
-    constexpr int kWidth = 24;
-    const int filled = total > 0 ? static_cast<int>(kWidth * d / total) : kWidth;
-    std::string bar = std::string(filled, '=') + std::string(kWidth - filled, ' ');
-    const double rate = elapsed > 0 ? completion_tokens.load() / elapsed : 0.0;
-    const std::string eta = d > 0 ? Clock(elapsed / d * (total - d)) : "?";
-    return absl::StrFormat("\r[%s] %d/%d  %.1f tok/s  ETA %s ", bar, d, total, rate, eta);
-  }
-};
-
 absl::Status Batch(const BatchArgs& args) {
   TAILOR_ASSIGN_OR_RETURN(std::vector<batch::InputLine> lines, batch::ReadInput(args.input));
   TAILOR_ASSIGN_OR_RETURN(batch::ResumeInfo resume, batch::PrepareOutput(args.output));
@@ -181,7 +152,15 @@ absl::Status Batch(const BatchArgs& args) {
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<ServingSession> session, ServingSession::Open(so));
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<batch::ResultWriter> writer, batch::ResultWriter::Open(args.output));
   IdSource ids(args.seed);
-  Progress progress(static_cast<int64_t>(todo.size()));
+  // Tokens/s from the engine's count of generated tokens, as they are generated.
+  ServingSession* const counted = session.get();
+  batch::BatchProgress progress(static_cast<int64_t>(todo.size()),
+                                [counted] { return counted->stats().generated_tokens; });
+  const auto start = std::chrono::steady_clock::now();
+  const auto elapsed_seconds = [&start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  std::atomic<int64_t> completion_tokens{0};  // from the responses' usage, for the summary
 
   std::mutex error_mu;
   absl::Status write_error;  // the first failed write; stops the run
@@ -194,8 +173,7 @@ absl::Status Batch(const BatchArgs& args) {
       stop = true;
       return;
     }
-    if (failed) ++progress.failed;
-    ++progress.done;
+    progress.Finished(failed);
   };
 
   // Lines that cannot run are answered at once; the rest are parsed and queued.
@@ -231,7 +209,7 @@ absl::Status Batch(const BatchArgs& args) {
         continue;
       }
       if (body->contains("usage")) {
-        progress.completion_tokens += (*body)["usage"].value("completion_tokens", int64_t{0});
+        completion_tokens += (*body)["usage"].value("completion_tokens", int64_t{0});
       }
       write(SuccessResult(*job.line, std::move(*body), ids), false);
     }
@@ -241,25 +219,24 @@ absl::Status Batch(const BatchArgs& args) {
   std::vector<std::thread> workers;
   for (size_t w = 0; w < num_workers; ++w) workers.emplace_back(worker);
 
-  const bool show_progress = isatty(STDERR_FILENO) && progress.total > 0;
-  while (progress.done.load() < progress.total && !stop.load()) {
-    if (show_progress) std::cerr << progress.Bar() << std::flush;
+  const bool show_progress = isatty(STDERR_FILENO) && progress.total() > 0;
+  while (progress.done() < progress.total() && !stop.load()) {
+    if (show_progress) std::cerr << progress.Line(elapsed_seconds()) << std::flush;
     std::this_thread::sleep_for(std::chrono::milliseconds(show_progress ? 200 : 50));
   }
   for (std::thread& t : workers) t.join();
-  if (show_progress) std::cerr << progress.Bar() << "\n";
+  if (show_progress) std::cerr << progress.Line(elapsed_seconds()) << "\n";
   session->Shutdown(ShutdownMode::kDrain);
   TAILOR_RETURN_IF_ERROR(writer->Close());
   {
     std::lock_guard<std::mutex> lock(error_mu);
     TAILOR_RETURN_IF_ERROR(write_error);
   }
-  const double elapsed = progress.Elapsed();
+  const double elapsed = elapsed_seconds();
   std::cerr << absl::StrFormat("batch: %d requests (%d failed) in %.2f s; %d tokens generated, %.1f tok/s; "
                                "results in %s\n",
-                               progress.done.load(), progress.failed.load(), elapsed,
-                               progress.completion_tokens.load(),
-                               elapsed > 0 ? progress.completion_tokens.load() / elapsed : 0.0,
+                               progress.done(), progress.failed(), elapsed, completion_tokens.load(),
+                               elapsed > 0 ? completion_tokens.load() / elapsed : 0.0,
                                args.output.string());
   // Which specializations ran the steps: batching shows as steps of batch_size > 1.
   const SchedulerStats stats = session->stats();

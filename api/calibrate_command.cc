@@ -236,6 +236,11 @@ absl::Status Calibrate(const std::vector<std::string>& args) {
 }  // namespace
 
 int RunCalibrate(const std::vector<std::string>& args) {
+  if (PrintHelpIfAsked(args,
+                       "usage: tailor calibrate --model PATH --text FILE --specializations FILE --out inputs.json\n",
+                       CalibrateFlags())) {
+    return 0;
+  }
   absl::Status s = Calibrate(args);
   return s.ok() ? 0 : ReportError(s);
 }

@@ -84,7 +84,7 @@ absl::StatusOr<ChatArgs> ParseChatArgs(const std::vector<std::string>& args, con
   }
   TAILOR_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", static_cast<int64_t>(env.random_seed >> 1),
                                                      0, INT64_MAX));
-  TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 0, int64_t{1} << 30));
+  TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 1, int64_t{1} << 30));
   a.seed = static_cast<uint64_t>(seed);
   return a;
 }
@@ -169,7 +169,11 @@ class ChatSession {
     turns_.push_back({user_text, ""});
     const int32_t ctx = session_.limits().max_ctx_len;
     // Room a reply needs: --max-tokens, else a quarter of the context (at most 256 tokens).
-    const int32_t want_room = args_.max_tokens ? *args_.max_tokens : std::min(256, std::max(1, ctx / 4));
+    // --max-tokens, else generation_config.json's max_new_tokens (the session's default), else
+    // a quarter of the context (at most 256 tokens).
+    const std::optional<int32_t> max_tokens =
+        args_.max_tokens ? args_.max_tokens : session_.parse_limits().default_max_tokens;
+    const int32_t want_room = max_tokens ? std::min(*max_tokens, ctx - 1) : std::min(256, std::max(1, ctx / 4));
     std::vector<int32_t> prompt;
     int dropped = 0;
     while (true) {
@@ -206,7 +210,7 @@ class ChatSession {
     request.sampling.min_p = d.default_min_p;
     request.sampling.repetition_penalty = d.default_repetition_penalty;
     request.sampling.seed = static_cast<int64_t>((args_.seed + static_cast<uint64_t>(num_replies_)) & INT64_MAX);
-    request.sampling.max_tokens = args_.max_tokens ? std::min(*args_.max_tokens, room) : room;
+    request.sampling.max_tokens = max_tokens ? std::min(*max_tokens, room) : room;
 
     auto stream = std::make_shared<ReplyStream>();
     const auto start = std::chrono::steady_clock::now();

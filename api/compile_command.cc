@@ -53,7 +53,7 @@ absl::StatusOr<DType> DTypeFlag(const ParsedFlags& f, const std::string& name, b
                         (quantized && (*t == DType::kQ8 || *t == DType::kQ4 || *t == DType::kW8)));
   if (!ok) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": '", v, "' (expected f32, f16, bf16", quantized ? ", q8_0, q4 or w8a8)" : ")"));
+        absl::StrCat(f.Spelling(name), ": '", v, "' (expected f32, f16, bf16", quantized ? ", q8_0, q4 or w8a8)" : ")"));
   }
   return *t;
 }
@@ -63,7 +63,7 @@ absl::StatusOr<DType> KvDTypeFlag(const ParsedFlags& f) {
   std::string v = f.Get("kv-dtype").value_or("f32");
   auto t = ParseDType(v);
   if (!t || (*t != DType::kF32 && *t != DType::kF16 && *t != DType::kBF16 && *t != DType::kI8)) {
-    return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: '", v, "' (expected f32, f16, bf16 or int8)"));
+    return absl::InvalidArgumentError(absl::StrCat(f.Spelling("kv-dtype"), ": '", v, "' (expected f32, f16, bf16 or int8)"));
   }
   return *t;
 }
@@ -121,7 +121,7 @@ absl::Status Compile(const std::vector<std::string>& args, const Environment& en
   (void)threads;
   std::string target = f.Get("target").value_or("generated");
   if (target != "generated" && target != "native") {
-    return absl::InvalidArgumentError(absl::StrCat("--target: '", target, "' (expected generated or native)"));
+    return absl::InvalidArgumentError(absl::StrCat(f.Spelling("target"), ": '", target, "' (expected generated or native)"));
   }
   if (f.Has("aic-hw") && target == "native") return absl::InvalidArgumentError("-aic-hw contradicts --target native");
   o.target = target == "native" ? Target::kNative : Target::kGenerated;
@@ -228,11 +228,19 @@ absl::Status Inspect(const std::vector<std::string>& args) {
 }  // namespace
 
 int RunCompile(const std::vector<std::string>& args, const Environment& env) {
+  if (PrintHelpIfAsked(args, "usage: tailor compile --model PATH --specializations FILE --out DIR [options]\n",
+                       CompileFlags())) {
+    return 0;
+  }
   absl::Status s = Compile(args, env);
   return s.ok() ? 0 : ReportError(s);
 }
 
 int RunInspect(const std::vector<std::string>& args) {
+  if (PrintHelpIfAsked(args, "usage: tailor inspect DIR [--tensors]\n",
+                       {{"tensors", false, {}, "list every tensor with its format"}})) {
+    return 0;
+  }
   absl::Status s = Inspect(args);
   return s.ok() ? 0 : ReportError(s);
 }

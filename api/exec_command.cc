@@ -20,18 +20,25 @@ namespace {
 
 using json = nlohmann::json;
 
-absl::Status Exec(const std::vector<std::string>& args) {
-  static const std::vector<FlagSpec> kFlags = {
+constexpr char kExecUsage[] = "usage: tailor exec --package DIR --json-input-file FILE [--output FILE]\n";
+
+const std::vector<FlagSpec>& ExecFlags() {
+  static const auto* specs = new std::vector<FlagSpec>{
       {"package", true, {}, "package directory"},
       {"json-input-file", true, {}, "inputs: {\"inputs\": [{\"input_ids\": [[...]], \"position_ids\": [[...]]}]}"},
       {"output", true, {}, "write results here instead of stdout"},
       {"kv-cache-mb", true, {}, "KV pool size in MiB (default: enough for the largest specialization)"},
       {"native", false, {}, "run on the native path even if generated kernels exist"},
   };
+  return *specs;
+}
+
+absl::Status Exec(const std::vector<std::string>& args) {
+  const std::vector<FlagSpec>& kFlags = ExecFlags();
   TAILOR_ASSIGN_OR_RETURN(ParsedFlags f, ParseFlags(kFlags, args));
   if (!f.Has("package") || !f.Has("json-input-file")) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "usage: tailor exec --package DIR --json-input-file FILE [--output FILE]\n", FlagsHelp(kFlags)));
+        kExecUsage, FlagsHelp(kFlags)));
   }
   const std::string input_path = *f.Get("json-input-file");
   // Parse and check every input before running anything.
@@ -41,7 +48,7 @@ absl::Status Exec(const std::vector<std::string>& args) {
 
   RuntimeOptions ro;
   ro.force_native = f.Has("native");
-  TAILOR_ASSIGN_OR_RETURN(ro.kv_cache_mb, f.GetInt("kv-cache-mb", 0, 0, 1 << 20));
+  TAILOR_ASSIGN_OR_RETURN(ro.kv_cache_mb, f.GetInt("kv-cache-mb", 0, 1, 1 << 20));
   ro.warn = [](const std::string& w) { std::cerr << "tailor: warning: " << w << "\n"; };
   TAILOR_ASSIGN_OR_RETURN(auto rt, Runtime::Open(*f.Get("package"), ro));
   // First pass: the valid tokens of every row, the specialization of every input and the
@@ -73,6 +80,15 @@ absl::Status Exec(const std::vector<std::string>& args) {
         p.tokens[r].push_back(in.ids[r][t]);
       }
       if (p.tokens[r].empty()) continue;
+      // Attention reads every position before the row's own: each must have been written by an
+      // earlier input (or this one). slot_end[r] is where the slot's written positions end.
+      if (p.start[r] > slot_end[r]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            input_path, ": inputs[", i, "] row ", r, " starts at position ", p.start[r], ", but KV slot ", r,
+            slot_end[r] == 0 ? std::string(" has no positions written yet")
+                             : absl::StrCat(" has only positions 0..", slot_end[r] - 1, " written"),
+            " (expected a first position of at most ", slot_end[r], ")"));
+      }
       p.plan_row[r] = shape.rows++;
       const int32_t end_pos = p.start[r] + static_cast<int32_t>(p.tokens[r].size());
       shape.max_tokens_per_row = std::max<int32_t>(shape.max_tokens_per_row, p.tokens[r].size());
@@ -139,6 +155,7 @@ absl::Status Exec(const std::vector<std::string>& args) {
 }  // namespace
 
 int RunExec(const std::vector<std::string>& args) {
+  if (PrintHelpIfAsked(args, kExecUsage, ExecFlags())) return 0;
   absl::Status s = Exec(args);
   return s.ok() ? 0 : ReportError(s);
 }

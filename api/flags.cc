@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -13,6 +15,11 @@ std::optional<std::string> ParsedFlags::Get(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) return std::nullopt;
   return it->second;
+}
+
+std::string ParsedFlags::Spelling(const std::string& name) const {
+  auto it = spellings_.find(name);
+  return it == spellings_.end() ? "--" + name : it->second;
 }
 
 absl::StatusOr<std::string> ParsedFlags::GetString(const std::string& name,
@@ -28,7 +35,7 @@ absl::StatusOr<int64_t> ParsedFlags::GetInt(const std::string& name, int64_t fal
   char* end = nullptr;
   long long x = std::strtoll(v->c_str(), &end, 10);
   if (v->empty() || *end != '\0' || errno != 0 || x < min || x > max) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", *v,
+    return absl::InvalidArgumentError(absl::StrCat(Spelling(name), ": '", *v,
                                                    "' is not an integer in [", min, ", ", max, "]"));
   }
   return x;
@@ -43,7 +50,7 @@ absl::StatusOr<double> ParsedFlags::GetDouble(const std::string& name, double fa
   double x = std::strtod(v->c_str(), &end);
   if (v->empty() || *end != '\0' || errno != 0 || !std::isfinite(x) || x < min || x > max) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, ": '", *v, "' is not a number in [", min, ", ", max, "]"));
+        absl::StrCat(Spelling(name), ": '", *v, "' is not a number in [", min, ", ", max, "]"));
   }
   return x;
 }
@@ -67,10 +74,12 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<FlagSpec>& specs,
       continue;
     }
     std::string body = a.substr(a[1] == '-' ? 2 : 1);
+    std::string typed = a;
     std::optional<std::string> value;
     if (auto eq = body.find('='); eq != std::string::npos) {
       value = body.substr(eq + 1);
       body = body.substr(0, eq);
+      typed = a.substr(0, a.find('='));
     }
     const FlagSpec* spec = find(body);
     if (spec == nullptr) {
@@ -92,11 +101,32 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<FlagSpec>& specs,
       value = "true";
     }
     if (out.values_.count(spec->name)) {
-      return absl::InvalidArgumentError(absl::StrCat("option --", spec->name, " given twice"));
+      return absl::InvalidArgumentError(absl::StrCat("option ", typed, " given twice (as ",
+                                                     out.spellings_[spec->name], " before)"));
     }
     out.values_[spec->name] = *value;
+    out.spellings_[spec->name] = typed;
   }
   return out;
+}
+
+bool PrintHelpIfAsked(const std::vector<std::string>& args, const std::string& usage,
+                      const std::vector<FlagSpec>& specs) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << usage << FlagsHelp(specs);
+      std::cout.flush();
+      return true;
+    }
+    if (a.size() < 2 || a[0] != '-' || a.find('=') != std::string::npos) continue;
+    const std::string body = a.substr(a[1] == '-' ? 2 : 1);
+    for (const FlagSpec& s : specs) {
+      const bool named = s.name == body || std::find(s.aliases.begin(), s.aliases.end(), body) != s.aliases.end();
+      if (named && s.takes_value) ++i;  // the next argument is this flag's value
+    }
+  }
+  return false;
 }
 
 std::string FlagsHelp(const std::vector<FlagSpec>& specs) {

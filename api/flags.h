@@ -31,11 +31,15 @@ class ParsedFlags {
   absl::StatusOr<double> GetDouble(const std::string& name, double fallback, double min,
                                    double max) const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // The flag as the user typed it ("-aic-num-cores", "--threads"), for messages; "--name" when
+  // absent.
+  std::string Spelling(const std::string& name) const;
 
  private:
   friend absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<FlagSpec>&,
                                                 const std::vector<std::string>&);
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> spellings_;  // canonical name -> as typed, without "=value"
   std::vector<std::string> positional_;
 };
 
@@ -44,6 +48,11 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<FlagSpec>& specs,
 
 // "  --name VALUE   help" lines for usage messages.
 std::string FlagsHelp(const std::vector<FlagSpec>& specs);
+
+// A command's --help / -h: when `args` hold one (not as the value of a flag of `specs`), prints
+// `usage` and FlagsHelp(specs) on stdout and returns true (the command then exits 0).
+bool PrintHelpIfAsked(const std::vector<std::string>& args, const std::string& usage,
+                      const std::vector<FlagSpec>& specs);
 
 }  // namespace tailor
 

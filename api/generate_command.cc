@@ -27,7 +27,7 @@ const std::vector<FlagSpec>& GenerateFlags() {
       {"package", true, {}, "compiled package (default: the package setup.sh built)"},
       {"tokenizer", true, {}, "tokenizer (.model, llama2.c .bin or .gguf) to use instead"},
       {"prompt", true, {}, "text to continue (empty: BOS alone)"},
-      {"max-tokens", true, {}, "most tokens to generate (default 256)"},
+      {"max-tokens", true, {}, "most tokens to generate (default 256, fewer when the context is shorter)"},
       {"temperature", true, {}, "0 is greedy (default 0)"},
       {"top-p", true, {}, "nucleus sampling mass (default 1)"},
       {"top-k", true, {}, "sample among the k most likely (default 0: all)"},
@@ -42,6 +42,7 @@ struct GenerateArgs {
   std::optional<std::string> tokenizer;
   std::string prompt;
   int64_t max_tokens = 256;
+  bool max_tokens_given = false;  // false: the default, clamped to the room the context leaves
   SamplingParams sampling;
   uint64_t seed = 0;
 };
@@ -65,6 +66,7 @@ absl::StatusOr<GenerateArgs> ParseArgs(const std::vector<std::string>& args,
   if (!flags.Has("prompt")) return absl::InvalidArgumentError("generate needs --prompt TEXT");
   a.prompt = *flags.Get("prompt");
   TAILOR_ASSIGN_OR_RETURN(a.max_tokens, flags.GetInt("max-tokens", 256, 0, 1 << 24));
+  a.max_tokens_given = flags.Has("max-tokens");
   TAILOR_ASSIGN_OR_RETURN(double t, flags.GetDouble("temperature", 0.0, 0.0, 100.0));
   TAILOR_ASSIGN_OR_RETURN(double p, flags.GetDouble("top-p", 1.0, 0.0, 1.0));
   TAILOR_ASSIGN_OR_RETURN(int64_t k, flags.GetInt("top-k", 0, 0, 1 << 30));
@@ -135,7 +137,10 @@ absl::Status Generate(const GenerateArgs& a) {
     for (const auto& s : backend->runtime->specializations()) max_positions = std::max(max_positions, s.shape.ctx_len);
   }
   const std::vector<int32_t> prompt = EncodePrompt(*backend->tokenizer, a.prompt, /*add_special_tokens=*/true, c.bos_id);
-  if (static_cast<int64_t>(prompt.size()) + a.max_tokens > max_positions) {
+  int64_t max_tokens = a.max_tokens;
+  const int64_t room = max_positions - static_cast<int64_t>(prompt.size());
+  if (!a.max_tokens_given && room >= 1) max_tokens = std::min(max_tokens, room);
+  if (static_cast<int64_t>(prompt.size()) + max_tokens > max_positions) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the prompt (", prompt.size(), " tokens) plus --max-tokens ", a.max_tokens, " is ",
         prompt.size() + a.max_tokens, " positions, more than the ", backend->runtime ? "largest ctx_len" : "model's maximum",
@@ -149,7 +154,7 @@ absl::Status Generate(const GenerateArgs& a) {
   std::vector<int32_t> next = prompt;
   int64_t generated = 0;
   auto t_first = t0;
-  while (generated < a.max_tokens) {
+  while (generated < max_tokens) {
     TAILOR_ASSIGN_OR_RETURN(std::vector<float> logits, backend->feed(next));
     if (generated == 0) t_first = std::chrono::steady_clock::now();
     const int32_t token = SampleToken(logits, a.sampling, rng, scratch);
@@ -178,6 +183,12 @@ absl::Status Generate(const GenerateArgs& a) {
 }  // namespace
 
 int RunGenerate(const std::vector<std::string>& args, const Environment& env) {
+  if (PrintHelpIfAsked(args,
+                       "usage: tailor generate (--model PATH [--tokenizer PATH] | --package DIR) --prompt TEXT "
+                       "[options]\ncontinues the prompt on stdout; statistics on stderr\n",
+                       GenerateFlags())) {
+    return 0;
+  }
   auto parsed = ParseArgs(args, env);
   if (!parsed.ok()) return ReportError(parsed.status());
   absl::Status s = Generate(*parsed);

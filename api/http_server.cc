@@ -19,7 +19,9 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "api/listen_address.h"
 #include "api/openai_stream.h"
 #include "common/status_macros.h"
 
@@ -194,7 +196,9 @@ void HttpServer::Impl::Install() {
     }
     if (options_.api_key.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
-    if (auth.rfind("Bearer ", 0) == 0 && SameKey(auth.substr(7), options_.api_key)) {
+    // The scheme is case-insensitive (RFC 7235): "bearer KEY" works too.
+    if (auth.size() > 7 && absl::EqualsIgnoreCase(auth.substr(0, 7), "Bearer ") &&
+        SameKey(auth.substr(7), options_.api_key)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
     SendError(res, ApiError::Unauthorized(auth.empty() ? "Missing API key: send 'Authorization: Bearer KEY'."
@@ -246,6 +250,12 @@ void HttpServer::Impl::Install() {
   });
   server_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     Guard(res, [&] { SendJson(res, service::ModelList(session().model_name(), session().created())); });
+  });
+  server_.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    Guard(res, [&] {
+      if (req.matches[1] != session_.model_name()) return SendError(res, ApiError::ModelNotFound(req.matches[1].str()));
+      SendJson(res, service::ModelList(session_.model_name(), session_.created())["data"][0]);
+    });
   });
   server_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     HandleCompletion(service::Endpoint::kCompletions, req, res);
@@ -369,6 +379,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(ServingSession& ses
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(const HttpServerOptions& options) {
   auto impl = std::make_unique<Impl>(options);
   impl->Install();
+  // Without SO_REUSEPORT (httplib's default), so that a port in use is refused.
+  impl->server_.set_socket_options([](socket_t fd) { SetListenSocketOptions(fd); });
+  if (absl::Status s = CheckListenAddress(options.host, options.port); !s.ok()) return s;
   if (options.port == 0) {
     impl->port_ = impl->server_.bind_to_any_port(options.host);
     if (impl->port_ <= 0) {

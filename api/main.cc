@@ -31,7 +31,7 @@ constexpr char kUsage[] =
     "  profile    calibration profiles: tailor profile merge A B -o C | tailor profile show FILE\n"
     "  plan       propose a specialization set for a request trace: tailor plan --model M --trace T.jsonl\n"
     "             [--budget N] [--kv-cache-mb X] [--ctx-max C] --out specs.json\n"
-    "run 'tailor <command> --help' for a command's options\n";
+    "run 'tailor <command> --help' for a command's options; 'tailor --version' for the version\n";
 
 }  // namespace
 
@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
     if (command == "plan") return tailor::RunPlan(args, env);
     if (command == "--help" || command == "-h" || command == "help") {
       std::cout << kUsage;
+      return 0;
+    }
+    if (command == "--version" || command == "version") {
+      std::cout << "tailor " << TAILOR_VERSION << " (git " << TAILOR_GIT_REVISION << ")\n";
       return 0;
     }
     std::cerr << "tailor: unknown command '" << command << "'\n" << kUsage;

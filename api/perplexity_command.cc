@@ -367,6 +367,12 @@ absl::Status Perplexity(const PerplexityArgs& a) {
 }  // namespace
 
 int RunPerplexity(const std::vector<std::string>& args) {
+  if (PrintHelpIfAsked(args,
+                       "usage: tailor perplexity --package P --text FILE [--ctx N] [--base PACKAGE_OR_MODEL] "
+                       "[--json FILE]\n",
+                       PerplexityFlags())) {
+    return 0;
+  }
   auto parsed = ParseArgs(args);
   if (!parsed.ok()) return ReportError(parsed.status());
   absl::Status s = Perplexity(*parsed);

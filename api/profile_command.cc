@@ -115,11 +115,16 @@ absl::Status Show(const std::string& file) {
   return absl::OkStatus();
 }
 
+const std::vector<FlagSpec>& ProfileFlags() {
+  static const auto* specs = new std::vector<FlagSpec>{{"out", true, {"o"}, "merge: the profile to write"}};
+  return *specs;
+}
+constexpr char kUsage[] =
+    "usage: tailor profile merge A B [C ...] -o OUT   sum calibration profiles of one model\n"
+    "       tailor profile show FILE                  print a profile's specializations and tensors\n";
+
 absl::Status ProfileMain(const std::vector<std::string>& args) {
-  static const std::vector<FlagSpec> kFlags = {{"out", true, {"o"}, "merge: the profile to write"}};
-  constexpr char kUsage[] =
-      "usage: tailor profile merge A B [C ...] -o OUT   sum calibration profiles of one model\n"
-      "       tailor profile show FILE                  print a profile's specializations and tensors\n";
+  const std::vector<FlagSpec>& kFlags = ProfileFlags();
   TAILOR_ASSIGN_OR_RETURN(ParsedFlags f, ParseFlags(kFlags, args));
   const std::vector<std::string>& pos = f.positional();
   if (!pos.empty() && pos[0] == "merge") {
@@ -183,6 +188,7 @@ absl::StatusOr<std::shared_ptr<const CalibrationTable>> LoadCompileProfile(const
 }
 
 int RunProfile(const std::vector<std::string>& args) {
+  if (PrintHelpIfAsked(args, kUsage, ProfileFlags())) return 0;
   absl::Status s = ProfileMain(args);
   return s.ok() ? 0 : ReportError(s);
 }

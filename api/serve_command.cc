@@ -20,6 +20,7 @@
 #include "api/commands.h"
 #include "api/flags.h"
 #include "api/http_server.h"
+#include "api/listen_address.h"
 #include "api/serving_session.h"
 #include "common/status_macros.h"
 
@@ -74,7 +75,7 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   }
   TAILOR_ASSIGN_OR_RETURN(a.session.max_queue, flags.GetInt("max-queue", -1, 0, int64_t{1} << 40));
   TAILOR_ASSIGN_OR_RETURN(a.session.served_model_name, flags.GetString("served-model-name", ""));
-  TAILOR_ASSIGN_OR_RETURN(a.session.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 0, int64_t{1} << 30));
+  TAILOR_ASSIGN_OR_RETURN(a.session.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 1, int64_t{1} << 30));
   TAILOR_ASSIGN_OR_RETURN(int64_t threads, flags.GetInt("http-threads", 64, 1, 4096));
   a.http.threads = static_cast<int>(threads);
   TAILOR_ASSIGN_OR_RETURN(a.session.chat_template, flags.GetString("chat-template", ""));

@@ -50,6 +50,7 @@ void ApplySamplingDefaults(const ModelConfig::SamplingDefaults& d, service::Pars
   if (d.repetition_penalty && *d.repetition_penalty > 0 && *d.repetition_penalty <= 2) {
     limits->default_repetition_penalty = *d.repetition_penalty;
   }
+  if (d.max_new_tokens) limits->default_max_tokens = *d.max_new_tokens;
 }
 
 // `echo`: the prompt is scored too when logprobs are asked for (completions' echo).
@@ -68,6 +69,8 @@ SamplingOptions ToEngineSampling(const service::SamplingParams& p, int32_t max_t
   if (p.seed) o.seed = static_cast<uint64_t>(*p.seed) + static_cast<uint64_t>(choice);
   o.max_tokens = max_tokens;
   o.ignore_eos = p.ignore_eos;
+  o.stop_token_ids = p.stop_token_ids;
+  o.min_tokens = std::min(p.min_tokens, max_tokens);  // a default limit clamped below min_tokens wins
   o.logprobs = p.logprobs ? *p.logprobs : -1;
   if (echo && p.logprobs) o.prompt_logprobs = *p.logprobs;
   return o;
@@ -477,6 +480,13 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
   const int64_t k = static_cast<int64_t>(active->choices.size());
   {
     std::lock_guard<std::mutex> lock(admission_mu_);
+    if (options_.max_queue >= 0 && k > max_running_ + options_.max_queue) {
+      // Never admissible, however long the client waits: the request's fault, not the load's.
+      return ApiError::InvalidRequest(
+          "n", absl::StrCat("The request needs ", k, " sequences (prompts x n) but the server holds at most ",
+                            max_running_ + options_.max_queue, " (", max_running_, " running, --max-queue ",
+                            options_.max_queue, ")"));
+    }
     if (options_.max_queue >= 0 && active_sequences_ + k > max_running_ + options_.max_queue) {
       return ApiError::QueueFull(absl::StrCat(
           "The server's request queue is full (", active_sequences_, " sequences in flight, ", max_running_,

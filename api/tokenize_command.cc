@@ -89,11 +89,23 @@ absl::Status Detokenize(const std::vector<std::string>& args) {
 }  // namespace
 
 int RunTokenize(const std::vector<std::string>& args) {
+  if (PrintHelpIfAsked(args,
+                       "usage: tailor tokenize (--tokenizer FILE | --model PATH | --package DIR) [--text TEXT] "
+                       "[--add-special-tokens]\nprints one JSON array of token ids\n",
+                       Flags(true))) {
+    return 0;
+  }
   absl::Status s = Tokenize(args);
   return s.ok() ? 0 : ReportError(s);
 }
 
 int RunDetokenize(const std::vector<std::string>& args) {
+  if (PrintHelpIfAsked(args,
+                       "usage: tailor detokenize (--tokenizer FILE | --model PATH | --package DIR) [--tokens JSON] "
+                       "[--skip-special-tokens]\nprints the text of a JSON array of token ids\n",
+                       Flags(false))) {
+    return 0;
+  }
   absl::Status s = Detokenize(args);
   return s.ok() ? 0 : ReportError(s);
 }

@@ -26,6 +26,7 @@ json SamplingDefaultsJson(const ModelConfig::SamplingDefaults& d) {
   if (d.top_p) j["top_p"] = *d.top_p;
   if (d.top_k) j["top_k"] = *d.top_k;
   if (d.repetition_penalty) j["repetition_penalty"] = *d.repetition_penalty;
+  if (d.max_new_tokens) j["max_new_tokens"] = *d.max_new_tokens;
   return j;
 }
 
@@ -46,6 +47,13 @@ absl::Status ReadSamplingDefaults(const json& j, ModelConfig::SamplingDefaults* 
   if (j.contains("top_k")) {
     if (!j["top_k"].is_number_integer()) return bad("top_k");
     d->top_k = j["top_k"].get<int32_t>();
+  }
+  if (j.contains("max_new_tokens")) {
+    if (!j["max_new_tokens"].is_number_integer() || j["max_new_tokens"].get<int64_t>() < 1 ||
+        j["max_new_tokens"].get<int64_t>() > INT32_MAX) {
+      return bad("max_new_tokens");
+    }
+    d->max_new_tokens = j["max_new_tokens"].get<int32_t>();
   }
   return absl::OkStatus();
 }

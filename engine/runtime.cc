@@ -191,6 +191,21 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   // KV pool.
   rt->block_bytes_ = kern::KvBlockBytes(KernelType(pkg.kv_dtype), c.n_layers, pkg.kv_block, c.n_kv_heads, c.head_dim);
   int64_t blocks = options.kv_cache_mb > 0 ? (options.kv_cache_mb << 20) / rt->block_bytes_ : max_blocks_needed;
+  // One sequence at the largest ctx_len must fit, and the pool must fit in this machine's memory.
+  const int64_t one_sequence = (max_ctx + pkg.kv_block - 1) / pkg.kv_block;
+  if (options.kv_cache_mb > 0 && blocks < one_sequence) {
+    const int64_t need_mb = ((one_sequence * rt->block_bytes_) + (int64_t{1} << 20) - 1) >> 20;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--kv-cache-mb ", options.kv_cache_mb, " holds ", blocks, " KV blocks of ", rt->block_bytes_,
+        " bytes, less than one sequence of the largest ctx_len (", max_ctx, " positions: ", one_sequence,
+        " blocks); give at least ", need_mb));
+  }
+  const int64_t memory_bytes = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  if (options.kv_cache_mb > 0 && memory_bytes > 0 && (options.kv_cache_mb << 20) > memory_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-mb ", options.kv_cache_mb,
+                                                   " is more than this machine's memory (",
+                                                   memory_bytes >> 20, " MiB)"));
+  }
   if (blocks < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--kv-cache-mb ", options.kv_cache_mb,
                                                    " holds no KV block (one block is ",
@@ -200,6 +215,10 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   rt->num_blocks_ = static_cast<int32_t>(blocks);
   rt->kv_ = AllocZeroed(blocks * rt->block_bytes_);
   rt->arena_ = AllocZeroed(max_arena);
+  if (!rt->kv_ && options.kv_cache_mb > 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-mb ", options.kv_cache_mb,
+                                                   ": cannot allocate that much memory"));
+  }
   if (!rt->kv_ || !rt->arena_) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", blocks * rt->block_bytes_,
                                                      " bytes of KV cache and ", max_arena, " of arena"));

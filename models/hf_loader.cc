@@ -1,7 +1,10 @@
 // Hugging Face directory loader: config.json, generation_config.json, tokenizer_config.json,
 // model.safetensors or shards listed in model.safetensors.index.json, tokenizer.json or
 // tokenizer.model. The family comes from config.json's architectures (or model_type).
+#include <cmath>
+#include <limits>
 #include <set>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -36,11 +39,36 @@ absl::Status ReadNumber(const json& j, const char* key, const std::string& sourc
     }
     return absl::OkStatus();
   }
-  if (!j[key].is_number()) {
+  const json& v = j[key];
+  if (!v.is_number()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ": field '", key, "' must be a number"));
+        absl::StrCat(source, ": field '", key, "' is ", v.dump(), ", expected a number"));
   }
-  *out = j[key].get<T>();
+  if constexpr (std::is_integral_v<T>) {
+    // An integer, or a float with an integral value (64.0), that fits T: never truncated or wrapped.
+    const double d = v.get<double>();
+    if (v.is_number_float() && !(std::isfinite(d) && std::floor(d) == d)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": field '", key, "' is ", v.dump(), ", expected an integer"));
+    }
+    const bool fits = v.is_number_unsigned()  ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                      : v.is_number_integer() ? v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                                    v.get<int64_t>() <= std::numeric_limits<T>::max()
+                                              : d >= static_cast<double>(std::numeric_limits<T>::min()) &&
+                                                    d <= static_cast<double>(std::numeric_limits<T>::max());
+    if (!fits) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": field '", key, "' is ", v.dump(),
+                                                     ", out of range (at most ", std::numeric_limits<T>::max(), ")"));
+    }
+    *out = v.is_number_float() ? static_cast<T>(d) : v.get<T>();
+  } else {
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > static_cast<double>(std::numeric_limits<T>::max())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": field '", key, "' is ", v.dump(), ", out of range"));
+    }
+    *out = static_cast<T>(d);
+  }
   return absl::OkStatus();
 }
 
@@ -169,7 +197,14 @@ absl::StatusOr<const ModelFamily*> ParseConfig(const json& j, const std::string&
                                  c->max_positions, " maximum positions)"));
     }
   }
-  c->tied_embeddings = j.value("tie_word_embeddings", false);
+  c->tied_embeddings = false;
+  if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_null()) {
+    if (!j["tie_word_embeddings"].is_boolean()) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": field 'tie_word_embeddings' is ",
+                                                     j["tie_word_embeddings"].dump(), ", expected true or false"));
+    }
+    c->tied_embeddings = j["tie_word_embeddings"].get<bool>();
+  }
   c->rope_layout = RopeLayout::kHalf;
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) {
     c->bos_id = j["bos_token_id"].get<int32_t>();
@@ -284,6 +319,10 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHuggingFace(const fs::path& dir,
     if (gen.contains("top_k") && gen["top_k"].is_number_integer()) d.top_k = gen["top_k"].get<int32_t>();
     if (gen.contains("repetition_penalty") && gen["repetition_penalty"].is_number()) {
       d.repetition_penalty = gen["repetition_penalty"].get<float>();
+    }
+    if (gen.contains("max_new_tokens") && gen["max_new_tokens"].is_number_integer() &&
+        gen["max_new_tokens"].get<int64_t>() >= 1 && gen["max_new_tokens"].get<int64_t>() <= INT32_MAX) {
+      d.max_new_tokens = gen["max_new_tokens"].get<int32_t>();
     }
   }
   // The tokenizer: --tokenizer, else tokenizer.json (Hugging Face tokenizers), else

@@ -61,6 +61,7 @@ struct ModelConfig {
     std::optional<float> top_p;
     std::optional<int32_t> top_k;
     std::optional<float> repetition_penalty;
+    std::optional<int32_t> max_new_tokens;  // the default generated-token limit (>= 1)
     bool operator==(const SamplingDefaults&) const = default;
   } sampling_defaults;
 

@@ -40,6 +40,9 @@ absl::Status ValidateSamplingOptions(const SamplingOptions& o, int32_t vocab_siz
     return bad("frequency_penalty", absl::StrCat(o.frequency_penalty), "a finite number");
   }
   if (o.max_tokens < 0) return bad("max_tokens", absl::StrCat(o.max_tokens), "an integer >= 0");
+  if (o.min_tokens < 0 || o.min_tokens > o.max_tokens) {
+    return bad("min_tokens", absl::StrCat(o.min_tokens), absl::StrCat("an integer in [0, ", o.max_tokens, "] (at most the token limit)"));
+  }
   if (o.logprobs < -1 || o.logprobs > vocab_size) {
     return bad("logprobs", absl::StrCat(o.logprobs), absl::StrCat("-1 (off) or 0..", vocab_size));
   }
@@ -143,6 +146,16 @@ SampledToken RequestSampler::Sample(std::span<float> logits, std::span<const int
                                     std::span<const int32_t> generated) {
   ApplyPenalties(logits, prompt, generated);
   for (const auto& p : processors_) p(prompt, generated, logits);
+  if (static_cast<int64_t>(generated.size()) < options_.min_tokens) {
+    // Too early to stop: neither an EOS id (unless ignored anyway) nor a stop token id may come.
+    const auto mask = [&](int32_t t) {
+      if (t >= 0 && static_cast<size_t>(t) < logits.size()) logits[t] = -INFINITY;
+    };
+    if (!options_.ignore_eos) {
+      for (int32_t t : eos_token_ids_) mask(t);
+    }
+    for (int32_t t : options_.stop_token_ids) mask(t);
+  }
   SampledToken out;
   out.token = SampleToken(logits, params_, rng_, scratch_);
   if (options_.logprobs >= 0 && !logits.empty()) {
@@ -154,6 +167,9 @@ SampledToken RequestSampler::Sample(std::span<float> logits, std::span<const int
 }
 
 FinishReason RequestSampler::CheckFinish(int32_t token, int32_t num_generated) const {
+  if (num_generated < options_.min_tokens) {
+    return num_generated >= options_.max_tokens ? FinishReason::kLength : FinishReason::kNone;
+  }
   if (!options_.ignore_eos &&
       std::find(eos_token_ids_.begin(), eos_token_ids_.end(), token) != eos_token_ids_.end()) {
     return FinishReason::kStop;

@@ -45,6 +45,9 @@ struct SamplingOptions {
   // score the prompt: see prompt_logprobs).
   int32_t max_tokens = 16;
   bool ignore_eos = false;              // keep going past the engine's EOS ids (benchmarks)
+  // No EOS id or stop token id is generated before this many tokens (vLLM's min_tokens): their
+  // logits are masked to -inf until then. 0: off; at most max_tokens.
+  int32_t min_tokens = 0;
   // -1: no log-probabilities; k >= 0: the chosen token's logprob and the k most likely
   // alternatives. Log-probabilities are of the processed logits (after penalties, bias and
   // processors) at temperature 1, before top-k/top-p/min-p filtering.

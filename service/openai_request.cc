@@ -347,8 +347,9 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
     // Completions accept 0 (score the prompt with echo + logprobs, as evaluation harnesses do).
     if (auto e = ReadIntIn(*max_v, max_key, chat ? 1 : 0, std::numeric_limits<int32_t>::max(), &i64)) return e;
     s.max_tokens = static_cast<int32_t>(i64);
-  } else if (!chat) {
-    s.max_tokens = limits.default_completion_max_tokens;
+  } else if (limits.default_max_tokens || !chat) {
+    s.max_tokens = limits.default_max_tokens.value_or(limits.default_completion_max_tokens);
+    s.max_tokens_is_default = true;
   }
 
   if (const Json* v = Find(body, "temperature")) {
@@ -396,6 +397,19 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
   }
   if (const Json* v = Find(body, "ignore_eos")) {
     if (auto e = ReadBool(*v, "ignore_eos", &s.ignore_eos)) return e;
+  }
+  if (const Json* v = Find(body, "stop_token_ids")) {  // vLLM's extension
+    if (!v->is_array()) return TypeError("stop_token_ids", "an array of token ids", *v);
+    if (auto e = ReadTokenIds(*v, "stop_token_ids", &s.stop_token_ids)) return e;
+  }
+  if (const Json* v = Find(body, "min_tokens")) {  // vLLM's extension
+    if (auto e = ReadIntIn(*v, "min_tokens", 0, std::numeric_limits<int32_t>::max(), &i64)) return e;
+    s.min_tokens = static_cast<int32_t>(i64);
+    if (s.max_tokens && !s.max_tokens_is_default && s.min_tokens > *s.max_tokens) {
+      return ApiError::InvalidRequest("min_tokens", absl::StrCat("'min_tokens' (", s.min_tokens,
+                                                                 ") must not exceed the token limit (",
+                                                                 *s.max_tokens, ")"));
+    }
   }
   if (const Json* v = Find(body, "n")) {
     if (auto e = ReadIntIn(*v, "n", 1, limits.max_n, &i64)) return e;
@@ -614,6 +628,13 @@ std::optional<ApiError> ValidateForVocabulary(const OpenAiRequest& request, int3
       }
     }
   }
+  for (int32_t id : request.sampling.stop_token_ids) {
+    if (id >= vocab_size) {
+      return ApiError::InvalidRequest(
+          "stop_token_ids", absl::StrCat("'stop_token_ids' token id ", id,
+                                         " is out of range: the vocabulary has ", vocab_size, " tokens"));
+    }
+  }
   for (const auto& [id, bias] : request.sampling.logit_bias) {
     if (id >= vocab_size) {
       return ApiError::InvalidRequest(
@@ -633,8 +654,10 @@ ApiResult<int32_t> ResolveMaxTokens(const SamplingParams& sampling, int64_t prom
                                    " tokens, but the prompt has ", prompt_tokens,
                                    " tokens, leaving no room to generate"));
   }
-  if (!sampling.max_tokens.has_value()) {
-    return static_cast<int32_t>(std::min<int64_t>(room, std::numeric_limits<int32_t>::max()));
+  if (!sampling.max_tokens.has_value() || sampling.max_tokens_is_default) {
+    return static_cast<int32_t>(
+        std::min<int64_t>({room, sampling.max_tokens.value_or(std::numeric_limits<int32_t>::max()),
+                           std::numeric_limits<int32_t>::max()}));
   }
   if (*sampling.max_tokens > room) {
     return ApiError::InvalidRequest(

@@ -34,6 +34,9 @@ using PromptInput = std::variant<std::string, std::vector<int32_t>>;
 struct SamplingParams {
   // Generated-token limit; nullopt = until the context is full (the chat default).
   std::optional<int32_t> max_tokens;
+  // True when max_tokens is a default (completions' 16, generation_config's max_new_tokens), not
+  // the request's: a default is clamped to the room the context leaves instead of refused.
+  bool max_tokens_is_default = false;
   double temperature = 1.0;         // [0, 2]; 0 = greedy
   double top_p = 1.0;               // (0, 1]
   int32_t top_k = 0;                // 0 = disabled (-1 is accepted and stored as 0)
@@ -45,6 +48,8 @@ struct SamplingParams {
   std::vector<std::string> stop;    // <= max_stop non-empty strings (empty strings are dropped)
   std::vector<std::pair<int32_t, double>> logit_bias;  // (token id, bias in [-100, 100]), by id
   bool ignore_eos = false;
+  std::vector<int32_t> stop_token_ids;  // vLLM's: finish after generating one of these ids
+  int32_t min_tokens = 0;               // vLLM's: no EOS or stop token id before this many tokens
   // Alternatives to report per generated token: nullopt = no logprobs; 0 = only the sampled
   // token's logprob. Completions: `logprobs` (0..5). Chat: `top_logprobs` (0..20) when
   // `logprobs` is true.
@@ -80,6 +85,8 @@ struct ParseLimits {
   int32_t max_top_logprobs = 20;        // chat `top_logprobs`
   int32_t max_prompts = 64;             // completions: prompts in one request
   int32_t default_completion_max_tokens = 16;  // OpenAI's default for /v1/completions
+  // generation_config.json's max_new_tokens: the default for both endpoints when set.
+  std::optional<int32_t> default_max_tokens;
   int32_t max_json_depth = 64;          // nesting of the body, checked before parsing
   // What a request that omits a sampling field gets: OpenAI's neutral values, or the model's
   // generation_config.json (as vLLM applies it; see SamplingDefaultsFrom in the session).
@@ -119,7 +126,7 @@ std::optional<ApiError> ValidateForVocabulary(const OpenAiRequest& request, int3
 // The generated-token limit for one prompt of `prompt_tokens` tokens (BOS included) in a context
 // of `context_length` tokens: `max_tokens` if it fits, else a 400 naming `max_tokens`
 // ("max_completion_tokens" is reported as "max_tokens"); unset means context_length -
-// prompt_tokens. A prompt that leaves no room for one token is a 400 naming `prompt_param`
+// prompt_tokens, and a default (max_tokens_is_default) is clamped to that room, as vLLM does. A prompt that leaves no room for one token is a 400 naming `prompt_param`
 // ("prompt" or "messages").
 ApiResult<int32_t> ResolveMaxTokens(const SamplingParams& sampling, int64_t prompt_tokens,
                                     int64_t context_length, absl::string_view prompt_param);

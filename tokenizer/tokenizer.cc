@@ -1,5 +1,6 @@
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <fstream>
 #include <utility>
 
@@ -199,7 +200,18 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::filesystem
   if (expected_vocab_size > 0 && tok->vocab_size() > expected_vocab_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("tokenizer ", src, " has ", tok->vocab_size(),
-                     " pieces but the model's vocabulary has ", expected_vocab_size));
+                     " pieces but the model's vocabulary has ", expected_vocab_size,
+                     " (a tokenizer with more tokens than the model's embedding rows is another model's)"));
+  }
+  // Fewer is normal when the embedding is padded (Qwen2/3: 151669 tokens, 151936 rows; Phi-3,
+  // Gemma 3: tens of rows), but not by thousands of rows: that is another model's tokenizer
+  // (Llama 3's 128256 tokens on a Qwen model).
+  const int64_t padding_allowed = std::max<int64_t>(1024, expected_vocab_size / 64);
+  if (expected_vocab_size > 0 && expected_vocab_size - tok->vocab_size() > padding_allowed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokenizer ", src, " has ", tok->vocab_size(), " pieces but the model's vocabulary has ",
+                     expected_vocab_size, ": more than ", padding_allowed,
+                     " rows of padding, so the tokenizer belongs to another model"));
   }
   return tok;
 }

@@ -45,7 +45,8 @@ class Tokenizer {
   // sentencepiece .model, or a llama2.c tokenizer .bin (which needs `expected_vocab_size`, as it
   // does not store its size). For a tokenizer.json, a tokenizer_config.json beside it names BOS
   // and EOS ("bos_token", "eos_token"). A tokenizer with more tokens than `expected_vocab_size`
-  // (the model's vocabulary) is an error; fewer is allowed. With `expected_vocab_size` <= 0
+  // (the model's vocabulary) is an error; fewer is allowed up to max(1024, expected / 64) rows of
+  // embedding padding (Qwen's 151669 tokens for 151936 rows), not more. With `expected_vocab_size` <= 0
   // nothing is checked (and a .bin cannot be read).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(const std::filesystem::path& path,
                                                          int32_t expected_vocab_size);
