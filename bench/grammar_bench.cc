@@ -102,6 +102,7 @@ void Position(const char* vocab_name, const char* what, const std::shared_ptr<co
   const int reps = v->size() > 10000 ? 20 : 200;
   const auto warm = std::make_shared<TokenMaskCache>(g, v);
   double miss_us[3] = {}, hit_us = 0;
+  int64_t walked = 0;  // stack-dependent tokens walked per warm miss
   int allowed[3] = {};
   for (Mode mode : {Mode::kFull, Mode::kCold, Mode::kWarm}) {
     const int i = static_cast<int>(mode);
@@ -119,9 +120,11 @@ void Position(const char* vocab_name, const char* what, const std::shared_ptr<co
         m.ApplyMask(logits, 1000);
         continue;
       }
+      const int64_t walked_before = m.stats().dependent_walked;
       auto start = Clock::now();
       m.ApplyMask(logits, 1000);
       miss_us[i] += Micros(Clock::now() - start);
+      if (mode == Mode::kWarm) walked = m.stats().dependent_walked - walked_before;
       if (mode == Mode::kWarm) {
         start = Clock::now();
         for (int k = 0; k < 10; ++k) m.ApplyMask(logits, 1000);
@@ -135,9 +138,9 @@ void Position(const char* vocab_name, const char* what, const std::shared_ptr<co
   if (allowed[0] != allowed[1] || allowed[0] != allowed[2]) {
     std::fprintf(stderr, "bench: masks differ (%d %d %d allowed)\n", allowed[0], allowed[1], allowed[2]);
   }
-  std::printf("%-8s %-34s %7d allowed  miss: full %8.1f  cold %8.1f  warm %7.1f us   hit %6.2f us\n",
-              vocab_name, what, allowed[0], miss_us[0] / reps, miss_us[1] / reps, miss_us[2] / (reps - 1),
-              hit_us / (reps - 1));
+  std::printf("%-8s %-34s %7d allowed  miss: full %8.1f  cold %8.1f  warm %7.1f us (%6lld walked)"
+              "   hit %6.2f us\n", vocab_name, what, allowed[0], miss_us[0] / reps, miss_us[1] / reps,
+              miss_us[2] / (reps - 1), static_cast<long long>(walked), hit_us / (reps - 1));
 }
 
 }  // namespace
