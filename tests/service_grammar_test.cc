@@ -19,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "service/grammar/grammar.h"
 #include "service/grammar/grammar_matcher.h"
+#include "service/grammar/token_mask_cache.h"
 #include "service/grammar/token_vocabulary.h"
 #include "tokenizer/tokenizer.h"
 
@@ -614,17 +615,15 @@ TEST(GrammarProperty, Tok512RegexesAndChoices) { CheckRegexesAndChoices(LoadVoca
 TEST(GrammarProperty, Llama2Schemas) { CheckSchemas(LoadVocabs().llama2, 2, 80); }
 TEST(GrammarProperty, Llama2RegexesAndChoices) { CheckRegexesAndChoices(LoadVocabs().llama2, 2, 60); }
 
-// The trie walk and the mask cache against a slow reference: token t is allowed (generous
-// budget) iff Output() + bytes(t) is a prefix of the language; EOS iff Output() is a match.
-TEST(GrammarProperty, MasksEqualBruteForceReference) {
-  const auto& vocab = LoadVocabs().tok512;
+// Token t is allowed (generous budget) iff Output() + bytes(t) is a prefix of the language;
+// EOS iff Output() is a match. Checked at `steps` steps of a random walk per grammar.
+void CheckAgainstBruteForce(const std::shared_ptr<const TokenVocabulary>& vocab,
+                            const std::vector<std::shared_ptr<const Grammar>>& grammars, int steps) {
   ASSERT_TRUE(vocab != nullptr);
-  std::vector<std::shared_ptr<const Grammar>> grammars = {GrammarForAnyJsonObject(), Regex(R"((ab|a)*[^x]{1,3}\d?)")};
-  for (const char* text : kSchemas) grammars.push_back(Schema(text));
   for (size_t gi = 0; gi < grammars.size(); ++gi) {
     GrammarMatcher m(grammars[gi], vocab);
     std::mt19937 rng(gi);
-    for (int step = 0; step < 40 && !m.IsFinished(); ++step) {
+    for (int step = 0; step < steps && !m.IsFinished(); ++step) {
       std::vector<int32_t> allowed;
       for (int32_t t = 0; t < vocab->size(); ++t) {
         const bool expected = vocab->is_eos(t) ? grammars[gi]->Matches(m.Output())
@@ -638,6 +637,102 @@ TEST(GrammarProperty, MasksEqualBruteForceReference) {
     }
     EXPECT_GT(m.stats().cache_hits, 0);
   }
+}
+
+// The masks (precomputed per-state sets + walks of the stack-dependent tokens, and the cache)
+// against a slow reference.
+TEST(GrammarProperty, MasksEqualBruteForceReference) {
+  std::vector<std::shared_ptr<const Grammar>> grammars = {GrammarForAnyJsonObject(), Regex(R"((ab|a)*[^x]{1,3}\d?)")};
+  for (const char* text : kSchemas) grammars.push_back(Schema(text));
+  CheckAgainstBruteForce(LoadVocabs().tok512, grammars, 40);
+}
+
+// The same over Llama 2's 32000 tokens (multi-byte tokens cross string ends, keys and values),
+// fewer steps since the reference checks every token at every step.
+TEST(GrammarProperty, Llama2MasksEqualBruteForceReference) {
+  CheckAgainstBruteForce(LoadVocabs().llama2,
+                         {GrammarForAnyJsonObject(), Schema(kSchemas[0]), Schema(kSchemas[2]), Schema(kSchemas[4]),
+                          Regex(R"([a-z]+(\.[a-z]+)*@[a-z0-9_]+\.(com|org|net))")},
+                         25);
+}
+
+// Masks with the shared TokenMaskCache equal full trie walks (a matcher without one) at every
+// step of random walks, with generous and small budgets (the latter must fall back to per-token
+// completion lengths exactly as before).
+void CheckPrecomputedEqualsFullWalk(const std::shared_ptr<const TokenVocabulary>& vocab,
+                                    const std::vector<std::shared_ptr<const Grammar>>& grammars, int steps) {
+  ASSERT_TRUE(vocab != nullptr);
+  const size_t words = (vocab->size() + 63) / 64;
+  for (size_t gi = 0; gi < grammars.size(); ++gi) {
+    const auto& g = grammars[gi];
+    GrammarMatcher fast(g, vocab, std::make_shared<TokenMaskCache>(g, vocab));
+    GrammarMatcher full(g, vocab, nullptr);
+    std::mt19937 rng(100 + gi);
+    std::vector<uint64_t> a(words), b(words);
+    for (int step = 0; step < steps && fast.CanContinue(); ++step) {
+      const int32_t shortest = fast.ShortestCompletionBytes();
+      for (int32_t budget : {1 << 20, shortest + 40, shortest + 3, shortest + 2, 1}) {
+        fast.FillBitmask(a, budget);
+        full.FillBitmask(b, budget);
+        ASSERT_EQ(a, b) << "grammar " << gi << " budget " << budget << " after \"" << fast.Output() << "\"";
+      }
+      fast.FillBitmask(a, 1 << 20);
+      std::vector<int32_t> allowed;
+      for (int32_t t = 0; t < vocab->size(); ++t) {
+        if (((a[t >> 6] >> (t & 63)) & 1) && !vocab->is_eos(t)) allowed.push_back(t);
+      }
+      if (allowed.empty()) break;
+      // Mostly short tokens, so walks get deep into nested values.
+      int32_t t = allowed[rng() % allowed.size()];
+      for (int k = 0; k < 3 && vocab->bytes(t).size() > 2; ++k) t = allowed[rng() % allowed.size()];
+      ASSERT_TRUE(fast.Accept(t).ok());
+      ASSERT_TRUE(full.Accept(t).ok());
+    }
+    EXPECT_GT(fast.stats().cache_misses, 0);
+  }
+}
+
+std::vector<std::shared_ptr<const Grammar>> AllTestGrammars() {
+  std::vector<std::shared_ptr<const Grammar>> grammars = {
+      GrammarForAnyJsonObject(), Regex(R"((ab|a)*[^x]{1,3}\d?)"), Regex(R"(\(\d+(,\s?\d+)*\))"),
+      Regex(R"([a-z]+(\.[a-z]+)*@[a-z0-9_]+\.(com|org|net))"), *GrammarFromChoices({"positive", "negative", "n/a"})};
+  for (const char* text : kSchemas) grammars.push_back(Schema(text));
+  return grammars;
+}
+
+TEST(GrammarProperty, PrecomputedMasksEqualFullWalkTok512) {
+  CheckPrecomputedEqualsFullWalk(LoadVocabs().tok512, AllTestGrammars(), 80);
+}
+
+TEST(GrammarProperty, PrecomputedMasksEqualFullWalkLlama2) {
+  CheckPrecomputedEqualsFullWalk(LoadVocabs().llama2, AllTestGrammars(), 120);
+}
+
+// Matchers of one (grammar, vocabulary) pair share one TokenMaskCache while any of them lives:
+// the second request computes no state the first already did.
+TEST(GrammarMatcher, MaskCacheSharedAcrossMatchers) {
+  const auto& vocab = LoadVocabs().tok512;
+  ASSERT_TRUE(vocab != nullptr);
+  auto g = Schema(kSchemas[0]);
+  auto cache = TokenMaskCache::Get(g, vocab);
+  EXPECT_EQ(cache, TokenMaskCache::Get(g, vocab));
+  std::vector<float> logits(vocab->size(), 0.0f);
+  const std::string prefix = "{\"name\": \"ab";
+  auto run = [&] {
+    GrammarMatcher m(g, vocab);
+    for (char c : prefix) {
+      m.ApplyMask(logits, 1000);
+      ASSERT_TRUE(m.Accept(Tok(*vocab, std::string(1, c))).ok()) << c;
+    }
+    m.ApplyMask(logits, 1000);
+    // Most tokens are decided by the precomputed per-state sets.
+    EXPECT_LT(m.stats().dependent_walked, m.stats().cache_misses * vocab->size() / 4);
+  };
+  run();
+  const int32_t computed = cache->num_computed();
+  EXPECT_GT(computed, 0);
+  run();
+  EXPECT_EQ(cache->num_computed(), computed);
 }
 
 // One grammar and vocabulary shared by matchers on several threads (both are immutable).

@@ -87,6 +87,8 @@ class Parser {
     }
     return best;
   }
+  // Fewest bytes that finish stack node `node` and its parents (0 for the root, -1).
+  int32_t NodeCompletion(int32_t node) const { return node < 0 ? 0 : node_completion_[node]; }
   // Stack nodes interned so far (grows with new nesting; memory is 12 bytes + index per node).
   int32_t num_nodes() const { return static_cast<int32_t>(nodes_.size()); }
 

@@ -33,9 +33,81 @@ constexpr uint32_t kNegInfBits = 0xFF800000u;  // IEEE-754 binary32 -infinity
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar,
                                std::shared_ptr<const TokenVocabulary> vocab)
-    : grammar_(std::move(grammar)), vocab_(std::move(vocab)), parser_(&grammar_->automaton()) {
+    : GrammarMatcher(grammar, vocab, TokenMaskCache::Get(grammar, vocab)) {}
+
+GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar,
+                               std::shared_ptr<const TokenVocabulary> vocab,
+                               std::shared_ptr<TokenMaskCache> masks)
+    : grammar_(std::move(grammar)),
+      vocab_(std::move(vocab)),
+      masks_(std::move(masks)),
+      parser_(&grammar_->automaton()) {
   parser_.Start(&pos_);
   walk_.resize(vocab_->max_token_bytes() + 1);
+}
+
+void GrammarMatcher::PrecomputedMask(MaskEntry* entry) {
+  const int32_t v = vocab_->size();
+  entry->bits.assign((v + 63) / 64, 0);
+  entry->max_completion = 0;
+  entry->completion.clear();
+  uint64_t* bits = entry->bits.data();
+  ranges_.clear();
+  for (const Parser::Frame& f : pos_.frames) {
+    const TokenMaskCache::StateMasks& sm = masks_->ForState(f.state);
+    if (!sm.accepted_bits.empty()) {
+      const uint64_t* src = sm.accepted_bits.data();
+      for (size_t w = 0; w < entry->bits.size(); ++w) bits[w] |= src[w];
+    } else {
+      for (int32_t t : sm.accepted_ids) bits[t >> 6] |= uint64_t{1} << (t & 63);
+    }
+    if (sm.max_accepted_dist >= 0) {
+      const int64_t c = int64_t{sm.max_accepted_dist} + parser_.NodeCompletion(f.parent);
+      entry->max_completion = std::max<int32_t>(entry->max_completion, std::min<int64_t>(c, kInfinity));
+    }
+    ranges_.insert(ranges_.end(), sm.dependent.begin(), sm.dependent.end());
+  }
+  if (pos_.frames.size() > 1) std::sort(ranges_.begin(), ranges_.end());
+  // The dependent tokens in trie order, walked with the full recognizer from pos_, reusing the
+  // positions of the longest prefix shared with the previous walked token (walk_[0..valid]) and
+  // skipping tokens that extend a prefix already found dead.
+  const std::vector<int32_t>& tokens = vocab_->trie_tokens();
+  walk_[0] = pos_;
+  const std::string* prev = nullptr;
+  size_t valid = 0;
+  size_t dead_at = std::numeric_limits<size_t>::max();  // prev[0, dead_at) is a dead prefix
+  int32_t done = 0;  // ranks below this were handled (ranges of several frames may overlap)
+  for (const auto& [lo, hi] : ranges_) {
+    for (int32_t k = std::max(lo, done); k < hi; ++k) {
+      const int32_t t = tokens[k];
+      if ((bits[t >> 6] >> (t & 63)) & 1) continue;  // accepted by some frame regardless
+      const std::string& b = vocab_->bytes(t);
+      size_t lcp = 0;
+      if (prev != nullptr) {
+        const size_t limit = std::min(b.size(), prev->size());
+        while (lcp < limit && b[lcp] == (*prev)[lcp]) ++lcp;
+        if (lcp >= dead_at) continue;
+      }
+      ++stats_.dependent_walked;
+      prev = &b;
+      dead_at = std::numeric_limits<size_t>::max();
+      size_t d = std::min(lcp, valid);
+      for (; d < b.size(); ++d) {
+        if (!parser_.Step(walk_[d], static_cast<uint8_t>(b[d]), &walk_[d + 1])) {
+          dead_at = d + 1;
+          break;
+        }
+      }
+      valid = d;
+      if (d < b.size()) continue;
+      bits[t >> 6] |= uint64_t{1} << (t & 63);
+      entry->max_completion = std::max(entry->max_completion, parser_.Completion(walk_[d]));
+    }
+    done = std::max(done, hi);
+  }
+  if (pos_.complete) {
+    for (int32_t t : vocab_->eos_ids()) bits[t >> 6] |= uint64_t{1} << (t & 63);
+  }
 }
 
 void GrammarMatcher::Walk(MaskEntry* entry, bool need_completion) {
@@ -92,7 +164,11 @@ GrammarMatcher::MaskEntry& GrammarMatcher::Entry(bool need_completion) {
   ++stats_.cache_misses;
   if (cache_.size() >= kMaxCacheEntries) cache_.clear();
   auto entry = std::make_unique<MaskEntry>();
-  Walk(entry.get(), need_completion);
+  if (masks_ != nullptr && !need_completion) {
+    PrecomputedMask(entry.get());
+  } else {
+    Walk(entry.get(), need_completion);
+  }
   MaskEntry& ref = *entry;
   cache_.emplace(key_, std::move(entry));
   return ref;

@@ -1,8 +1,12 @@
 // Per-request constrained decoding: which vocabulary tokens may come next under a Grammar.
 //
-// Masks come from one walk of the vocabulary's byte trie in step with the grammar's pushdown
-// recognizer, pruning dead prefixes, and are cached by the matcher's full parse position (the
-// "inside a JSON string" position recurs every step, so most steps are cache hits).
+// A mask for a position not seen before in the request is the union of the stack-independent
+// accepted sets of its frames' states (TokenMaskCache, precomputed lazily and shared by every
+// matcher of the same grammar and vocabulary) plus a recognizer walk of only the tokens whose
+// fate depends on the stack. Masks are then cached by the matcher's full parse position (the
+// "inside a JSON string" position recurs every step, so most steps are cache hits). Per-token
+// completion lengths, needed when the budget is small, come from a full walk of the
+// vocabulary's byte trie in step with the pushdown recognizer, pruning dead prefixes.
 //
 // Termination guarantee: with remaining_tokens = R (tokens that may still be generated, this one
 // included), a token is allowed only if after it a complete match is reachable in at most R - 2
@@ -20,12 +24,14 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "service/grammar/automaton.h"
 #include "service/grammar/grammar.h"
+#include "service/grammar/token_mask_cache.h"
 #include "service/grammar/token_vocabulary.h"
 
 namespace tailor::grammar {
@@ -34,11 +40,18 @@ class GrammarMatcher {
  public:
   struct Stats {
     int64_t cache_hits = 0;    // masks served from the cache
-    int64_t cache_misses = 0;  // masks computed by a trie walk
+    int64_t cache_misses = 0;  // masks computed (from the TokenMaskCache or by a trie walk)
+    int64_t dependent_walked = 0;  // tokens walked on misses because their fate needs the stack
     int64_t budget_walks = 0;  // extra walks for per-token completion lengths (small budgets)
   };
 
+  // Shares the TokenMaskCache of (grammar, vocab) with the other live matchers of the pair
+  // (TokenMaskCache::Get).
   GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab);
+  // With an explicit cache (of the same grammar and vocabulary; hold one per schema to keep it
+  // across requests), or nullptr: every new position is a full trie walk (a reference for tests).
+  GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                 std::shared_ptr<TokenMaskCache> masks);
 
   // Sets logits[t] to -infinity for every token t that may not come next (and for every t >=
   // the vocabulary size; logits may be longer than it, as padded model vocabularies are).
@@ -77,11 +90,15 @@ class GrammarMatcher {
   MaskEntry& Entry(bool need_completion);
   // Walks the trie from pos_ and fills `entry` (and entry->completion when asked).
   void Walk(MaskEntry* entry, bool need_completion);
+  // Fills entry->bits from masks_ and a walk of the stack-dependent tokens; max_completion is an
+  // upper bound (so a budget check that passes on it is exact).
+  void PrecomputedMask(MaskEntry* entry);
   // The allowed set under `remaining_tokens` into `bits` (vocab words).
   void AllowedBits(int32_t remaining_tokens, std::vector<uint64_t>* bits);
 
   std::shared_ptr<const Grammar> grammar_;
   std::shared_ptr<const TokenVocabulary> vocab_;
+  std::shared_ptr<TokenMaskCache> masks_;  // null: full walks only
   internal::Parser parser_;
   internal::Parser::Position pos_;
   std::string output_;
@@ -90,6 +107,7 @@ class GrammarMatcher {
   std::vector<internal::Parser::Position> walk_;  // scratch: position per trie depth
   std::vector<int32_t> key_;                      // scratch: cache key
   std::vector<uint64_t> bits_;                    // scratch: budget-restricted mask
+  std::vector<std::pair<int32_t, int32_t>> ranges_;  // scratch: dependent trie-rank ranges
   Stats stats_;
 };
 
