@@ -253,8 +253,8 @@ void HttpServer::Impl::Install() {
   });
   server_.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
     Guard(res, [&] {
-      if (req.matches[1] != session_.model_name()) return SendError(res, ApiError::ModelNotFound(req.matches[1].str()));
-      SendJson(res, service::ModelList(session_.model_name(), session_.created())["data"][0]);
+      if (req.matches[1] != session().model_name()) return SendError(res, ApiError::ModelNotFound(req.matches[1].str()));
+      SendJson(res, service::ModelList(session().model_name(), session().created())["data"][0]);
     });
   });
   server_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {

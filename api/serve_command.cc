@@ -20,7 +20,6 @@
 #include "api/commands.h"
 #include "api/flags.h"
 #include "api/http_server.h"
-#include "api/listen_address.h"
 #include "api/serving_session.h"
 #include "common/status_macros.h"
 

@@ -446,7 +446,6 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
 
   if (!chat) {
     if (const Json* v = Find(body, "echo")) {
-      bool echo = false;
       if (auto e = ReadBool(*v, "echo", &req->echo)) return e;
     }
     if (const Json* v = Find(body, "suffix")) {
