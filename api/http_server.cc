@@ -401,6 +401,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Bind(const HttpServerOpt
 int HttpServer::port() const { return impl_->port_; }
 
 absl::Status HttpServer::Run() {
+  if (impl_->stopped_) return absl::OkStatus();
   const bool ok = impl_->server_.listen_after_bind();
   if (!ok && !impl_->stopped_) return absl::InternalError("the HTTP server stopped with an error");
   return absl::OkStatus();
@@ -414,5 +415,7 @@ void HttpServer::Stop() {
   impl_->stopped_ = true;
   impl_->server_.stop();
 }
+
+bool HttpServer::running() const { return impl_->server_.is_running(); }
 
 }  // namespace tailor

@@ -60,8 +60,10 @@ class HttpServer {
   // Serves until Stop(). Returns an error if the server failed (not after Stop()).
   absl::Status Run();
   // Stops accepting connections and makes Run() return once the requests in flight end (cancel
-  // them through the session to make that quick).
+  // them through the session to make that quick). A Run() that has not started listening yet may
+  // miss it: wait for running() (or Run()'s return) and call Stop() again.
   void Stop();
+  bool running() const;  // Run() is in its accept loop
 
   class Impl;
 

@@ -102,7 +102,11 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
   std::cerr << "tailor serve: loading " << a.session.package_dir << " (http://" << a.http.host << ":"
             << server->port() << "/health answers 503 until it is ready)" << std::endl;
   absl::Status run_status;
-  std::thread runner([&] { run_status = server->Run(); });
+  std::atomic<bool> run_returned{false};
+  std::thread runner([&] {
+    run_status = server->Run();
+    run_returned = true;
+  });
   // Signals, one at a time: 1 = the first (drain), 2 = a second one (cancel now).
   std::mutex mu;
   std::condition_variable cv;
@@ -122,6 +126,10 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
   });
   const pthread_t waiter_id = waiter.native_handle();
   auto finish = [&](absl::Status status) {
+    // Run() may not have reached its accept loop yet (an error right after binding): stop it
+    // once it has, or once it returned by itself.
+    server->Stop();
+    while (!run_returned && !server->running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     server->Stop();
     runner.join();
     {

@@ -174,13 +174,24 @@ TEST_F(ServingSessionTest, Errors) {
   ASSERT_FALSE(bad_id.ok());
   EXPECT_EQ(bad_id.error().param, "prompt");
 
-  // 4 sequences run at once (b4); with --max-queue 0 a fifth may not wait.
+  // 4 sequences run at once (b4) and with --max-queue 0 none may wait: 5 can never fit (400),
+  // and while 4 run, one more is refused for now (429).
   auto five = session->Start(Parse(service::Endpoint::kCompletions, R"({"prompt": "x", "n": 5, "max_tokens": 2})"),
                              [](const SessionEvent&) {});
   ASSERT_FALSE(five.ok());
-  EXPECT_EQ(five.error().http_status, 429);
+  EXPECT_EQ(five.error().http_status, 400);
+  EXPECT_EQ(five.error().param, "n");
   auto four = session->Complete(Parse(service::Endpoint::kCompletions, R"({"prompt": "x", "n": 4, "max_tokens": 2})"));
   EXPECT_TRUE(four.ok());
+  auto busy = session->Start(
+      Parse(service::Endpoint::kCompletions, R"({"prompt": "x", "n": 4, "max_tokens": 400, "ignore_eos": true})"),
+      [](const SessionEvent&) {});
+  ASSERT_TRUE(busy.ok());
+  auto one_more = session->Start(Parse(service::Endpoint::kCompletions, R"({"prompt": "x", "max_tokens": 2})"),
+                                 [](const SessionEvent&) {});
+  ASSERT_FALSE(one_more.ok());
+  EXPECT_EQ(one_more.error().http_status, 429);
+  session->Cancel(**busy);
 }
 
 TEST_F(ServingSessionTest, CancelFreesBlocksAndReportsCancelled) {
