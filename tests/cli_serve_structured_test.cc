@@ -434,6 +434,41 @@ TEST_F(ServeTools, ForcedToolCalls) {
   }
 }
 
+// tool_choice "auto" parses what the model writes. The model is made to write a call (and some
+// text) with guided_choice, so the parse is checked end to end, streamed and not.
+TEST_F(ServeTools, AutoParsesCallsOutOfTheText) {
+  const std::string outputs[2] = {
+      "Sure.\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>",
+      "{\"name\": \"add\", \"parameters\": {\"a\": 1, \"b\": 2}}"};
+  const std::string contents[2] = {"Sure.", ""};
+  for (int server : {0, 1}) {
+    SCOPED_TRACE(server == 0 ? "qwen3" : "llama3");
+    Json body = {{"messages", {{{"role", "user"}, {"content", "1 + 2?"}}}}, {"tools", kTools},
+                 {"max_tokens", 120}, {"temperature", 0.8}, {"seed", 1}, {"guided_choice", {outputs[server]}}};
+    const Json r = Post("/v1/chat/completions", body, server);
+    ASSERT_TRUE(r.contains("choices")) << r.dump();
+    const Json& c = r["choices"][0];
+    EXPECT_EQ(c["finish_reason"], "tool_calls");
+    if (contents[server].empty()) {
+      EXPECT_TRUE(c["message"]["content"].is_null()) << c.dump();
+    } else {
+      EXPECT_EQ(c["message"]["content"], contents[server]);
+    }
+    ASSERT_EQ(c["message"]["tool_calls"].size(), 1u) << c.dump();
+    ExpectValidCall(c["message"]["tool_calls"][0], "add");
+    EXPECT_EQ(Json::parse(c["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>()),
+              Json::parse(R"({"a": 1, "b": 2})"));
+    body["stream"] = true;
+    Streamed s = ParseStream(Post("/v1/chat/completions", body, server).get<std::string>(), 1);
+    ASSERT_TRUE(s.done && s.error.empty()) << s.error;
+    EXPECT_EQ(s.text[0], contents[server]);  // nothing of the call leaks into the content
+    EXPECT_EQ(s.finish[0], "tool_calls");
+    ASSERT_EQ(s.tool_calls[0].size(), 1u);
+    EXPECT_EQ(s.tool_calls[0][0]["name"], "add");
+    EXPECT_EQ(Json::parse(s.tool_calls[0][0]["arguments"].get<std::string>()), Json::parse(R"({"a": 1, "b": 2})"));
+  }
+}
+
 TEST_F(ServeTools, ToolChoiceNoneAndToolHistory) {
   Json body = {{"messages", {{{"role", "user"}, {"content", "Weather?"}},
                              {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", {{{"id", "call_1"},
