@@ -17,8 +17,7 @@ SseStreamFormatter::SseStreamFormatter(service::ResponseMeta meta, service::Endp
                                        bool include_usage, int32_t num_choices)
     : meta_(std::move(meta)), endpoint_(endpoint), include_usage_(include_usage),
       role_sent_(static_cast<size_t>(num_choices), false),
-      chars_sent_(static_cast<size_t>(num_choices), 0),
-      calls_sent_(static_cast<size_t>(num_choices), 0) {}
+      chars_sent_(static_cast<size_t>(num_choices), 0) {}
 
 std::string SseStreamFormatter::Format(const SessionEvent& event) {
   std::string out;
@@ -49,14 +48,10 @@ std::string SseStreamFormatter::Format(const SessionEvent& event) {
       content.content = d.text;
       out += service::SseData(service::ChatChunk(meta_, d.index, content, std::nullopt, lp, include_usage_));
     }
-    for (const service::ToolCall& call : d.tool_calls) {
-      const int32_t k = calls_sent_[i]++;
-      service::ChatDelta head;
-      head.tool_calls.push_back({k, call.id, call.name, ""});
-      out += service::SseData(service::ChatChunk(meta_, d.index, head, std::nullopt, nullptr, include_usage_));
-      service::ChatDelta args;
-      args.tool_calls.push_back({k, std::nullopt, std::nullopt, call.arguments});
-      out += service::SseData(service::ChatChunk(meta_, d.index, args, std::nullopt, nullptr, include_usage_));
+    for (const service::ToolCallDelta& call : d.tool_calls) {
+      service::ChatDelta piece;
+      piece.tool_calls.push_back(call);
+      out += service::SseData(service::ChatChunk(meta_, d.index, piece, std::nullopt, nullptr, include_usage_));
     }
     if (d.finish) {
       out += service::SseData(service::ChatChunk(meta_, d.index, {}, d.finish, nullptr, include_usage_));

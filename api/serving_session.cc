@@ -118,17 +118,21 @@ void ActiveRequest::AddText(Choice& ch, std::string text, bool finish, ChoiceDel
     d->text += text;
     return;
   }
-  service::ToolCallStreamParser::Output a = ch.tools->Push(text);
-  d->text += a.content;
-  for (service::ToolCall& call : a.calls) d->tool_calls.push_back(std::move(call));
-  if (finish) {
-    service::ToolCallStreamParser::Output b = ch.tools->Finish();
-    d->text += b.content;
-    for (service::ToolCall& call : b.calls) d->tool_calls.push_back(std::move(call));
-  }
-  for (service::ToolCall& call : d->tool_calls) {
-    if (call.id.empty()) call.id = session->NewToolCallId();
-  }
+  auto add = [&](service::ToolCallStreamParser::Output out) {
+    d->text += out.content;
+    for (service::ToolCallPiece& p : out.pieces) {
+      service::ToolCallDelta delta;
+      delta.index = p.index;
+      if (p.head) {
+        delta.id = session->NewToolCallId();
+        delta.name = std::move(p.name);
+      }
+      delta.arguments = std::move(p.arguments);
+      d->tool_calls.push_back(std::move(delta));
+    }
+  };
+  add(ch.tools->Push(text));
+  if (finish) add(ch.tools->Finish());
 }
 
 void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
@@ -548,7 +552,13 @@ ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& r
       if (i >= col->text.size()) return;
       col->text[i] += e.delta.text;
       for (const auto& lp : e.delta.logprobs) col->logprobs[i].push_back(lp);
-      for (const auto& call : e.delta.tool_calls) col->tool_calls[i].push_back(call);
+      for (const service::ToolCallDelta& t : e.delta.tool_calls) {
+        if (t.id) {
+          col->tool_calls[i].push_back(service::ToolCall{*t.id, t.name.value_or(""), t.arguments});
+        } else if (!col->tool_calls[i].empty()) {
+          col->tool_calls[i].back().arguments += t.arguments;
+        }
+      }
       if (e.delta.finish) col->finish[i] = *e.delta.finish;
     } else {
       col->usage = e.usage;

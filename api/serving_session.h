@@ -75,9 +75,10 @@ struct ChoiceDelta {
   // logprobs). Their text may still be held back by the stop-string matcher.
   std::vector<service::TokenLogprob> logprobs;
   std::optional<service::FinishReason> finish;  // set on the choice's last delta
-  // Chat with tools: calls completed since the previous delta (ids assigned), in order; their
-  // text is not in `text`.
-  std::vector<service::ToolCall> tool_calls;
+  // Chat with tools: pieces of tool calls since the previous delta, in order (a call's first
+  // piece has its id and name, the next ones pieces of its arguments); their text is not in
+  // `text`.
+  std::vector<service::ToolCallDelta> tool_calls;
 };
 
 struct SessionEvent {

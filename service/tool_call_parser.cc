@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <utility>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -110,7 +111,61 @@ std::optional<std::vector<ToolCall>> Llama3Calls(absl::string_view text) {
   return calls;
 }
 
+// `{"name": "NAME", "arguments": ` (any JSON whitespace) at the start of `body`, followed by the
+// arguments' '{': the name and the arguments' offset. nullopt if `body` does not (yet) read so.
+std::optional<std::pair<std::string, size_t>> MatchHead(absl::string_view body) {
+  size_t i = 0;
+  auto ws = [&] {
+    while (i < body.size() && absl::ascii_isspace(static_cast<unsigned char>(body[i]))) ++i;
+  };
+  auto lit = [&](absl::string_view t) {
+    if (body.substr(i, t.size()) != t) return false;
+    i += t.size();
+    return true;
+  };
+  ws();
+  if (!lit("{")) return std::nullopt;
+  ws();
+  if (!lit("\"name\"")) return std::nullopt;
+  ws();
+  if (!lit(":")) return std::nullopt;
+  ws();
+  if (!lit("\"")) return std::nullopt;
+  const size_t name_start = i;
+  while (i < body.size() && body[i] != '"' && body[i] != '\\') ++i;
+  if (i >= body.size() || body[i] != '"' || i == name_start) return std::nullopt;
+  std::string name(body.substr(name_start, i - name_start));
+  ++i;
+  ws();
+  if (!lit(",")) return std::nullopt;
+  ws();
+  if (!lit("\"arguments\"")) return std::nullopt;
+  ws();
+  if (!lit(":")) return std::nullopt;
+  ws();
+  if (i >= body.size() || body[i] != '{') return std::nullopt;
+  return std::make_pair(std::move(name), i);
+}
+
+// The end of the arguments in text[start, end): before trailing whitespace, one '}' (the call
+// object's) and whitespace before it.
+size_t ArgumentsEnd(absl::string_view text, size_t start, size_t end) {
+  auto skip_ws = [&] {
+    while (end > start && absl::ascii_isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  };
+  skip_ws();
+  if (end > start && text[end - 1] == '}') --end;
+  skip_ws();
+  return end;
+}
+
 }  // namespace
+
+void ToolCallStreamParser::AddCall(const ToolCall& call, Output* out) {
+  const int32_t index = num_calls_++;
+  out->pieces.push_back({index, true, call.name, ""});
+  out->pieces.push_back({index, false, "", call.arguments});
+}
 
 void ToolCallStreamParser::EmitContent(absl::string_view text, Output* out) {
   size_t last = text.size();
@@ -149,18 +204,41 @@ ToolCallStreamParser::Output ToolCallStreamParser::PushHermes() {
       buffer_.erase(0, open + kOpenSize);
       in_call_ = true;
     }
+    if (!streaming_) {
+      if (auto head = MatchHead(buffer_)) {
+        streaming_ = true;
+        call_index_ = num_calls_++;
+        args_start_ = head->second;
+        args_sent_ = 0;
+        out.pieces.push_back({call_index_, true, head->first, ""});
+      }
+    }
     const size_t close = buffer_.find(kClose);
-    if (close == std::string::npos) return out;
+    if (close == std::string::npos) {
+      if (streaming_) {  // send the arguments but what may still be the end of the call
+        SendArguments(ArgumentsEnd(buffer_, args_start_, buffer_.size() - PartialTagSuffix(buffer_, kClose)), &out);
+      }
+      return out;
+    }
     const absl::string_view body = absl::string_view(buffer_).substr(0, close);
-    if (std::optional<ToolCall> call = CallFromText(body)) {
-      out.calls.push_back(*std::move(call));
-      ++num_calls_;
+    if (streaming_) {
+      SendArguments(ArgumentsEnd(body, args_start_, body.size()), &out);
+      streaming_ = false;
+    } else if (std::optional<ToolCall> call = CallFromText(body)) {
+      AddCall(*call, &out);
     } else {
       EmitContent(absl::StrCat(kOpen, body, kClose), &out);
     }
     buffer_.erase(0, close + kCloseSize);
     in_call_ = false;
   }
+}
+
+void ToolCallStreamParser::SendArguments(size_t end, Output* out) {
+  const size_t from = args_start_ + args_sent_;
+  if (end <= from) return;
+  out->pieces.push_back({call_index_, false, "", buffer_.substr(from, end - from)});
+  args_sent_ = end - args_start_;
 }
 
 ToolCallStreamParser::Output ToolCallStreamParser::PushLlama3(bool finish) {
@@ -177,8 +255,7 @@ ToolCallStreamParser::Output ToolCallStreamParser::PushLlama3(bool finish) {
   if (maybe_call && !finish) return out;  // held until the output ends
   if (maybe_call && !rest.empty()) {
     if (std::optional<std::vector<ToolCall>> calls = Llama3Calls(rest)) {
-      num_calls_ += static_cast<int32_t>(calls->size());
-      out.calls = *std::move(calls);
+      for (const ToolCall& call : *calls) AddCall(call, &out);
       buffer_.clear();
       return out;
     }
@@ -194,10 +271,12 @@ ToolCallStreamParser::Output ToolCallStreamParser::Finish() {
   Output out;
   if (format_ == ToolCallFormat::kLlama3Json) {
     out = PushLlama3(true);
+  } else if (in_call_ && streaming_) {  // cut short inside a call: what was written of it
+    SendArguments(ArgumentsEnd(buffer_, args_start_, buffer_.size() - PartialTagSuffix(buffer_, kClose)), &out);
+    streaming_ = false;
   } else if (in_call_) {
     if (std::optional<ToolCall> call = CallFromText(buffer_)) {
-      out.calls.push_back(*std::move(call));
-      ++num_calls_;
+      AddCall(*call, &out);
     } else {
       EmitContent(absl::StrCat(kOpen, buffer_), &out);
     }
@@ -212,14 +291,24 @@ ToolCallStreamParser::Output ToolCallStreamParser::Finish() {
   return out;
 }
 
+void AppendPieces(const std::vector<ToolCallPiece>& pieces, std::vector<ToolCall>* calls) {
+  for (const ToolCallPiece& p : pieces) {
+    if (p.head) {
+      calls->push_back(ToolCall{"", p.name, ""});
+    } else if (!calls->empty()) {
+      calls->back().arguments += p.arguments;
+    }
+  }
+}
+
 ParsedToolOutput ParseToolCalls(absl::string_view text, ToolCallFormat format) {
   ToolCallStreamParser parser(format);
   ToolCallStreamParser::Output a = parser.Push(text);
   ToolCallStreamParser::Output b = parser.Finish();
   ParsedToolOutput out;
   out.content = absl::StrCat(a.content, b.content);
-  out.calls = std::move(a.calls);
-  for (ToolCall& c : b.calls) out.calls.push_back(std::move(c));
+  AppendPieces(a.pieces, &out.calls);
+  AppendPieces(b.pieces, &out.calls);
   if (!out.calls.empty() && IsSpace(out.content)) out.content.clear();
   return out;
 }

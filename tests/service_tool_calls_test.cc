@@ -29,7 +29,8 @@ TEST(ToolCallParser, HermesCallsAndContent) {
       "<tool_call>{\"name\": \"get_time\", \"arguments\": \"{\\\"tz\\\": \\\"CET\\\"}\"}</tool_call>",
       ToolCallFormat::kHermes);
   EXPECT_EQ(p.content, "Let me check.");
-  EXPECT_THAT(p.calls, ElementsAre(Call("get_weather", R"({"city":"Paris"})"), Call("get_time", R"({"tz":"CET"})")));
+  // Arguments as written when the block starts {"name", "arguments": {...; re-serialized otherwise.
+  EXPECT_THAT(p.calls, ElementsAre(Call("get_weather", R"({"city": "Paris"})"), Call("get_time", R"({"tz":"CET"})")));
 }
 
 TEST(ToolCallParser, HermesOnlyWhitespaceAroundCallsIsNoContent) {
@@ -51,6 +52,8 @@ TEST(ToolCallParser, HermesBadBlocksStayContent) {
 TEST(ToolCallParser, HermesUnterminatedCallAtTheEnd) {
   ParsedToolOutput p = ParseToolCalls("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n",
                                       ToolCallFormat::kHermes);
+  EXPECT_THAT(p.calls, ElementsAre(Call("f", R"({"x": 1})")));
+  p = ParseToolCalls("<tool_call>\n{\"arguments\": {\"x\": 1}, \"name\": \"f\"}", ToolCallFormat::kHermes);
   EXPECT_THAT(p.calls, ElementsAre(Call("f", R"({"x":1})")));
   p = ParseToolCalls("<tool_call>\n{\"name\": \"f\", \"argu", ToolCallFormat::kHermes);
   EXPECT_TRUE(p.calls.empty());
@@ -71,6 +74,22 @@ TEST(ToolCallParser, Llama3Json) {
   EXPECT_EQ(p.content, "{\"not\": \"a call\"}");
 }
 
+// Arguments stream before the call ends; only a tail that may close the call is held back.
+TEST(ToolCallParser, HermesArgumentsStreamAsWritten) {
+  ToolCallStreamParser parser(ToolCallFormat::kHermes);
+  auto a = parser.Push("Hi <tool_call>\n{\"name\": \"f\", \"arguments\": {\"s\": \"a}");
+  EXPECT_EQ(a.content, "Hi");
+  EXPECT_THAT(a.pieces, ElementsAre(ToolCallPiece{0, true, "f", ""}, ToolCallPiece{0, false, "", "{\"s\": \"a"}));
+  auto b = parser.Push(" b\"}}\n</tool_");
+  EXPECT_THAT(b.pieces, ElementsAre(ToolCallPiece{0, false, "", "} b\"}"}));
+  auto c = parser.Push("call>");
+  EXPECT_TRUE(c.pieces.empty());
+  auto d = parser.Finish();
+  EXPECT_TRUE(d.pieces.empty());
+  EXPECT_EQ(d.content, "");
+  EXPECT_EQ(parser.num_calls(), 1);
+}
+
 // Streaming gives the whole text's result for every way of cutting it into two, and byte by byte.
 TEST(ToolCallParser, StreamMatchesWholeTextForAnyChunking) {
   const std::string texts[] = {
@@ -87,7 +106,7 @@ TEST(ToolCallParser, StreamMatchesWholeTextForAnyChunking) {
         std::vector<ToolCall> calls;
         for (auto out : {parser.Push(text.substr(0, cut)), parser.Push(text.substr(cut)), parser.Finish()}) {
           content += out.content;
-          for (auto& c : out.calls) calls.push_back(c);
+          AppendPieces(out.pieces, &calls);
         }
         if (!calls.empty() && content.find_first_not_of(" \n") == std::string::npos) content.clear();
         EXPECT_EQ(content, whole.content) << text << " cut at " << cut;
@@ -102,7 +121,7 @@ TEST(ToolCallParser, StreamMatchesWholeTextForAnyChunking) {
   for (char c : text) {
     auto out = parser.Push(std::string(1, c));
     content += out.content;
-    calls += static_cast<int>(out.calls.size());
+    for (const ToolCallPiece& p : out.pieces) calls += p.head;
     // Nothing that could still be a tag is ever sent as content.
     EXPECT_THAT(content, ::testing::Not(HasSubstr("<tool_call")));
   }
