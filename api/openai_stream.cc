@@ -48,6 +48,11 @@ std::string SseStreamFormatter::Format(const SessionEvent& event) {
       content.content = d.text;
       out += service::SseData(service::ChatChunk(meta_, d.index, content, std::nullopt, lp, include_usage_));
     }
+    for (const service::ToolCallDelta& call : d.tool_calls) {
+      service::ChatDelta piece;
+      piece.tool_calls.push_back(call);
+      out += service::SseData(service::ChatChunk(meta_, d.index, piece, std::nullopt, nullptr, include_usage_));
+    }
     if (d.finish) {
       out += service::SseData(service::ChatChunk(meta_, d.index, {}, d.finish, nullptr, include_usage_));
     }

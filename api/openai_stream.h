@@ -1,6 +1,7 @@
 // Turns a ServingSession's events into OpenAI server-sent events, in the order that
 // service/openai_response.h prescribes (chat: a role chunk first per choice; content deltas; an
-// empty delta with the finish reason; completions: text chunks, then a finish chunk per choice;
+// empty delta with the finish reason; a tool call as deltas, the first with its id and name,
+// the next ones pieces of its arguments; completions: text chunks, then a finish chunk per choice;
 // then the usage chunk if asked; then "data: [DONE]"). Independent of any HTTP library.
 // Not thread-safe: one formatter per streamed request, fed by one thread at a time (the
 // session's callbacks all run on the engine's loop thread).

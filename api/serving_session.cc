@@ -8,8 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/model_tokenizer.h"
+#include "api/structured_decoding.h"
 #include "common/status_macros.h"
 #include "service/stop_strings.h"
+#include "service/tool_call_parser.h"
 
 namespace tailor {
 
@@ -88,6 +90,8 @@ class ActiveRequest {
     std::vector<int32_t> prompt;
     std::unique_ptr<StreamingDetokenizer> detok;
     std::unique_ptr<service::StopStringMatcher> stop;
+    // Chat with tools (tool_choice not "none"): splits the text into content and tool calls.
+    std::unique_ptr<service::ToolCallStreamParser> tools;
     int64_t generated = 0;
     bool finished = false;      // the client has seen its finish reason
     bool engine_done = false;   // the engine's last event arrived
@@ -111,7 +115,34 @@ class ActiveRequest {
   std::atomic<bool> cancel_requested{false};
 
   void OnEvent(size_t c, const TokenEvent& e);
+
+ private:
+  // Moves `text` into `d` as content and tool calls (through the choice's tool-call parser when
+  // it has one; `finish`: the output ended, decide what is held back).
+  void AddText(Choice& ch, std::string text, bool finish, ChoiceDelta* d);
 };
+
+void ActiveRequest::AddText(Choice& ch, std::string text, bool finish, ChoiceDelta* d) {
+  if (ch.tools == nullptr) {
+    d->text += text;
+    return;
+  }
+  auto add = [&](service::ToolCallStreamParser::Output out) {
+    d->text += out.content;
+    for (service::ToolCallPiece& p : out.pieces) {
+      service::ToolCallDelta delta;
+      delta.index = p.index;
+      if (p.head) {
+        delta.id = session->NewToolCallId();
+        delta.name = std::move(p.name);
+      }
+      delta.arguments = std::move(p.arguments);
+      d->tool_calls.push_back(std::move(delta));
+    }
+  };
+  add(ch.tools->Push(text));
+  if (finish) add(ch.tools->Finish());
+}
 
 void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
   std::vector<SessionEvent> out;
@@ -179,8 +210,13 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
         }
         d.logprobs.push_back(std::move(lp));
       }
-      auto pushed = ch.stop->Push(ch.detok->Push(e.token));
-      d.text = std::move(pushed.text);
+      // An EOS that ends the choice is not text (a tokenizer.json EOS such as Qwen's <|im_end|>
+      // would otherwise decode to its special-token text).
+      const std::vector<int32_t>& eos = session->eos_ids_;
+      const bool ends_at_eos =
+          e.finish == FinishReason::kStop && std::find(eos.begin(), eos.end(), e.token) != eos.end();
+      auto pushed = ch.stop->Push(ends_at_eos ? std::string() : ch.detok->Push(e.token));
+      AddText(ch, std::move(pushed.text), pushed.stopped, &d);
       if (pushed.stopped) {
         d.finish = service::FinishReason::kStop;
         if (!ch.engine_done) session->core_->Cancel(ch.engine_id);
@@ -188,14 +224,15 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
     }
     if (!ch.finished && !d.finish) {
       if (e.finish == FinishReason::kStop || e.finish == FinishReason::kLength) {
-        d.text += ch.stop->Push(ch.detok->Flush()).text;
+        std::string rest = ch.stop->Push(ch.detok->Flush()).text;
         if (ch.stop->stopped()) {
           d.finish = service::FinishReason::kStop;
         } else {
-          d.text += ch.stop->Finish();
+          rest += ch.stop->Finish();
           d.finish = e.finish == FinishReason::kStop ? service::FinishReason::kStop
                                                      : service::FinishReason::kLength;
         }
+        AddText(ch, std::move(rest), true, &d);
       } else if (e.finish != FinishReason::kNone) {
         // Cancelled, aborted or failed: the choice ends without a finish reason.
         ch.finished = true;
@@ -217,13 +254,14 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
     if (!echoed.empty()) d.text = echoed + d.text;
     if (d.finish) {
       ch.finished = true;
+      if (ch.tools != nullptr && ch.tools->num_calls() > 0) d.finish = service::FinishReason::kToolCalls;
       if (ch.generated > 1) {
         session->metrics().ObserveTimePerOutputToken(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - ch.first_token).count() /
             static_cast<double>(ch.generated - 1));
       }
     }
-    if (!d.text.empty() || !d.logprobs.empty() || d.finish) {
+    if (!d.text.empty() || !d.logprobs.empty() || !d.tool_calls.empty() || d.finish) {
       SessionEvent ev;
       ev.delta = std::move(d);
       out.push_back(std::move(ev));
@@ -279,6 +317,7 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
       std::find(pkg.config.eos_ids.begin(), pkg.config.eos_ids.end(), *id) == pkg.config.eos_ids.end()) {
     eo.scheduler.eos_token_ids.push_back(*id);
   }
+  s->eos_ids_ = eo.scheduler.eos_token_ids;
   eo.scheduler.seed = options.seed;
   eo.scheduler.step_overhead_seconds = -1.0;  // measured while serving
   eo.scheduler.max_running = s->max_running_;
@@ -330,6 +369,19 @@ std::string ServingSession::NewResponseId(const char* prefix) {
   return service::MakeResponseId(prefix, hi, lo);
 }
 
+std::shared_ptr<const GrammarVocabulary> ServingSession::grammar_vocabulary() const {
+  std::call_once(grammar_vocab_once_, [this] { grammar_vocab_ = BuildGrammarVocabulary(*tokenizer_, eos_ids_); });
+  return grammar_vocab_;
+}
+
+std::string ServingSession::NewToolCallId() {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::lock_guard<std::mutex> lock(rng_mu_);
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[rng_() % (sizeof(kAlphabet) - 1)]);
+  return id;
+}
+
 std::string ServingSession::RenderMetrics() {
   const SchedulerStats st = core_->stats();
   metrics_->SetRequestsRunning(st.num_running);
@@ -367,10 +419,11 @@ absl::Status ServingSession::ChooseChatTemplate(const Package& pkg) {
 
 absl::StatusOr<std::vector<int32_t>> ServingSession::EncodeChat(std::span<const service::ChatMessage> messages,
                                                                 bool add_generation_prompt,
-                                                                const nlohmann::ordered_json& template_kwargs) const {
+                                                                const nlohmann::ordered_json& template_kwargs,
+                                                                const nlohmann::ordered_json& tools) const {
   if (!chat_template_error_.ok()) return chat_template_error_;
   TAILOR_ASSIGN_OR_RETURN(service::RenderedChat rendered,
-                          chat_template_.Render(messages, add_generation_prompt, template_kwargs));
+                          chat_template_.Render(messages, add_generation_prompt, template_kwargs, tools));
   std::vector<int32_t> ids;
   if (rendered.special_text) {  // the model's template: special tokens written as text
     for (const service::PromptPiece& piece : rendered.pieces) {
@@ -416,7 +469,9 @@ ApiResult<std::string> ServingSession::Detokenize(std::span<const int32_t> ids) 
 ApiResult<std::vector<std::vector<int32_t>>> ServingSession::EncodePrompts(const OpenAiRequest& request) const {
   std::vector<std::vector<int32_t>> prompts;
   if (request.endpoint == service::Endpoint::kChatCompletions) {
-    absl::StatusOr<std::vector<int32_t>> ids = EncodeChat(request.messages, true, request.chat_template_kwargs);
+    const bool tools = request.tool_choice.mode != service::ToolChoice::Mode::kNone;
+    absl::StatusOr<std::vector<int32_t>> ids =
+        EncodeChat(request.messages, true, request.chat_template_kwargs, tools ? request.tools : nullptr);
     if (!ids.ok()) return ApiError::InvalidRequest("messages", ids.status().message());
     prompts.push_back(*std::move(ids));
     return prompts;
@@ -450,6 +505,10 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
     for (std::string& s : chat_template_.StopStrings()) stops.push_back(std::move(s));
   }
   const bool echo = request.echo && request.endpoint == service::Endpoint::kCompletions;
+  // Structured outputs / a forced tool call: one grammar for the request, a matcher per choice.
+  auto grammar = CompileRequestGrammar(request, chat_template_.tool_format());
+  if (!grammar.ok()) return grammar.error();
+  std::shared_ptr<const GrammarVocabulary> grammar_vocab = *grammar ? grammar_vocabulary() : nullptr;
   std::vector<SamplingOptions> sampling;
   for (size_t p = 0; p < prompts->size(); ++p) {
     const std::vector<int32_t>& ids = (*prompts)[p];
@@ -457,8 +516,13 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
         request.sampling, static_cast<int64_t>(ids.size()), limits().max_ctx_len, prompt_param);
     if (!max_tokens.ok()) return max_tokens.error();
     active->prompt_tokens += static_cast<int64_t>(ids.size());
+    const bool drop_first_space = grammar_vocab != nullptr && DropsFirstSpace(*tokenizer_, *grammar_vocab, ids);
     for (int32_t i = 0; i < request.n; ++i) {
       SamplingOptions o = ToEngineSampling(request.sampling, *max_tokens, i, echo);
+      if (grammar_vocab != nullptr) {
+        o.ignore_eos = false;  // a complete output ends with EOS
+        o.logits_processors.push_back(MakeGrammarProcessor(*grammar, grammar_vocab, *max_tokens, drop_first_space));
+      }
       if (absl::Status s = ValidateRequest(limits(), ids, o); !s.ok()) {
         return ApiError::FromStatus(s, s.message().find("max_tokens") != absl::string_view::npos ? "max_tokens"
                                                                                                  : prompt_param);
@@ -472,6 +536,10 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
         c.echo_pending = true;
         const auto* text = std::get_if<std::string>(&request.prompts[p]);
         c.echo_text = text != nullptr ? *text : tokenizer_->Decode(ids);
+      }
+      if (request.endpoint == service::Endpoint::kChatCompletions && request.tools.is_array() &&
+          request.tool_choice.mode != service::ToolChoice::Mode::kNone) {
+        c.tools = std::make_unique<service::ToolCallStreamParser>(chat_template_.tool_format());
       }
       active->choices.push_back(std::move(c));
       sampling.push_back(std::move(o));
@@ -535,6 +603,7 @@ ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& r
     bool done = false;
     std::vector<std::string> text;
     std::vector<std::vector<service::TokenLogprob>> logprobs;
+    std::vector<std::vector<service::ToolCall>> tool_calls;
     std::vector<service::FinishReason> finish;
     service::Usage usage;
     std::optional<ApiError> error;
@@ -544,6 +613,7 @@ ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& r
                                         ? size_t{1} : request.prompts.size());
   col->text.resize(num_choices);
   col->logprobs.resize(num_choices);
+  col->tool_calls.resize(num_choices);
   col->finish.resize(num_choices, service::FinishReason::kStop);
   auto started = Start(request, [col](const SessionEvent& e) {
     std::lock_guard<std::mutex> lock(col->mu);
@@ -552,6 +622,13 @@ ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& r
       if (i >= col->text.size()) return;
       col->text[i] += e.delta.text;
       for (const auto& lp : e.delta.logprobs) col->logprobs[i].push_back(lp);
+      for (const service::ToolCallDelta& t : e.delta.tool_calls) {
+        if (t.id) {
+          col->tool_calls[i].push_back(service::ToolCall{*t.id, t.name.value_or(""), t.arguments});
+        } else if (!col->tool_calls[i].empty()) {
+          col->tool_calls[i].back().arguments += t.arguments;
+        }
+      }
       if (e.delta.finish) col->finish[i] = *e.delta.finish;
     } else {
       col->usage = e.usage;
@@ -586,6 +663,7 @@ ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& r
     for (size_t i = 0; i < num_choices; ++i) {
       choices[i].index = static_cast<int32_t>(i);
       choices[i].content = std::move(col->text[i]);
+      choices[i].tool_calls = std::move(col->tool_calls[i]);
       choices[i].finish_reason = col->finish[i];
       if (lp) choices[i].logprobs = std::move(col->logprobs[i]);
     }

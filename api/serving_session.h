@@ -76,6 +76,10 @@ struct ChoiceDelta {
   // logprobs). Their text may still be held back by the stop-string matcher.
   std::vector<service::TokenLogprob> logprobs;
   std::optional<service::FinishReason> finish;  // set on the choice's last delta
+  // Chat with tools: pieces of tool calls since the previous delta, in order (a call's first
+  // piece has its id and name, the next ones pieces of its arguments); their text is not in
+  // `text`.
+  std::vector<service::ToolCallDelta> tool_calls;
 };
 
 struct SessionEvent {
@@ -95,6 +99,7 @@ using SessionCallback = std::function<void(const SessionEvent&)>;
 // The state of one started request. Opaque to callers; pass it to Cancel(). Shared by the
 // session's engine callbacks and the caller, so either may drop it first.
 class ActiveRequest;
+struct GrammarVocabulary;  // api/structured_decoding.h
 
 class ServingSession {
  public:
@@ -146,9 +151,11 @@ class ServingSession {
   // and EOS markers as the model's ids. InvalidArgument (from the template) naming messages[i].
   // The model's own (Jinja) template renders text with special tokens written out; it is encoded
   // with those matched and nothing added.
+  // `tools`: null or the request's tool objects, for the template (ChatTemplate::Render).
   absl::StatusOr<std::vector<int32_t>> EncodeChat(std::span<const service::ChatMessage> messages,
                                                   bool add_generation_prompt = true,
-                                                  const nlohmann::ordered_json& template_kwargs = nullptr) const;
+                                                  const nlohmann::ordered_json& template_kwargs = nullptr,
+                                                  const nlohmann::ordered_json& tools = nullptr) const;
 
   // POST /tokenize: the ids of a text prompt (with add_special_tokens what the tokenizer adds,
   // as a completion prompt gets) or of messages rendered by the chat template. 400 naming
@@ -160,6 +167,8 @@ class ServingSession {
 
   // A fresh response id "{prefix}-{32 hex}" (cmpl, chatcmpl).
   std::string NewResponseId(const char* prefix);
+  // A fresh tool call id "call_{24 alphanumerics}".
+  std::string NewToolCallId();
 
   // Metrics with the engine's gauges refreshed (requests running/waiting, KV blocks).
   service::ServerMetrics& metrics() { return *metrics_; }
@@ -178,6 +187,8 @@ class ServingSession {
   service::ApiResult<std::vector<std::vector<int32_t>>> EncodePrompts(
       const service::OpenAiRequest& request) const;
   void Release(int64_t sequences);  // a sequence finished: admission may take more
+  // The vocabulary for grammars, built on first use (structured outputs, forced tool calls).
+  std::shared_ptr<const GrammarVocabulary> grammar_vocabulary() const;
   // --chat-template NAME (a preset) or FILE (Jinja), else the package's own template, else plain.
   absl::Status ChooseChatTemplate(const Package& package);
 
@@ -193,6 +204,9 @@ class ServingSession {
   int32_t bos_id_ = 1;
   int32_t eos_id_ = 2;
   int32_t max_running_ = 1;
+  std::vector<int32_t> eos_ids_;  // what ends generation (the engine's EOS ids)
+  mutable std::once_flag grammar_vocab_once_;
+  mutable std::shared_ptr<const GrammarVocabulary> grammar_vocab_;  // set once under the flag
   std::unique_ptr<EngineCore> core_;  // declared last: stopped first
 
   std::mutex admission_mu_;

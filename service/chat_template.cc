@@ -1,5 +1,6 @@
 #include "service/chat_template.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -7,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "service/chat_tools.h"
 
 namespace tailor::service {
 namespace {
@@ -149,6 +151,7 @@ absl::StatusOr<RenderedChat> RenderPlain(std::span<const ChatMessage> messages) 
         b.Text(absl::StrCat(m.content, "\n\n"));
         break;
       case ChatRole::kUser:
+      case ChatRole::kTool:  // not reached: Render() lowers tool results to user messages
         b.Text(absl::StrCat("User: ", m.content, "\n"));
         break;
       case ChatRole::kAssistant:
@@ -170,6 +173,8 @@ const char* ChatRoleName(ChatRole role) {
       return "user";
     case ChatRole::kAssistant:
       return "assistant";
+    case ChatRole::kTool:
+      return "tool";
   }
   return "user";
 }
@@ -246,29 +251,71 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromJinja(absl::string_view source, s
   t.jinja_ = std::make_shared<const JinjaTemplate>(*std::move(parsed));
   t.bos_token_ = std::move(bos_token);
   t.eos_token_ = std::move(eos_token);
+  t.renders_tools_ = absl::StrContains(source, "tools");
+  if (!absl::StrContains(source, "<tool_call>") && absl::StrContains(source, "<|start_header_id|>")) {
+    t.tool_format_ = ToolCallFormat::kLlama3Json;
+  }
   return t;
 }
 
+namespace {
+
+// One message as the model's Jinja template sees it. `native_tools`: the template renders tool
+// calls itself, so they go in as {"id", "type", "function": {"name", "arguments": object}}.
+nlohmann::ordered_json MessageJson(const ChatMessage& m, bool native_tools, ToolCallFormat format) {
+  using OJson = nlohmann::ordered_json;
+  const char* role = ChatRoleName(m.role);
+  if (m.role == ChatRole::kTool && !native_tools && format == ToolCallFormat::kLlama3Json) role = "ipython";
+  OJson j = {{"role", role}, {"content", m.content}};
+  if (!native_tools) return j;
+  if (!m.tool_calls.empty()) {
+    OJson calls = OJson::array();
+    for (const ToolCall& c : m.tool_calls) {
+      OJson args = OJson::parse(c.arguments, nullptr, /*allow_exceptions=*/false);
+      if (args.is_discarded()) args = c.arguments;  // the template writes a string as given
+      calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", args}}}});
+    }
+    j["tool_calls"] = std::move(calls);
+  }
+  if (m.role == ChatRole::kTool && !m.tool_call_id.empty()) j["tool_call_id"] = m.tool_call_id;
+  return j;
+}
+
+}  // namespace
+
 absl::StatusOr<RenderedChat> ChatTemplate::Render(std::span<const ChatMessage> messages,
                                                   bool add_generation_prompt,
-                                                  const nlohmann::ordered_json& extra) const {
+                                                  const nlohmann::ordered_json& extra,
+                                                  const nlohmann::ordered_json& tools) const {
   if (messages.empty()) {
     return absl::InvalidArgumentError("messages: at least one message is required");
   }
+  const bool has_tools = tools.is_array() && !tools.empty();
+  const bool has_tool_parts = std::any_of(messages.begin(), messages.end(), [](const ChatMessage& m) {
+    return m.role == ChatRole::kTool || !m.tool_calls.empty();
+  });
+  if (kind_ == ChatTemplateKind::kModel && renders_tools_) {
+    nlohmann::ordered_json vars = extra.is_object() ? extra : nlohmann::ordered_json::object();
+    if (has_tools) vars["tools"] = tools;
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const ChatMessage& m : messages) list.push_back(MessageJson(m, /*native_tools=*/true, tool_format_));
+    return RenderJinja(list, add_generation_prompt, vars);
+  }
+  if (has_tools || has_tool_parts) {
+    const std::vector<ChatMessage> lowered = LowerToolMessages(messages, tools, tool_format_);
+    return RenderLowered(lowered, add_generation_prompt, extra);
+  }
+  return RenderLowered(messages, add_generation_prompt, extra);
+}
+
+absl::StatusOr<RenderedChat> ChatTemplate::RenderLowered(std::span<const ChatMessage> messages,
+                                                         bool add_generation_prompt,
+                                                         const nlohmann::ordered_json& extra) const {
   switch (kind_) {
     case ChatTemplateKind::kModel: {
       nlohmann::ordered_json list = nlohmann::ordered_json::array();
-      for (const ChatMessage& m : messages) list.push_back({{"role", ChatRoleName(m.role)}, {"content", m.content}});
-      absl::StatusOr<std::string> text =
-          RenderChatTemplate(*jinja_, list, add_generation_prompt, bos_token_, eos_token_, extra);
-      if (!text.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("messages: the model's chat template failed: ",
-                                                       text.status().message()));
-      }
-      RenderedChat out;
-      out.special_text = true;
-      if (!text->empty()) out.pieces.push_back({PromptPiece::Kind::kText, *std::move(text)});
-      return out;
+      for (const ChatMessage& m : messages) list.push_back(MessageJson(m, /*native_tools=*/false, tool_format_));
+      return RenderJinja(list, add_generation_prompt, extra);
     }
     case ChatTemplateKind::kLlama2:
       return RenderLlama2(messages);
@@ -282,6 +329,21 @@ absl::StatusOr<RenderedChat> ChatTemplate::Render(std::span<const ChatMessage> m
       return RenderPlain(messages);
   }
   return absl::InternalError("unknown chat template kind");
+}
+
+absl::StatusOr<RenderedChat> ChatTemplate::RenderJinja(const nlohmann::ordered_json& messages,
+                                                       bool add_generation_prompt,
+                                                       const nlohmann::ordered_json& vars) const {
+  absl::StatusOr<std::string> text =
+      RenderChatTemplate(*jinja_, messages, add_generation_prompt, bos_token_, eos_token_, vars);
+  if (!text.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("messages: the model's chat template failed: ",
+                                                   text.status().message()));
+  }
+  RenderedChat out;
+  out.special_text = true;
+  if (!text->empty()) out.pieces.push_back({PromptPiece::Kind::kText, *std::move(text)});
+  return out;
 }
 
 std::vector<std::string> ChatTemplate::StopStrings() const {

@@ -26,6 +26,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -34,15 +35,35 @@
 
 namespace tailor::service {
 
-enum class ChatRole { kSystem, kUser, kAssistant };
+// kTool: a tool's result (OpenAI's role "tool"), answering an assistant message's tool call.
+enum class ChatRole { kSystem, kUser, kAssistant, kTool };
 
-const char* ChatRoleName(ChatRole role);  // "system", "user", "assistant"
+const char* ChatRoleName(ChatRole role);  // "system", "user", "assistant", "tool"
+
+// One function call, as an assistant message carries it and as parsed from model output.
+struct ToolCall {
+  std::string id;         // "call_..." (may be empty in a request's history)
+  std::string name;       // the function's name
+  std::string arguments;  // JSON text (OpenAI sends and returns the arguments as a string)
+  bool operator==(const ToolCall&) const = default;
+};
 
 struct ChatMessage {
+  ChatMessage() = default;
+  ChatMessage(ChatRole r, std::string text) : role(r), content(std::move(text)) {}
+
   ChatRole role = ChatRole::kUser;
-  std::string content;  // UTF-8
+  std::string content;  // UTF-8 ("" for an assistant message with only tool calls)
+  std::vector<ToolCall> tool_calls;  // assistant: the calls it made
+  std::string tool_call_id;          // tool: the call it answers ("" if not given)
   bool operator==(const ChatMessage&) const = default;
 };
+
+// How a model writes a tool call, chosen from its template (ChatTemplate::tool_format()):
+//   kHermes:     <tool_call>\n{"name": NAME, "arguments": {...}}\n</tool_call>  (Qwen, Hermes;
+//                every built-in preset)
+//   kLlama3Json: {"name": NAME, "parameters": {...}}  (Llama 3.x JSON tool calling)
+enum class ToolCallFormat { kHermes, kLlama3Json };
 
 struct PromptPiece {
   enum class Kind { kText, kBos, kEos };
@@ -90,6 +111,12 @@ class ChatTemplate {
 
   ChatTemplateKind kind() const { return kind_; }
   const char* name() const { return ChatTemplateName(kind_); }
+  // The model's own template renders `tools` itself (its source uses a `tools` variable);
+  // otherwise Render() describes the tools in the system message (service/chat_tools.h).
+  bool renders_tools() const { return renders_tools_; }
+  // How this template's model writes tool calls: kLlama3Json for a Llama 3 template
+  // ("<|start_header_id|>") that does not use Hermes tags, else kHermes.
+  ToolCallFormat tool_format() const { return tool_format_; }
 
   // Renders `messages` followed by the assistant generation prompt. InvalidArgument naming the
   // offending index as "messages[i]" for an empty list, or (llama-2, mistral) a system message
@@ -107,8 +134,15 @@ class ChatTemplate {
   // template's message.
   // `extra`: more variables for the model's template (chat_template_kwargs: enable_thinking, ...),
   // an object or null; presets ignore it.
+  // `tools`: null or an array of OpenAI tool objects ({"type": "function", "function": {...}}).
+  // A template that renders tools gets them as the variable `tools` (as transformers'
+  // apply_chat_template passes them) and messages with their `tool_calls` ({"id", "type",
+  // "function": {"name", "arguments": object}}) and `tool_call_id`; for any other template the
+  // tools are described in the system message and tool calls/results written as text in
+  // tool_format() (see service/chat_tools.h).
   absl::StatusOr<RenderedChat> Render(std::span<const ChatMessage> messages, bool add_generation_prompt = true,
-                                      const nlohmann::ordered_json& extra = nullptr) const;
+                                      const nlohmann::ordered_json& extra = nullptr,
+                                      const nlohmann::ordered_json& tools = nullptr) const;
 
   // Text that ends the assistant's turn besides the EOS token, to pass to the stop-string matcher:
   // chatml {"<|im_end|>"}, plain {"\nUser:"}, others none (their turns end with EOS; the model's
@@ -116,7 +150,15 @@ class ChatTemplate {
   std::vector<std::string> StopStrings() const;
 
  private:
+  absl::StatusOr<RenderedChat> RenderLowered(std::span<const ChatMessage> messages, bool add_generation_prompt,
+                                             const nlohmann::ordered_json& extra) const;
+  // kModel: renders a JSON message list with `vars` (an object or null) besides the messages.
+  absl::StatusOr<RenderedChat> RenderJinja(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                           const nlohmann::ordered_json& vars) const;
+
   ChatTemplateKind kind_;
+  bool renders_tools_ = false;
+  ToolCallFormat tool_format_ = ToolCallFormat::kHermes;
   std::shared_ptr<const JinjaTemplate> jinja_;  // kModel; immutable, shared by copies
   std::string bos_token_, eos_token_;
 };

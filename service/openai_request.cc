@@ -7,6 +7,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "service/openai_request_tools.h"
 
 namespace tailor::service {
 namespace {
@@ -230,13 +231,15 @@ std::optional<ApiError> ParseMessages(const Json& body, std::vector<ChatMessage>
       out.role = ChatRole::kUser;
     } else if (r == "assistant") {
       out.role = ChatRole::kAssistant;
-    } else if (r == "tool" || r == "function") {
+    } else if (r == "tool") {
+      out.role = ChatRole::kTool;
+    } else if (r == "function") {
       return ApiError::InvalidRequest(
-          role_param, absl::StrCat("role '", r, "' is not supported (no tool calling)"));
+          role_param, "role 'function' is not supported; use 'tool' (with 'tools' and 'tool_calls')");
     } else {
       return ApiError::InvalidRequest(
           role_param, absl::StrCat("invalid role '", r,
-                                   "'; expected 'system', 'developer', 'user' or 'assistant'"));
+                                   "'; expected 'system', 'developer', 'user', 'assistant' or 'tool'"));
     }
     const std::string content_param = param + ".content";
     const Json* content = Find(msg, "content");
@@ -248,6 +251,7 @@ std::optional<ApiError> ParseMessages(const Json& body, std::vector<ChatMessage>
     } else if (auto e = ParseContent(*content, content_param, &out.content)) {
       return e;
     }
+    if (auto e = request_internal::ParseMessageToolParts(msg, param, &out)) return e;
     messages->push_back(std::move(out));
   }
   return std::nullopt;
@@ -458,6 +462,10 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
   if (chat) {
     if (auto e = ParseTemplateKwargs(body, &req->chat_template_kwargs)) return e;
   }
+  if (auto e = request_internal::ParseStructuredOutput(body, &req->structured)) return e;
+  if (chat) {
+    if (auto e = request_internal::ParseTools(body, req)) return e;
+  }
   if (const Json* v = Find(body, "user")) {
     if (auto e = ReadString(*v, "user", &req->user)) return e;
   }
@@ -548,7 +556,9 @@ ApiResult<OpenAiRequest> ParseOpenAiRequest(Endpoint endpoint, absl::string_view
                                             const ParseLimits& limits) {
   ApiResult<Json> parsed = ParseJsonBody(body, limits);
   if (!parsed.ok()) return parsed.error();
-  return ParseOpenAiRequestJson(endpoint, *parsed, limits);
+  ApiResult<OpenAiRequest> req = ParseOpenAiRequestJson(endpoint, *parsed, limits);
+  if (req.ok()) request_internal::KeepKeyOrder(body, &*req);
+  return req;
 }
 
 ApiResult<TokenizeRequest> ParseTokenizeRequest(absl::string_view text, const ParseLimits& limits) {

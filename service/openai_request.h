@@ -58,6 +58,28 @@ struct SamplingParams {
   bool operator==(const SamplingParams&) const = default;
 };
 
+// A constraint on the output's text (structured outputs): OpenAI's `response_format` or vLLM's
+// `guided_regex` / `guided_choice` / `guided_json`.
+struct StructuredOutput {
+  enum class Kind { kNone, kJsonObject, kJsonSchema, kRegex, kChoice };
+  Kind kind = Kind::kNone;
+  nlohmann::ordered_json schema;     // kJsonSchema: the JSON Schema (an object)
+  std::string regex;                 // kRegex
+  std::vector<std::string> choices;  // kChoice: >= 1 strings
+  // The request field it came from, for errors found when compiling it (e.g. an unsupported
+  // schema keyword): "response_format.json_schema.schema", "guided_json", "guided_regex", ...
+  std::string param;
+  bool operator==(const StructuredOutput&) const = default;
+};
+
+// OpenAI's `tool_choice`.
+struct ToolChoice {
+  enum class Mode { kAuto, kNone, kRequired, kFunction };
+  Mode mode = Mode::kAuto;
+  std::string function;  // kFunction: the tool's name (one of `tools`)
+  bool operator==(const ToolChoice&) const = default;
+};
+
 struct OpenAiRequest {
   Endpoint endpoint = Endpoint::kCompletions;
   std::optional<std::string> model;     // nullopt: use the served model
@@ -76,6 +98,12 @@ struct OpenAiRequest {
   // tokens come first in the logprobs, scored by the model (the first one's logprob is null).
   // With max_tokens 0 only the prompt comes back (lm-evaluation-harness's loglikelihood).
   bool echo = false;
+  StructuredOutput structured;  // both endpoints
+  // chat: `tools` as given (an array of {"type": "function", "function": {"name", "description",
+  // "parameters"}} objects, checked), or null.
+  nlohmann::ordered_json tools;
+  ToolChoice tool_choice;           // chat; kAuto when tools are given and it is not
+  bool parallel_tool_calls = true;  // chat
 };
 
 struct ParseLimits {

@@ -38,7 +38,15 @@ Json Header(const ResponseMeta& meta, const char* object) {
 }  // namespace
 
 const char* FinishReasonName(FinishReason reason) {
-  return reason == FinishReason::kLength ? "length" : "stop";
+  switch (reason) {
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kToolCalls:
+      return "tool_calls";
+    case FinishReason::kStop:
+      break;
+  }
+  return "stop";
 }
 
 std::string MakeResponseId(absl::string_view prefix, uint64_t hi, uint64_t lo) {
@@ -135,7 +143,21 @@ ResponseJson ChatCompletionResponse(const ResponseMeta& meta, std::span<const Ch
     choice["index"] = c.index;
     Json message = Json::object();
     message["role"] = "assistant";
-    message["content"] = c.content;
+    message["content"] = c.content.empty() && !c.tool_calls.empty() ? Json(nullptr) : Json(c.content);
+    if (!c.tool_calls.empty()) {
+      Json calls = Json::array();
+      for (const ToolCall& call : c.tool_calls) {
+        Json fn = Json::object();
+        fn["name"] = call.name;
+        fn["arguments"] = call.arguments;
+        Json entry = Json::object();
+        entry["id"] = call.id;
+        entry["type"] = "function";
+        entry["function"] = std::move(fn);
+        calls.push_back(std::move(entry));
+      }
+      message["tool_calls"] = std::move(calls);
+    }
     choice["message"] = std::move(message);
     choice["logprobs"] = c.logprobs ? ChatLogprobsJson(*c.logprobs) : Json(nullptr);
     choice["finish_reason"] = FinishReasonName(c.finish_reason);
@@ -169,6 +191,23 @@ ResponseJson ChatChunk(const ResponseMeta& meta, int32_t index, const ChatDelta&
   Json d = Json::object();
   if (delta.role) d["role"] = "assistant";
   if (delta.content.has_value()) d["content"] = *delta.content;
+  if (!delta.tool_calls.empty()) {
+    Json calls = Json::array();
+    for (const ToolCallDelta& t : delta.tool_calls) {
+      Json entry = Json::object();
+      entry["index"] = t.index;
+      if (t.id) {
+        entry["id"] = *t.id;
+        entry["type"] = "function";
+      }
+      Json fn = Json::object();
+      if (t.name) fn["name"] = *t.name;
+      fn["arguments"] = t.arguments;
+      entry["function"] = std::move(fn);
+      calls.push_back(std::move(entry));
+    }
+    d["tool_calls"] = std::move(calls);
+  }
   Json choice = Json::object();
   choice["index"] = index;
   choice["delta"] = std::move(d);

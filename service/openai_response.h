@@ -32,8 +32,9 @@ namespace tailor::service {
 
 using ResponseJson = nlohmann::ordered_json;
 
-enum class FinishReason { kStop, kLength };
-const char* FinishReasonName(FinishReason reason);  // "stop", "length"
+// kToolCalls: chat, the model called tools (message.tool_calls / delta.tool_calls).
+enum class FinishReason { kStop, kLength, kToolCalls };
+const char* FinishReasonName(FinishReason reason);  // "stop", "length", "tool_calls"
 
 struct TopLogprob {
   std::string token;  // the token's text (raw bytes)
@@ -90,9 +91,10 @@ struct CompletionChoice {
 
 struct ChatChoice {
   int32_t index = 0;
-  std::string content;
+  std::string content;  // "content": null when empty and there are tool calls
   FinishReason finish_reason = FinishReason::kStop;
   std::optional<std::vector<TokenLogprob>> logprobs;  // nullopt: "logprobs": null
+  std::vector<ToolCall> tool_calls;  // "tool_calls": [{"id", "type": "function", "function": {"name", "arguments"}}]
 };
 
 // {"id", "object": "text_completion", "created", "model", "choices": [{"text", "index",
@@ -100,7 +102,8 @@ struct ChatChoice {
 ResponseJson CompletionResponse(const ResponseMeta& meta, std::span<const CompletionChoice> choices,
                                 const Usage& usage);
 // {"id", "object": "chat.completion", "created", "model", "choices": [{"index", "message":
-// {"role": "assistant", "content"}, "logprobs", "finish_reason"}], "usage"}.
+// {"role": "assistant", "content", "tool_calls" (only when there are calls)}, "logprobs",
+// "finish_reason"}], "usage"}.
 ResponseJson ChatCompletionResponse(const ResponseMeta& meta, std::span<const ChatChoice> choices,
                                     const Usage& usage);
 
@@ -113,9 +116,19 @@ ResponseJson CompletionChunk(const ResponseMeta& meta, int32_t index, absl::stri
                              const std::vector<TokenLogprob>* logprobs, int64_t text_offset,
                              bool include_usage);
 
+// One piece of a streamed tool call: the first of a call carries its id and name (and
+// "arguments": ""), the later ones pieces of the arguments' JSON text.
+struct ToolCallDelta {
+  int32_t index = 0;  // the call's position among the choice's calls
+  std::optional<std::string> id;    // with "type": "function"
+  std::optional<std::string> name;
+  std::string arguments;
+};
+
 struct ChatDelta {
   bool role = false;                   // include "role": "assistant" (the first chunk)
   std::optional<std::string> content;  // include "content"
+  std::vector<ToolCallDelta> tool_calls;  // include "tool_calls" when not empty
 };
 // One streamed chat chunk: {"id", "object": "chat.completion.chunk", "created", "model",
 // "choices": [{"index", "delta", "logprobs", "finish_reason"}]} (+ "usage": null when

@@ -43,6 +43,35 @@ SessionEvent Done(int64_t prompt, int64_t completion) {
 
 service::ResponseMeta Meta() { return {"chatcmpl-1", 1700000000, "m"}; }
 
+// Each piece of a tool call is one delta: the first with the call's index, id, type and name
+// (and its first arguments, maybe ""), the next ones with the index and more arguments.
+TEST(SseStreamFormatterTest, ToolCallsAsIndexedDeltas) {
+  SseStreamFormatter f(Meta(), service::Endpoint::kChatCompletions, /*include_usage=*/false, 2);
+  SessionEvent a = Delta(1, "");
+  a.delta.tool_calls.push_back({0, "call_A", "add", ""});
+  a.delta.tool_calls.push_back({0, std::nullopt, std::nullopt, "{\"a\":"});
+  SessionEvent b = Delta(1, "", service::FinishReason::kToolCalls);
+  b.delta.tool_calls.push_back({0, std::nullopt, std::nullopt, "1}"});
+  b.delta.tool_calls.push_back({1, "call_B", "get_weather", "{}"});
+  std::string sse = f.Format(a);  // one statement each: the order of + operands is unspecified
+  sse += f.Format(b);
+  sse += f.Format(Done(1, 2));
+  const std::vector<std::string> events = Events(sse);
+  ASSERT_EQ(events.size(), 7u);  // role, A head, A args, A args, B head, finish, [DONE]
+  EXPECT_EQ(Json::parse(events[0])["choices"][0]["delta"]["role"], "assistant");
+  const Json head = Json::parse(events[1])["choices"][0];
+  EXPECT_EQ(head["index"], 1);
+  EXPECT_EQ(head["delta"]["tool_calls"][0],
+            Json::parse(R"({"index":0,"id":"call_A","type":"function","function":{"name":"add","arguments":""}})"));
+  EXPECT_EQ(Json::parse(events[2])["choices"][0]["delta"]["tool_calls"][0],
+            Json::parse(R"({"index":0,"function":{"arguments":"{\"a\":"}})"));
+  EXPECT_EQ(Json::parse(events[3])["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], "1}");
+  EXPECT_EQ(Json::parse(events[4])["choices"][0]["delta"]["tool_calls"][0],
+            Json::parse(R"({"index":1,"id":"call_B","type":"function","function":{"name":"get_weather","arguments":"{}"}})"));
+  EXPECT_EQ(Json::parse(events[5])["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(events[6], "[DONE]");
+}
+
 TEST(SseStreamFormatterTest, ChatSendsRoleThenContentThenFinishThenUsage) {
   SseStreamFormatter f(Meta(), service::Endpoint::kChatCompletions, /*include_usage=*/true, 1);
   std::string sse = f.Format(Delta(0, "Hel"));

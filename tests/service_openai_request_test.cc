@@ -232,7 +232,7 @@ TEST(OpenAiRequest, MessageErrorsNameTheField) {
   ExpectError(c, R"({"messages": [{"role": 1, "content": "x"}]})", "messages[0].role", "a string");
   ExpectError(c, R"({"messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "x"}]})",
               "messages[1].role", "invalid role 'robot'");
-  ExpectError(c, R"({"messages": [{"role": "tool", "content": "x"}]})", "messages[0].role",
+  ExpectError(c, R"({"messages": [{"role": "function", "content": "x"}]})", "messages[0].role",
               "not supported");
   ExpectError(c, R"({"messages": [{"role": "user"}]})", "messages[0].content", "required");
   ExpectError(c, R"({"messages": [{"role": "user", "content": null}]})", "messages[0].content",

@@ -54,7 +54,7 @@ TEST(OpenAiResponse, CompletionLogprobs) {
 }
 
 TEST(OpenAiResponse, ChatObject) {
-  std::vector<ChatChoice> choices = {{0, "Hello there!", FinishReason::kStop, std::nullopt}};
+  std::vector<ChatChoice> choices = {{0, "Hello there!", FinishReason::kStop, std::nullopt, {}}};
   EXPECT_EQ(DumpJson(ChatCompletionResponse(Meta("chatcmpl-1"), choices, Usage{20, 3})),
             R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"stories15M",)"
             R"("choices":[{"index":0,"message":{"role":"assistant","content":"Hello there!"},)"
@@ -70,7 +70,7 @@ TEST(OpenAiResponse, ChatLogprobs) {
             "{\"token\":\"\xC3\xA9\",\"logprob\":-2.0,\"bytes\":[195,169],"
             "\"top_logprobs\":[{\"token\":\"!\",\"logprob\":-1.0,\"bytes\":[33]}]}],"
             "\"refusal\":null}");
-  std::vector<ChatChoice> choices = {{0, " Hi\xC3\xA9", FinishReason::kLength, TwoTokens()}};
+  std::vector<ChatChoice> choices = {{0, " Hi\xC3\xA9", FinishReason::kLength, TwoTokens(), {}}};
   ResponseJson j = ChatCompletionResponse(Meta("c"), choices, Usage{});
   EXPECT_EQ(j["choices"][0]["logprobs"], ChatLogprobsJson(TwoTokens()));
 }
@@ -84,18 +84,49 @@ TEST(OpenAiResponse, PartialUtf8TokensNeverThrow) {
             "\"refusal\":null}");
   std::string out = DumpJson(CompletionLogprobsJson(partial, 0));
   EXPECT_THAT(out, ::testing::HasSubstr("\"text_offset\":[0]"));
-  std::vector<ChatChoice> choices = {{0, "bad \xC3", FinishReason::kStop, std::nullopt}};
+  std::vector<ChatChoice> choices = {{0, "bad \xC3", FinishReason::kStop, std::nullopt, {}}};
   EXPECT_THAT(SseData(ChatCompletionResponse(Meta("c"), choices, Usage{})),
               ::testing::HasSubstr("\"content\":\"bad \xEF\xBF\xBD\""));
 }
 
+TEST(OpenAiResponse, ChatToolCalls) {
+  const ResponseMeta m = Meta("chatcmpl-7");
+  ChatChoice c;
+  c.finish_reason = FinishReason::kToolCalls;
+  c.tool_calls.push_back(ToolCall{"call_abc", "get_weather", "{\"city\":\"Paris\"}"});
+  ResponseJson j = ChatCompletionResponse(m, std::vector<ChatChoice>{c}, Usage{3, 9});
+  EXPECT_EQ(DumpJson(j["choices"][0]),
+            "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
+            "\"call_abc\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":"
+            "\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}");
+  c.content = "Checking.";  // text besides the calls stays
+  j = ChatCompletionResponse(m, std::vector<ChatChoice>{c}, Usage{3, 9});
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "Checking.");
+  c.tool_calls.clear();  // no calls: no tool_calls field, content a string even when empty
+  c.content = "";
+  j = ChatCompletionResponse(m, std::vector<ChatChoice>{c}, Usage{3, 9});
+  EXPECT_FALSE(j["choices"][0]["message"].contains("tool_calls"));
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "");
+
+  ChatDelta head;
+  head.tool_calls.push_back({1, "call_x", "add", ""});
+  EXPECT_EQ(DumpJson(ChatChunk(m, 0, head, std::nullopt, nullptr, false)["choices"][0]["delta"]),
+            "{\"tool_calls\":[{\"index\":1,\"id\":\"call_x\",\"type\":\"function\",\"function\":{\"name\":"
+            "\"add\",\"arguments\":\"\"}}]}");
+  ChatDelta args;
+  args.tool_calls.push_back({1, std::nullopt, std::nullopt, "{\"a\":1}"});
+  EXPECT_EQ(DumpJson(ChatChunk(m, 0, args, std::nullopt, nullptr, false)["choices"][0]["delta"]),
+            "{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}");
+  EXPECT_STREQ(FinishReasonName(FinishReason::kToolCalls), "tool_calls");
+}
+
 TEST(OpenAiResponse, ChatStream) {
   const ResponseMeta m = Meta("chatcmpl-9");
-  EXPECT_EQ(SseData(ChatChunk(m, 0, ChatDelta{true, ""}, std::nullopt, nullptr, false)),
+  EXPECT_EQ(SseData(ChatChunk(m, 0, ChatDelta{true, "", {}}, std::nullopt, nullptr, false)),
             "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
             "\"model\":\"stories15M\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
             "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
-  EXPECT_EQ(SseData(ChatChunk(m, 1, ChatDelta{false, "Hel"}, std::nullopt, nullptr, true)),
+  EXPECT_EQ(SseData(ChatChunk(m, 1, ChatDelta{false, "Hel", {}}, std::nullopt, nullptr, true)),
             "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
             "\"model\":\"stories15M\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"Hel\"},"
             "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n");
@@ -104,7 +135,7 @@ TEST(OpenAiResponse, ChatStream) {
             "\"model\":\"stories15M\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
             "\"finish_reason\":\"length\"}]}\n\n");
   const auto lps = TwoTokens();
-  ResponseJson with_lp = ChatChunk(m, 0, ChatDelta{false, " Hi\xC3\xA9"}, std::nullopt, &lps, false);
+  ResponseJson with_lp = ChatChunk(m, 0, ChatDelta{false, " Hi\xC3\xA9", {}}, std::nullopt, &lps, false);
   EXPECT_EQ(with_lp["choices"][0]["logprobs"], ChatLogprobsJson(lps));
   EXPECT_EQ(SseData(UsageChunk(m, Endpoint::kChatCompletions, Usage{4, 6})),
             "data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"

@@ -1,8 +1,9 @@
 // `tailor serve` driven by the official openai Node client, as users' programs call it.
 // Usage (ctest runs it): node openai_client_test.mjs TAILOR_BINARY SHARED_DIR CLIENT_DIR
 //   CLIENT_DIR: where tests/openai_client/setup.sh installed the `openai` package.
-// Compiles a small stories260K package into a temp dir, starts `tailor serve --port 0`, runs the
-// checks, stops the server with SIGTERM (it must exit 0). Exits non-zero on the first failure.
+// Compiles a small stories260K package (and a tiny Qwen3 one for tool calls) into a temp dir,
+// starts `tailor serve --port 0` on each, runs the checks, stops the servers with SIGTERM (they
+// must exit 0). Exits non-zero on the first failure.
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,23 @@ function compilePackage() {
   return path.join(tmp, 'pkg');
 }
 
+// Tool calls need room for the tool descriptions: tiny Qwen3 (random weights, its own template,
+// which renders tools) with a 1024-token context.
+function compileQwenPackage() {
+  const models = path.join(sharedDir, 'models');
+  writeFileSync(path.join(tmp, 'qwen-specs.json'), JSON.stringify({
+    specializations: [
+      { batch_size: '1', seq_len: '64', ctx_len: '1024' },
+      { batch_size: '2', seq_len: '1', ctx_len: '1024' },
+    ],
+  }));
+  const r = spawnSync(tailor, ['compile', '--model', path.join(models, 'tiny-qwen3'), '--tokenizer',
+    path.join(models, 'tokenizers', 'qwen3', 'tokenizer.json'), '--specializations', path.join(tmp, 'qwen-specs.json'),
+    '--out', path.join(tmp, 'qwen'), '--compile-only', '--target', 'native'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `tailor compile failed: ${r.stderr}`);
+  return path.join(tmp, 'qwen');
+}
+
 function startServer(pkg) {
   return new Promise((resolve, reject) => {
     const child = spawn(tailor, ['serve', '--package', pkg, '--port', '0', '--api-key', KEY,
@@ -69,9 +87,10 @@ async function expectError(promise, status, check) {
   assert.fail(`expected HTTP ${status}`);
 }
 
-async function run(port) {
+async function run(port, toolPort) {
   const baseURL = `http://127.0.0.1:${port}/v1`;
   const client = new OpenAI({ apiKey: KEY, baseURL, maxRetries: 0, timeout: 60000 });
+  const toolClient = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${toolPort}/v1`, maxRetries: 0, timeout: 60000 });
 
   // Models list.
   const models = await client.models.list();
@@ -130,6 +149,64 @@ async function run(port) {
   });
   assert.equal(content, plainChat.choices[0].message.content);
 
+  // Structured outputs: response_format json_schema; the content parses and fits the schema.
+  const personSchema = {
+    type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' } },
+    required: ['name', 'age'], additionalProperties: false,
+  };
+  for (const seed of [1, 2, 3]) {
+    const structured = await client.chat.completions.create({
+      model: MODEL, messages: [{ role: 'user', content: 'A person' }], max_tokens: 80, temperature: 1.0, seed,
+      response_format: { type: 'json_schema', json_schema: { name: 'person', schema: personSchema, strict: true } },
+    });
+    assert.equal(structured.choices[0].finish_reason, 'stop');
+    const person = JSON.parse(structured.choices[0].message.content);
+    assert.deepEqual(Object.keys(person), ['name', 'age']);
+    assert.equal(typeof person.name, 'string');
+    assert.ok(Number.isInteger(person.age), `age ${person.age}`);
+  }
+
+  // Tool calls: tool_choice required (non-streamed), a named function through the client's
+  // stream helper (which assembles delta.tool_calls), then the tool's result sent back.
+  const tools = [{
+    type: 'function',
+    function: {
+      name: 'get_weather', description: 'The weather in a city',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false },
+    },
+  }];
+  const question = { role: 'user', content: 'What is the weather in Paris?' };
+  const called = await toolClient.chat.completions.create({
+    model: MODEL, messages: [question], tools, tool_choice: 'required', max_tokens: 80, temperature: 0,
+  });
+  assert.equal(called.choices[0].finish_reason, 'tool_calls');
+  assert.equal(called.choices[0].message.content, null);
+  const call = called.choices[0].message.tool_calls[0];
+  assert.equal(call.type, 'function');
+  assert.match(call.id, /^call_[A-Za-z0-9]{24}$/);
+  assert.equal(call.function.name, 'get_weather');
+  assert.equal(typeof JSON.parse(call.function.arguments).city, 'string');
+
+  const runner = toolClient.chat.completions.stream({
+    model: MODEL, messages: [question], tools, max_tokens: 80, temperature: 0,
+    tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  });
+  const doneArgs = [];
+  runner.on('tool_calls.function.arguments.done', (e) => doneArgs.push(e.arguments));
+  const final = await runner.finalChatCompletion();
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  const streamedCall = final.choices[0].message.tool_calls[0];
+  assert.match(streamedCall.id, /^call_/);
+  assert.equal(streamedCall.function.name, 'get_weather');
+  assert.equal(streamedCall.function.arguments, call.function.arguments);  // greedy: the same call
+  assert.deepEqual(doneArgs, [call.function.arguments]);
+
+  const followup = await toolClient.chat.completions.create({
+    model: MODEL, max_tokens: 8, temperature: 0, tools,
+    messages: [question, called.choices[0].message, { role: 'tool', tool_call_id: call.id, content: '21 degrees' }],
+  });
+  assert.equal(followup.object, 'chat.completion');
+
   // Errors: authentication, an invalid parameter, an unknown model.
   const wrongKey = new OpenAI({ apiKey: 'wrong', baseURL, maxRetries: 0 });
   await expectError(wrongKey.models.list(), 401, (e) => assert.ok(e instanceof OpenAI.AuthenticationError));
@@ -145,26 +222,30 @@ async function run(port) {
 }
 
 let server = null;
+let toolServer = null;
 let exitCode = 0;
 try {
   const pkg = compilePackage();
   server = await startServer(pkg);
-  await run(server.port);
+  toolServer = await startServer(compileQwenPackage());
+  await run(server.port, toolServer.port);
   console.log('openai client checks passed');
 } catch (e) {
   console.error(`FAILED: ${e.stack ?? e}`);
   if (server) console.error(`server stderr:\n${server.stderr()}`);
+  if (toolServer) console.error(`tool server stderr:\n${toolServer.stderr()}`);
   exitCode = 1;
 }
-if (server) {
-  const child = server.child;
+for (const s of [server, toolServer]) {
+  if (!s) continue;
+  const child = s.child;
   child.removeAllListeners('exit');
   const code = await new Promise((resolve) => {
     child.on('exit', (c, sig) => resolve(c ?? `signal ${sig}`));
     child.kill('SIGTERM');
   });
   if (code !== 0) {
-    console.error(`tailor serve exited with ${code} after SIGTERM:\n${server.stderr()}`);
+    console.error(`tailor serve exited with ${code} after SIGTERM:\n${s.stderr()}`);
     exitCode = 1;
   }
 }
