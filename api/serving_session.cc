@@ -308,6 +308,7 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
     s->max_running_ = std::max(s->max_running_, spec.shape.batch_size);
   }
   s->created_ = static_cast<int64_t>(std::time(nullptr));
+  s->metrics_->SetCacheConfig(s->runtime_->kv_block_size(), s->runtime_->num_kv_blocks());
 
   EngineOptions eo;
   // Generation ends at the model's EOS ids and at the tokenizer's eos_token (tokenizer_config.json;
@@ -388,6 +389,7 @@ std::string ServingSession::RenderMetrics() {
   metrics_->SetRequestsWaiting(st.num_waiting);
   metrics_->SetKvBlocksUsed(st.kv.used_blocks);
   metrics_->SetKvBlocksCached(st.kv.cached_free_blocks);
+  metrics_->SetKvCacheUsage(st.kv.used_blocks, limits().num_kv_blocks);
   return metrics_->Render();
 }
 
@@ -506,9 +508,9 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
   }
   const bool echo = request.echo && request.endpoint == service::Endpoint::kCompletions;
   // Structured outputs / a forced tool call: one grammar for the request, a matcher per choice.
-  auto grammar = CompileRequestGrammar(request, chat_template_.tool_format());
+  auto grammar = grammars_.Get(request, chat_template_.tool_format(), [this] { return grammar_vocabulary(); });
   if (!grammar.ok()) return grammar.error();
-  std::shared_ptr<const GrammarVocabulary> grammar_vocab = *grammar ? grammar_vocabulary() : nullptr;
+  std::shared_ptr<const GrammarVocabulary> grammar_vocab = grammar->grammar ? grammar_vocabulary() : nullptr;
   std::vector<SamplingOptions> sampling;
   for (size_t p = 0; p < prompts->size(); ++p) {
     const std::vector<int32_t>& ids = (*prompts)[p];
@@ -521,7 +523,8 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
       SamplingOptions o = ToEngineSampling(request.sampling, *max_tokens, i, echo);
       if (grammar_vocab != nullptr) {
         o.ignore_eos = false;  // a complete output ends with EOS
-        o.logits_processors.push_back(MakeGrammarProcessor(*grammar, grammar_vocab, *max_tokens, drop_first_space));
+        o.logits_processors.push_back(
+            MakeGrammarProcessor(grammar->grammar, grammar_vocab, *max_tokens, drop_first_space, grammar->masks));
       }
       if (absl::Status s = ValidateRequest(limits(), ids, o); !s.ok()) {
         return ApiError::FromStatus(s, s.message().find("max_tokens") != absl::string_view::npos ? "max_tokens"

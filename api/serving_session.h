@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "api/structured_decoding.h"
 #include "engine/runtime.h"
 #include "scheduler/engine_core.h"
 #include "service/api_error.h"
@@ -99,7 +100,6 @@ using SessionCallback = std::function<void(const SessionEvent&)>;
 // The state of one started request. Opaque to callers; pass it to Cancel(). Shared by the
 // session's engine callbacks and the caller, so either may drop it first.
 class ActiveRequest;
-struct GrammarVocabulary;  // api/structured_decoding.h
 
 class ServingSession {
  public:
@@ -205,6 +205,7 @@ class ServingSession {
   int32_t eos_id_ = 2;
   int32_t max_running_ = 1;
   std::vector<int32_t> eos_ids_;  // what ends generation (the engine's EOS ids)
+  GrammarCache grammars_;  // compiled constraints of recent requests
   mutable std::once_flag grammar_vocab_once_;
   mutable std::shared_ptr<const GrammarVocabulary> grammar_vocab_;  // set once under the flag
   std::unique_ptr<EngineCore> core_;  // declared last: stopped first

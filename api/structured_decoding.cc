@@ -119,17 +119,80 @@ bool DropsFirstSpace(const Tokenizer& tokenizer, const GrammarVocabulary& vocab,
   return text.empty() || text[0] != ' ';
 }
 
+namespace {
+
+// What identifies a request's constraint: everything CompileRequestGrammar reads.
+std::string ConstraintKey(const service::OpenAiRequest& request, service::ToolCallFormat format) {
+  const StructuredOutput& s = request.structured;
+  OJson key = {{"kind", static_cast<int>(s.kind)}};
+  switch (s.kind) {
+    case StructuredOutput::Kind::kNone:
+      key["endpoint"] = static_cast<int>(request.endpoint);
+      key["tools"] = request.tools;
+      key["tool_choice"] = {static_cast<int>(request.tool_choice.mode), request.tool_choice.function};
+      key["parallel"] = request.parallel_tool_calls;
+      key["format"] = static_cast<int>(format);
+      break;
+    case StructuredOutput::Kind::kJsonObject:
+      break;
+    case StructuredOutput::Kind::kJsonSchema:
+      key["schema"] = s.schema;
+      break;
+    case StructuredOutput::Kind::kRegex:
+      key["regex"] = s.regex;
+      break;
+    case StructuredOutput::Kind::kChoice:
+      key["choices"] = s.choices;
+      break;
+  }
+  return key.dump(-1, ' ', false, OJson::error_handler_t::replace);
+}
+
+}  // namespace
+
+service::ApiResult<GrammarCache::Entry> GrammarCache::Get(
+    const service::OpenAiRequest& request, service::ToolCallFormat format,
+    const std::function<std::shared_ptr<const GrammarVocabulary>()>& vocab) {
+  const std::string key = ConstraintKey(request, format);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->first == key) {
+        entries_.splice(entries_.begin(), entries_, it);
+        return it->second;
+      }
+    }
+  }
+  // Compiled outside the lock: a large schema must not hold up other requests.
+  auto compiled = CompileRequestGrammar(request, format);
+  if (!compiled.ok()) return compiled.error();
+  Entry entry;
+  entry.grammar = *compiled;
+  if (entry.grammar != nullptr) entry.masks = grammar::TokenMaskCache::Get(entry.grammar, vocab()->tokens);
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.emplace_front(key, entry);
+  while (entries_.size() > capacity_) entries_.pop_back();
+  return entry;
+}
+
+size_t GrammarCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
 LogitsProcessor MakeGrammarProcessor(std::shared_ptr<const grammar::Grammar> g,
                                      std::shared_ptr<const GrammarVocabulary> vocab, int32_t max_tokens,
-                                     bool drop_first_space) {
+                                     bool drop_first_space, std::shared_ptr<grammar::TokenMaskCache> masks) {
   struct State {
     grammar::GrammarMatcher matcher;
     std::shared_ptr<const GrammarVocabulary> vocab;
     size_t consumed = 0;  // generated tokens the matcher has accepted
     bool broken = false;  // a token the grammar rejected was generated (cannot happen under the mask)
   };
-  auto state = std::make_shared<State>(
-      State{grammar::GrammarMatcher(std::move(g), vocab->tokens), vocab, 0, false});
+  auto state = std::make_shared<State>(State{
+      masks != nullptr ? grammar::GrammarMatcher(std::move(g), vocab->tokens, std::move(masks))
+                       : grammar::GrammarMatcher(std::move(g), vocab->tokens),
+      vocab, 0, false});
   return [state, max_tokens, drop_first_space](std::span<const int32_t>, std::span<const int32_t> generated,
                                                std::span<float> logits) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();

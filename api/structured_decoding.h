@@ -20,7 +20,12 @@
 #define TAILOR_API_STRUCTURED_DECODING_H_
 
 #include <cstdint>
+#include <functional>
+#include <list>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
 #include <span>
 #include <vector>
 
@@ -28,6 +33,7 @@
 #include "service/api_error.h"
 #include "service/chat_template.h"
 #include "service/grammar/grammar.h"
+#include "service/grammar/token_mask_cache.h"
 #include "service/grammar/token_vocabulary.h"
 #include "service/openai_request.h"
 #include "tokenizer/tokenizer.h"
@@ -57,12 +63,38 @@ std::shared_ptr<const GrammarVocabulary> BuildGrammarVocabulary(const Tokenizer&
 // Whether the detokenizer drops the first token's leading space after `context`.
 bool DropsFirstSpace(const Tokenizer& tokenizer, const GrammarVocabulary& vocab, std::span<const int32_t> context);
 
+// Compiled grammars of recent constraints, with their token-mask caches, so that a schema that
+// recurs across requests (the common case: one application, one schema) is compiled once and its
+// masks stay warm (service/grammar/token_mask_cache.h). Least recently used first out.
+// Thread-safe.
+class GrammarCache {
+ public:
+  struct Entry {
+    std::shared_ptr<const grammar::Grammar> grammar;       // null: the request has no constraint
+    std::shared_ptr<grammar::TokenMaskCache> masks;        // for `grammar` and the session's vocabulary
+  };
+  explicit GrammarCache(size_t capacity = 32) : capacity_(capacity) {}
+
+  // CompileRequestGrammar's result for `request`, from the cache when the same constraint was
+  // compiled before. `vocab` is used to create the mask cache of a new entry.
+  service::ApiResult<Entry> Get(const service::OpenAiRequest& request, service::ToolCallFormat format,
+                                const std::function<std::shared_ptr<const GrammarVocabulary>()>& vocab);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  size_t capacity_;
+  std::list<std::pair<std::string, Entry>> entries_;  // most recently used first; guarded by mu_
+};
+
 // A processor constraining one choice to `grammar` within `max_tokens` generated tokens.
 // `drop_first_space`: DropsFirstSpace() for the choice's prompt. The processor owns its matcher
 // (shared by copies of the std::function); it runs on the engine's step thread only.
+// `masks`: the grammar's shared token-mask cache (GrammarCache), or null for one of its own.
 LogitsProcessor MakeGrammarProcessor(std::shared_ptr<const grammar::Grammar> grammar,
                                      std::shared_ptr<const GrammarVocabulary> vocab, int32_t max_tokens,
-                                     bool drop_first_space);
+                                     bool drop_first_space,
+                                     std::shared_ptr<grammar::TokenMaskCache> masks = nullptr);
 
 }  // namespace tailor
 

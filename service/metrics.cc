@@ -314,6 +314,11 @@ std::unique_ptr<ServerMetrics> ServerMetrics::Create() {
   m->kv_cached_ =
       (*r.AddGauge("tailor_kv_blocks_cached", "Free KV-cache blocks kept for prefix reuse."))
           ->Get();
+  m->kv_usage_ = (*r.AddGauge("tailor_kv_cache_usage_ratio",
+                              "Fraction of the KV-cache pool held by live requests (0 to 1)."))
+                     ->Get();
+  m->cache_config_ = *r.AddGauge("tailor_cache_config_info", "The KV-cache pool: positions per block and blocks.",
+                                 {"block_size", "num_blocks"});
   m->prefix_hits_ = (*r.AddCounter("tailor_prefix_cache_hit_tokens_total",
                                    "Prompt tokens served from the prefix cache."))
                         ->Get();
@@ -350,6 +355,12 @@ void ServerMetrics::SetRequestsRunning(int64_t n) { running_->Set(static_cast<do
 void ServerMetrics::SetRequestsWaiting(int64_t n) { waiting_->Set(static_cast<double>(n)); }
 void ServerMetrics::SetKvBlocksUsed(int64_t n) { kv_used_->Set(static_cast<double>(n)); }
 void ServerMetrics::SetKvBlocksCached(int64_t n) { kv_cached_->Set(static_cast<double>(n)); }
+void ServerMetrics::SetKvCacheUsage(int64_t used_blocks, int64_t num_blocks) {
+  kv_usage_->Set(num_blocks > 0 ? static_cast<double>(used_blocks) / static_cast<double>(num_blocks) : 0.0);
+}
+void ServerMetrics::SetCacheConfig(int64_t block_size, int64_t num_blocks) {
+  cache_config_->Labels({absl::StrCat(block_size), absl::StrCat(num_blocks)})->Set(1.0);
+}
 void ServerMetrics::AddPrefixCacheHitTokens(int64_t n) {
   prefix_hits_->Increment(static_cast<double>(n));
 }

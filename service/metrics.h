@@ -163,6 +163,11 @@ class ServerMetrics {
   void SetRequestsWaiting(int64_t n);           // tailor_requests_waiting
   void SetKvBlocksUsed(int64_t n);              // tailor_kv_blocks_used (held by live requests)
   void SetKvBlocksCached(int64_t n);            // tailor_kv_blocks_cached
+  // tailor_kv_cache_usage_ratio: blocks held by live requests / blocks in the pool, 0..1 (the
+  // name and meaning load-aware gateways, e.g. the Gateway API Inference Extension, read).
+  void SetKvCacheUsage(int64_t used_blocks, int64_t num_blocks);
+  // tailor_cache_config_info{block_size, num_blocks} 1: the KV pool's shape (set once).
+  void SetCacheConfig(int64_t block_size, int64_t num_blocks);
   void AddPrefixCacheHitTokens(int64_t n);      // tailor_prefix_cache_hit_tokens_total
   // One step on specialization `spec` (e.g. "b4_s1_c512"): `used_slots` of `total_slots` token
   // slots carried real tokens. Increments tailor_spec_executions_total{spec}, sets
@@ -182,6 +187,8 @@ class ServerMetrics {
   CounterFamily* requests_ = nullptr;
   Counter* prompt_tokens_ = nullptr;
   Counter* generation_tokens_ = nullptr;
+  Gauge* kv_usage_ = nullptr;
+  GaugeFamily* cache_config_ = nullptr;
   Histogram* ttft_ = nullptr;
   Histogram* tpot_ = nullptr;
   Gauge* running_ = nullptr;

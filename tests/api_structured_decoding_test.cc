@@ -105,5 +105,62 @@ TEST(StructuredDecoding, UnsupportedSchemaKeywordIs400NamingTheField) {
   EXPECT_NE(g.error().message.find("minLength"), std::string::npos) << g.error().message;
 }
 
+TEST(StructuredDecoding, GrammarCacheCompilesARecurringConstraintOnce) {
+  auto tok = Tok512();
+  ASSERT_NE(tok, nullptr);
+  auto vocab = BuildGrammarVocabulary(*tok, {tok->eos_id()});
+  int vocab_calls = 0;
+  auto get_vocab = [&] {
+    ++vocab_calls;
+    return vocab;
+  };
+  auto parse = [](const std::string& body) {
+    auto r = service::ParseOpenAiRequest(service::Endpoint::kCompletions, body);
+    EXPECT_TRUE(r.ok());
+    return *r;
+  };
+  GrammarCache cache(2);
+  const auto a = parse(R"({"prompt": "x", "guided_json": {"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "string"}}}})");
+  const auto a_again = parse(R"({"prompt": "y", "temperature": 0.5, "guided_json": {"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "string"}}}})");
+  // The same properties in another order are another grammar (properties come in schema order).
+  const auto a_swapped = parse(R"({"prompt": "x", "guided_json": {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}})");
+  auto first = cache.Get(a, service::ToolCallFormat::kHermes, get_vocab);
+  ASSERT_TRUE(first.ok());
+  ASSERT_NE(first->grammar, nullptr);
+  ASSERT_NE(first->masks, nullptr);
+  auto second = cache.Get(a_again, service::ToolCallFormat::kHermes, get_vocab);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->grammar, first->grammar);
+  EXPECT_EQ(second->masks, first->masks);
+  auto swapped = cache.Get(a_swapped, service::ToolCallFormat::kHermes, get_vocab);
+  ASSERT_TRUE(swapped.ok());
+  EXPECT_NE(swapped->grammar, first->grammar);
+  EXPECT_TRUE(swapped->grammar->Matches(R"({"a":"q","b":1})"));
+  EXPECT_FALSE(first->grammar->Matches(R"({"a":"q","b":1})"));
+  EXPECT_EQ(vocab_calls, 2);
+  // No constraint: an entry without a grammar. Capacity 2: the least recently used goes.
+  auto none = cache.Get(parse(R"({"prompt": "x"})"), service::ToolCallFormat::kHermes, get_vocab);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->grammar, nullptr);
+  EXPECT_EQ(cache.size(), 2u);
+  auto recompiled = cache.Get(a, service::ToolCallFormat::kHermes, get_vocab);
+  ASSERT_TRUE(recompiled.ok());
+  EXPECT_NE(recompiled->grammar, first->grammar);  // evicted, compiled again
+  // Errors are not cached: each request gets its 400.
+  const auto bad = parse(R"({"prompt": "x", "guided_regex": "(a"})");
+  EXPECT_FALSE(cache.Get(bad, service::ToolCallFormat::kHermes, get_vocab).ok());
+  EXPECT_FALSE(cache.Get(bad, service::ToolCallFormat::kHermes, get_vocab).ok());
+  // A masked decode through the cached masks still gives valid output.
+  auto choice = cache.Get(parse(R"({"prompt": "x", "guided_choice": ["Once", "yes"]})"), service::ToolCallFormat::kHermes,
+                          get_vocab);
+  ASSERT_TRUE(choice.ok());
+  std::vector<int32_t> bos = {tok->bos_id()};
+  for (uint32_t seed = 0; seed < 10; ++seed) {
+    const std::string text =
+        Decode(*tok, *vocab, bos, MakeGrammarProcessor(choice->grammar, vocab, 20, true, choice->masks), 20, seed);
+    EXPECT_TRUE(text == "Once" || text == "yes") << text;
+  }
+}
+
 }  // namespace
 }  // namespace tailor

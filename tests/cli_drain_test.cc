@@ -137,6 +137,24 @@ TEST(Drain, SigtermLetsRequestsInFlightFinishAndRefusesNewOnes) {
   Clients clients(port, 12);  // 48 sequences: 12 rounds of the b4 batch
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   ASSERT_TRUE(AllAccepted(port, 48, deadline));
+  // What a load-aware gateway reads: the pool's shape, and how full it is while 4 sequences run.
+  {
+    httplib::Client c("127.0.0.1", port);
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(m->body, match,
+                                  std::regex(R"re(\ntailor_cache_config_info\{block_size="([0-9]+)",num_blocks="([0-9]+)"\} 1)re")))
+        << m->body;
+    const double blocks = std::stod(match[2]);
+    const double usage = Metric(port, "tailor_kv_cache_usage_ratio");
+    EXPECT_GT(usage, 0.0);
+    EXPECT_LE(usage, 1.0);
+    const double used = Metric(port, "tailor_kv_blocks_used");
+    if (used > 0) {
+      EXPECT_NEAR(usage, used / blocks, 4.0 / blocks);  // two scrapes, a step apart
+    }
+  }
   kill(server.pid(), SIGTERM);
   // Draining: health 503, a new request refused (503, or no connection once the server exits).
   bool saw_draining = false;
@@ -212,6 +230,7 @@ TEST(Disconnect, ADroppedNonStreamedRequestIsCancelledAndFreesItsBlocks) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(Metric(port, "tailor_kv_blocks_used"), 0);
+  EXPECT_EQ(Metric(port, "tailor_kv_cache_usage_ratio"), 0);
   EXPECT_EQ(Metric(port, "tailor_requests_running"), 0);
   EXPECT_EQ(Metric(port, "tailor_requests_waiting"), 0);
   // Cancelled, not run to the end: the generated-token counter stays far below 32 x 480.

@@ -200,6 +200,8 @@ TEST(Metrics, ServerMetricsHasEveryIssueName) {
   m->SetRequestsWaiting(1);
   m->SetKvBlocksUsed(7);
   m->SetKvBlocksCached(3);
+  m->SetKvCacheUsage(7, 28);
+  m->SetCacheConfig(16, 28);
   m->AddPrefixCacheHitTokens(16);
   m->RecordSpecExecution("b4_s1_c512", 3, 4, 0.001953125);   // 1 of 4 slots padded
   m->RecordSpecExecution("b4_s1_c512", 4, 4, 0.00390625);   // none padded -> 1/8 overall
@@ -223,6 +225,9 @@ TEST(Metrics, ServerMetricsHasEveryIssueName) {
            "tailor_requests_waiting 1",
            "tailor_kv_blocks_used 7",
            "tailor_kv_blocks_cached 3",
+           "# TYPE tailor_kv_cache_usage_ratio gauge",
+           "tailor_kv_cache_usage_ratio 0.25",
+           "tailor_cache_config_info{block_size=\"16\",num_blocks=\"28\"} 1",
            "# TYPE tailor_prefix_cache_hit_tokens_total counter",
            "tailor_prefix_cache_hit_tokens_total 16",
            "tailor_spec_executions_total{spec=\"b1_s128_c512\"} 1",
@@ -254,8 +259,8 @@ TEST(Metrics, ServerMetricsHasEveryIssueName) {
       EXPECT_EQ(line.rfind("tailor_", 0), 0u) << line;
     }
   }
-  EXPECT_EQ(help, 14);
-  EXPECT_EQ(type, 14);
+  EXPECT_EQ(help, 16);
+  EXPECT_EQ(type, 16);
 }
 
 TEST(Metrics, DefaultBucketsAreIncreasing) {
