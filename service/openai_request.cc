@@ -7,6 +7,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "service/json_scan.h"
 #include "service/openai_request_tools.h"
 
 namespace tailor::service {
@@ -488,28 +489,9 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
 // Rejects nesting deeper than `max_depth` before parsing (so hostile input cannot exhaust the
 // stack in recursive code). Returns the byte offset of the first bracket too deep, if any.
 std::optional<size_t> TooDeep(absl::string_view text, int32_t max_depth) {
-  int32_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return i;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return std::nullopt;
+  const size_t deep = ScanJsonBrackets(text, [max_depth](size_t, int64_t depth) { return depth > max_depth; });
+  if (deep == absl::string_view::npos) return std::nullopt;
+  return deep;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "service/json_scan.h"
 
 namespace tailor::service {
 namespace {
@@ -69,28 +70,8 @@ size_t PartialTagSuffix(absl::string_view text, absl::string_view tag) {
 // The end (one past the closing brace) of the JSON object starting at text[0] == '{', or npos
 // when it does not close.
 size_t ObjectEnd(absl::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (--depth == 0) return i + 1;
-    }
-  }
-  return absl::string_view::npos;
+  const size_t close = ScanJsonBrackets(text, [](size_t, int64_t depth) { return depth == 0; });
+  return close == absl::string_view::npos ? close : close + 1;
 }
 
 // kLlama3Json: `text` (python tag already removed) as calls separated by ';', or nullopt.
