@@ -17,6 +17,7 @@
 #include "bench/machine_ceilings.h"
 #include "engine/ops.h"
 #include "kernels/cpu_ops.h"
+#include "kernels/sampling.h"
 
 namespace tailor::bench {
 namespace {
@@ -111,6 +112,24 @@ BENCHMARK(MatMul<kern::Avx512Isa, kern::kWBF16>)->Name("MatMul/bf16_emulated")->
 BENCHMARK(MatMul<kern::Avx512Bf16Isa, kern::kWBF16>)->Name("MatMul/bf16")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::AmxIsa, kern::kWBF16>)->Name("MatMul/bf16_amx")->Apply(MatMulArgs)->UseRealTime();
 BENCHMARK(MatMul<kern::AmxIsa, kern::kWBF16, true>)->Name("MatMul/bf16_amx_packed")->Apply(MatMulArgs)->UseRealTime();
+// One sampled token from a vocabulary of range(0) logits (model-like: a few likely tokens, a
+// long tail), at temperature 1 with range(1) = 0: no truncation, 1: top_p 0.9, 2: top_k 40.
+void SampleTokenBench(benchmark::State& state) {
+  const auto vocab = static_cast<size_t>(state.range(0));
+  std::vector<float> logits(vocab);
+  std::mt19937 gen(3);
+  std::normal_distribution<float> noise(0.0f, 2.0f);
+  for (float& x : logits) x = noise(gen);
+  for (size_t i = 0; i < 8; ++i) logits[i * 97 % vocab] += 12.0f;
+  SamplingParams p;
+  if (state.range(1) == 1) p.top_p = 0.9f;
+  if (state.range(1) == 2) p.top_k = 40;
+  Rng rng(5);
+  std::vector<std::pair<float, int32_t>> scratch;
+  for (auto _ : state) benchmark::DoNotOptimize(SampleToken(logits, p, rng, scratch));
+}
+
+BENCHMARK(SampleTokenBench)->Name("SampleToken")->ArgsProduct({{512, 32000, 128256}, {0, 1, 2}});
 BENCHMARK(Attention)->Args({64, 1})->Args({256, 1})->Args({1024, 1})->Args({320, 64})->UseRealTime();
 
 }  // namespace

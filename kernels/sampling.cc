@@ -43,60 +43,90 @@ int32_t Argmax(std::span<const float> logits) {
   return best;
 }
 
+namespace {
+
+// Candidates sorted by logit (descending, lower id first on ties): a total order, so the result
+// does not depend on the sort algorithm.
+// (A function object, so that the sorts inline it.)
+struct ByLogit {
+  bool operator()(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) const {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  }
+};
+
+// Sorts `c` lazily: the first `sorted` entries are the largest, in ByLogit order; Extend(i)
+// makes sure entry i is in place, sorting the next chunk (4x the sorted prefix) when needed.
+// Sampling usually stops within the first few candidates, so most of a large vocabulary is
+// never sorted.
+class LazySorted {
+ public:
+  explicit LazySorted(std::vector<std::pair<float, int32_t>>& c) : c_(c) {}
+  void Extend(size_t i) {
+    if (i < sorted_) return;
+    const size_t end = std::min(c_.size(), std::max({i + 1, sorted_ * 4, size_t{64}}));
+    std::partial_sort(c_.begin() + static_cast<std::ptrdiff_t>(sorted_), c_.begin() + static_cast<std::ptrdiff_t>(end),
+                      c_.end(), ByLogit());
+    sorted_ = end;
+  }
+
+ private:
+  std::vector<std::pair<float, int32_t>>& c_;
+  size_t sorted_ = 0;
+};
+
+}  // namespace
+
 int32_t SampleToken(std::span<const float> logits, const SamplingParams& params, Rng& rng,
                     std::vector<std::pair<float, int32_t>>& scratch) {
   if (params.temperature <= 0.0f || logits.empty()) return Argmax(logits);
-  // Candidates sorted by logit (descending, lower id first on ties): a total order, so the
-  // result does not depend on the sort algorithm.
   scratch.clear();
+  float max_logit = -INFINITY;
   for (size_t i = 0; i < logits.size(); ++i) {
     if (!std::isnan(logits[i]) && logits[i] != -INFINITY) {
       scratch.emplace_back(logits[i], static_cast<int32_t>(i));
+      max_logit = std::max(max_logit, logits[i]);
     }
   }
   if (scratch.empty()) return Argmax(logits);
-  auto by_logit = [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  };
-  size_t keep = scratch.size();
-  if (params.top_k > 0 && static_cast<size_t>(params.top_k) < keep) {
-    keep = static_cast<size_t>(params.top_k);
-    std::partial_sort(scratch.begin(), scratch.begin() + keep, scratch.end(), by_logit);
-    scratch.resize(keep);
-  } else {
-    std::sort(scratch.begin(), scratch.end(), by_logit);
+  // top-k: the k largest, sorted (k is small).
+  if (params.top_k > 0 && static_cast<size_t>(params.top_k) < scratch.size()) {
+    const auto k = static_cast<std::ptrdiff_t>(params.top_k);
+    std::partial_sort(scratch.begin(), scratch.begin() + k, scratch.end(), ByLogit());
+    scratch.resize(static_cast<size_t>(k));
   }
-  // Softmax at temperature, in double.
-  const double max_logit = scratch[0].first;
-  std::vector<double> probs(keep);
-  double sum = 0.0;
-  for (size_t i = 0; i < keep; ++i) {
-    probs[i] = std::exp((scratch[i].first - max_logit) / params.temperature);
-    sum += probs[i];
-  }
-  for (double& p : probs) p /= sum;
-  // min-p relative to the most likely token, then nucleus.
+  // Unnormalized softmax weights at temperature, in double: w = exp((logit - max) / T), 1 for
+  // the most likely token. min-p keeps w >= min_p (relative to the most likely).
+  const double max = max_logit;
+  auto weight = [&](float logit) { return std::exp((static_cast<double>(logit) - max) / params.temperature); };
   if (params.min_p > 0.0f) {
-    size_t n = 1;
-    while (n < keep && probs[n] >= params.min_p * probs[0]) ++n;
-    keep = n;
+    const double min_p = params.min_p;
+    scratch.erase(std::remove_if(scratch.begin(), scratch.end(), [&](const auto& c) { return weight(c.first) < min_p; }),
+                  scratch.end());
   }
+  double total = 0.0;
+  for (const auto& c : scratch) total += weight(c.first);
+  LazySorted order(scratch);
+  size_t keep = scratch.size();
   if (params.top_p < 1.0f) {
+    // Nucleus: the most likely candidates until their mass reaches top_p.
+    const double target = static_cast<double>(params.top_p) * total;
     double mass = 0.0;
     size_t n = 0;
     while (n < keep) {
-      mass += probs[n++];
-      if (mass >= params.top_p) break;
+      order.Extend(n);
+      mass += weight(scratch[n++].first);
+      if (mass >= target) break;
     }
     keep = std::max<size_t>(n, 1);
+    total = mass;
   }
-  double total = 0.0;
-  for (size_t i = 0; i < keep; ++i) total += probs[i];
   double u = rng.Uniform() * total;
   for (size_t i = 0; i < keep; ++i) {
-    u -= probs[i];
+    order.Extend(i);
+    u -= weight(scratch[i].first);
     if (u < 0.0) return scratch[i].second;
   }
+  order.Extend(keep - 1);
   return scratch[keep - 1].second;
 }
 
