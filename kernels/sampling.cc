@@ -64,8 +64,17 @@ class LazySorted {
   void Extend(size_t i) {
     if (i < sorted_) return;
     const size_t end = std::min(c_.size(), std::max({i + 1, sorted_ * 4, size_t{64}}));
-    std::partial_sort(c_.begin() + static_cast<std::ptrdiff_t>(sorted_), c_.begin() + static_cast<std::ptrdiff_t>(end),
-                      c_.end(), ByLogit());
+    const auto first = c_.begin() + static_cast<std::ptrdiff_t>(sorted_);
+    const auto last = c_.begin() + static_cast<std::ptrdiff_t>(end);
+    if (sorted_ == 0) {
+      // The first, small chunk: a heap of 64 over one pass (most candidates fail its top).
+      std::partial_sort(first, last, c_.end(), ByLogit());
+    } else {
+      // Later chunks (a flat distribution): selection then a sort of the chunk, linear in what
+      // is left, so a long walk costs about one full sort rather than a heap per chunk.
+      if (last != c_.end()) std::nth_element(first, last - 1, c_.end(), ByLogit());
+      std::sort(first, last, ByLogit());
+    }
     sorted_ = end;
   }
 
@@ -105,9 +114,19 @@ int32_t SampleToken(std::span<const float> logits, const SamplingParams& params,
   }
   double total = 0.0;
   for (const auto& c : scratch) total += weight(c.first);
+  if (params.top_p >= 1.0f) {
+    // No nucleus: the inverse CDF over the candidates in the order they are in (by id; by logit
+    // after top-k). Any fixed order draws from the same distribution, and this one needs no sort.
+    double u = rng.Uniform() * total;
+    for (const auto& c : scratch) {
+      u -= weight(c.first);
+      if (u < 0.0) return c.second;
+    }
+    return scratch.back().second;
+  }
   LazySorted order(scratch);
   size_t keep = scratch.size();
-  if (params.top_p < 1.0f) {
+  {
     // Nucleus: the most likely candidates until their mass reaches top_p.
     const double target = static_cast<double>(params.top_p) * total;
     double mass = 0.0;

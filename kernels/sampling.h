@@ -33,7 +33,10 @@ class Rng {
 int32_t Argmax(std::span<const float> logits);
 
 // Samples one token id. `scratch` is reused between calls to avoid allocation.
-// Consumes exactly one Uniform() draw unless greedy.
+// Consumes exactly one Uniform() draw unless greedy: the inverse CDF of the softmax at
+// temperature over the candidates (finite logits) after top-k, min-p (relative to the most
+// likely) and top-p (of what min-p kept), walked by id, or by logit once top-k or top-p sorted
+// them. NaN and -inf logits are never drawn.
 int32_t SampleToken(std::span<const float> logits, const SamplingParams& params, Rng& rng,
                     std::vector<std::pair<float, int32_t>>& scratch);
 

@@ -1,7 +1,7 @@
-// SampleToken against a slow reference: the whole candidate list sorted, normalized
-// probabilities, then top-k, min-p, top-p and one uniform draw, as the sampling parameters are
-// documented. The fast version sorts lazily and never normalizes; for the same draw it must pick
-// the same token (up to floating-point ties at a boundary, which random draws never hit).
+// SampleToken against a slow reference: whole-list sorts, then top-k, min-p, top-p and one
+// uniform draw as the sampling parameters are documented. The fast version sorts lazily (only
+// for top-k and top-p); for the same draw it must pick the same token (up to floating-point
+// ties at a boundary, which random draws never hit).
 #include "kernels/sampling.h"
 
 #include <algorithm>
@@ -17,46 +17,47 @@ namespace tailor {
 namespace {
 
 int32_t ReferenceSample(const std::vector<float>& logits, const SamplingParams& p, double uniform) {
+  // Candidates by id; top-k keeps the k largest by logit (sorted); min-p drops (in place) those
+  // below min_p times the most likely; top-p sorts and keeps the most likely up to its mass.
+  // The draw is the inverse CDF over the candidates in the order they are then in.
   std::vector<std::pair<float, int32_t>> c;
   for (size_t i = 0; i < logits.size(); ++i) {
     if (!std::isnan(logits[i]) && logits[i] != -INFINITY) c.emplace_back(logits[i], static_cast<int32_t>(i));
   }
-  std::sort(c.begin(), c.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
-  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size()) c.resize(static_cast<size_t>(p.top_k));
-  std::vector<double> probs;
-  double sum = 0.0;
-  for (const auto& x : c) {
-    probs.push_back(std::exp((static_cast<double>(x.first) - c[0].first) / p.temperature));
-    sum += probs.back();
+  auto by_logit = [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; };
+  float max = c[0].first;
+  for (const auto& x : c) max = std::max(max, x.first);
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size()) {
+    std::sort(c.begin(), c.end(), by_logit);
+    c.resize(static_cast<size_t>(p.top_k));
   }
-  for (double& q : probs) q /= sum;
-  size_t keep = c.size();
+  auto prob = [&](float logit) { return std::exp((static_cast<double>(logit) - max) / p.temperature); };
   if (p.min_p > 0.0f) {
-    size_t n = 1;
-    while (n < keep && probs[n] >= p.min_p * probs[0]) ++n;
-    keep = n;
-  }
-  if (p.top_p < 1.0f) {
-    double kept = 0.0;
-    for (size_t i = 0; i < keep; ++i) kept += probs[i];
-    double mass = 0.0;
-    size_t n = 0;
-    while (n < keep) {
-      mass += probs[n++];
-      if (mass >= p.top_p * kept) break;
+    std::vector<std::pair<float, int32_t>> kept;
+    for (const auto& x : c) {
+      if (prob(x.first) >= p.min_p) kept.push_back(x);
     }
-    keep = std::max<size_t>(n, 1);
+    c = kept;
   }
   double total = 0.0;
-  for (size_t i = 0; i < keep; ++i) total += probs[i];
-  double u = uniform * total;
-  for (size_t i = 0; i < keep; ++i) {
-    u -= probs[i];
-    if (u < 0.0) return c[i].second;
+  for (const auto& x : c) total += prob(x.first);
+  if (p.top_p < 1.0f) {
+    std::sort(c.begin(), c.end(), by_logit);
+    double mass = 0.0;
+    size_t n = 0;
+    while (n < c.size()) {
+      mass += prob(c[n++].first);
+      if (mass >= p.top_p * total) break;
+    }
+    c.resize(std::max<size_t>(n, 1));
+    total = mass;
   }
-  return c[keep - 1].second;
+  double u = uniform * total;
+  for (const auto& x : c) {
+    u -= prob(x.first);
+    if (u < 0.0) return x.second;
+  }
+  return c.back().second;
 }
 
 TEST(Sampling, SameTokenAsTheReferenceForTheSameDraw) {
