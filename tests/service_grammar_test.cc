@@ -94,6 +94,42 @@ TEST(GrammarJsonSchema, NumbersAndLiterals) {
   EXPECT_FALSE(nullable->Matches("1"));
 }
 
+TEST(GrammarJsonSchema, IntegerBoundsMatchExactlyTheIntegersInRange) {
+  struct Case {
+    const char* bounds;
+    int64_t lo, hi;
+  };
+  for (const Case& c : std::vector<Case>{{R"("minimum":0,"maximum":0)", 0, 0},
+                                         {R"("minimum":0,"maximum":9)", 0, 9},
+                                         {R"("minimum":0,"maximum":100)", 0, 100},
+                                         {R"("minimum":-37,"maximum":125)", -37, 125},
+                                         {R"("minimum":10,"maximum":99)", 10, 99},
+                                         {R"("minimum":-1000,"maximum":-1)", -1000, -1},
+                                         {R"("minimum":13,"maximum":4567)", 13, 4567},
+                                         {R"("minimum":2.5,"exclusiveMaximum":20)", 3, 19},
+                                         {R"("exclusiveMinimum":-5,"maximum":7.9)", -4, 7},
+                                         {R"("minimum":995,"maximum":1004)", 995, 1004}}) {
+    auto g = Schema(std::string(R"({"type":"integer",)") + c.bounds + "}");
+    ASSERT_NE(g, nullptr) << c.bounds;
+    for (int64_t x = c.lo - 120; x <= c.hi + 120; ++x) {
+      EXPECT_EQ(g->Matches(std::to_string(x)), x >= c.lo && x <= c.hi) << c.bounds << ": " << x;
+    }
+    EXPECT_FALSE(g->Matches("-0")) << c.bounds;
+    EXPECT_FALSE(g->Matches("00")) << c.bounds;
+  }
+  // One side only, and zod's safe-integer bounds (z.number().int()), which the 15-digit cap implies.
+  auto non_negative = Schema(R"({"type":"integer","minimum":0})");
+  EXPECT_TRUE(non_negative->Matches("0"));
+  EXPECT_TRUE(non_negative->Matches("999999999999999"));
+  EXPECT_FALSE(non_negative->Matches("-1"));
+  EXPECT_FALSE(non_negative->Matches("01"));
+  auto safe = Schema(R"({"type":"integer","minimum":-9007199254740991,"maximum":9007199254740991})");
+  for (const char* ok : {"0", "-7", "123456789012345", "-999999999999999"}) EXPECT_TRUE(safe->Matches(ok)) << ok;
+  EXPECT_FALSE(safe->Matches("1234567890123456"));
+  EXPECT_NE(SchemaError(R"({"type":"integer","minimum":5,"maximum":4})").find("no integer"), std::string::npos);
+  EXPECT_NE(SchemaError(R"({"minimum":5})").find("integer"), std::string::npos);
+}
+
 TEST(GrammarJsonSchema, ObjectPropertiesInOrderOptionalOmitted) {
   auto g = Schema(R"({"type":"object","properties":{"b":{"type":"integer"},"a":{"type":"string"},
                       "c":{"type":"boolean"}},"required":["a"],"additionalProperties":false})");
@@ -168,8 +204,10 @@ TEST(GrammarJsonSchema, ErrorsNameKeywordAndLocation) {
   EXPECT_EQ(SchemaError(R"({"type":"array","items":{"type":"string","minLength":2}})"),
             "unsupported JSON schema keyword 'minLength' at #/items");
   EXPECT_EQ(SchemaError(R"({"oneOf":[{"type":"string"}]})"), "unsupported JSON schema keyword 'oneOf' at #");
-  EXPECT_EQ(SchemaError(R"({"$defs":{"a":{"type":"integer","minimum":0}},"$ref":"#/$defs/a"})"),
-            "unsupported JSON schema keyword 'minimum' at #/$defs/a");
+  EXPECT_EQ(SchemaError(R"({"$defs":{"a":{"type":"integer","multipleOf":2}},"$ref":"#/$defs/a"})"),
+            "unsupported JSON schema keyword 'multipleOf' at #/$defs/a");
+  EXPECT_EQ(SchemaError(R"({"type":"number","minimum":0})"),
+            "unsupported JSON schema keyword 'minimum' for type 'number' (supported for 'integer') at #");
   EXPECT_EQ(SchemaError(R"({"anyOf":[{"type":"string"},{"not":{}}]})"),
             "unsupported JSON schema keyword 'not' at #/anyOf/1");
   for (const char* kw : {"allOf", "if", "patternProperties", "maxLength", "uniqueItems", "prefixItems"}) {

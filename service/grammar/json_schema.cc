@@ -1,4 +1,6 @@
 // JSON schema (and any-JSON) lowering to grammar expressions. See grammar.h for the subset.
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -49,6 +51,52 @@ int32_t JsonString(ExprPool& p) {
 int32_t JsonInteger(ExprPool& p) {
   return p.Seq({Optional(p, p.Literal("-")),
                 p.Alt({p.Literal("0"), p.Seq({p.Bytes('1', '9'), Digits(p, 0, 14)})})});
+}
+
+// The decimal integers of [a, b] (0 <= a <= b), written without leading zeros.
+int32_t SameLengthRange(ExprPool& p, const std::string& x, const std::string& y);
+int32_t NonNegativeRange(ExprPool& p, int64_t a, int64_t b) {
+  std::vector<int32_t> kids;
+  if (a == 0) {
+    kids.push_back(p.Literal("0"));
+    a = 1;
+  }
+  int64_t low = 1;  // 10^(d-1)
+  for (int d = 1; d <= 18 && a <= b; ++d, low *= 10) {
+    const int64_t high = low * 10 - 1;
+    if (b < low || a > high) continue;
+    kids.push_back(SameLengthRange(p, absl::StrCat(std::max(a, low)), absl::StrCat(std::min(b, high))));
+  }
+  return p.Alt(std::move(kids));
+}
+
+// The digit strings of length n from x to y (x <= y, both n digits): a common prefix, then the
+// first differing digit splits the range into x's tail up to 9..9, whole middle digits, and
+// 0..0 up to y's tail.
+int32_t SameLengthRange(ExprPool& p, const std::string& x, const std::string& y) {
+  const size_t n = x.size();
+  if (n == 0) return p.Empty();
+  if (x.find_first_not_of('0') == std::string::npos && y.find_first_not_of('9') == std::string::npos) {
+    return Digits(p, static_cast<int32_t>(n), static_cast<int32_t>(n));
+  }
+  if (x[0] == y[0]) return p.Seq({p.Literal(x.substr(0, 1)), SameLengthRange(p, x.substr(1), y.substr(1))});
+  const std::string nines(n - 1, '9'), zeros(n - 1, '0');
+  std::vector<int32_t> kids;
+  kids.push_back(p.Seq({p.Literal(x.substr(0, 1)), SameLengthRange(p, x.substr(1), nines)}));
+  if (x[0] + 1 <= y[0] - 1) {
+    kids.push_back(p.Seq({p.Bytes(static_cast<uint8_t>(x[0] + 1), static_cast<uint8_t>(y[0] - 1)),
+                          Digits(p, static_cast<int32_t>(n - 1), static_cast<int32_t>(n - 1))}));
+  }
+  kids.push_back(p.Seq({p.Literal(y.substr(0, 1)), SameLengthRange(p, zeros, y.substr(1))}));
+  return p.Alt(std::move(kids));
+}
+
+// The JSON integers of [lo, hi] (within the 15 digits JsonInteger allows).
+int32_t JsonIntegerRange(ExprPool& p, int64_t lo, int64_t hi) {
+  std::vector<int32_t> kids;
+  if (lo < 0) kids.push_back(p.Seq({p.Literal("-"), NonNegativeRange(p, std::max<int64_t>(1, -hi), -lo)}));
+  if (hi >= 0) kids.push_back(NonNegativeRange(p, std::max<int64_t>(0, lo), hi));
+  return p.Alt(std::move(kids));
 }
 
 int32_t JsonNumber(ExprPool& p) {
@@ -120,7 +168,8 @@ class SchemaLowering {
                                                    "readOnly",    "writeOnly"};
     static const std::set<std::string> kSupported = {
         "type",  "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-        "enum",  "const",      "anyOf",    "$defs",                "definitions", "$ref"};
+        "enum",  "const",      "anyOf",    "$defs",                "definitions", "$ref",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
     std::vector<std::string> constraints;  // supported keywords other than $defs/definitions
     for (const auto& [key, value] : s.items()) {
       if (kIgnored.count(key)) continue;
@@ -180,6 +229,9 @@ class SchemaLowering {
       types.push_back("object");
     } else if (s.contains("items") || s.contains("minItems") || s.contains("maxItems")) {
       types.push_back("array");
+    } else if (s.contains("minimum") || s.contains("maximum") || s.contains("exclusiveMinimum") ||
+               s.contains("exclusiveMaximum")) {
+      return Error(loc, "bounds (minimum, maximum) need \"type\": \"integer\"");
     } else {
       return LowerAnyJsonValue(p_);
     }
@@ -193,9 +245,15 @@ class SchemaLowering {
       } else if (type == "string") {
         e = JsonString(p_);
       } else if (type == "number") {
+        for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+          if (s.contains(key)) {
+            return absl::InvalidArgumentError(absl::StrCat("unsupported JSON schema keyword '", key,
+                                                           "' for type 'number' (supported for 'integer') at ", loc));
+          }
+        }
         e = JsonNumber(p_);
       } else if (type == "integer") {
-        e = JsonInteger(p_);
+        e = Integer(s, loc);
       } else if (type == "boolean") {
         e = p_.Alt({p_.Literal("true"), p_.Literal("false")});
       } else if (type == "null") {
@@ -230,6 +288,35 @@ class SchemaLowering {
     if (!body.ok()) return body.status();
     p_.SetRuleBody(rule, *body);
     return p_.Call(rule);
+  }
+
+  // An integer, within minimum/maximum/exclusiveMinimum/exclusiveMaximum when given (the 15
+  // digits of JsonInteger bound it anyway: zod's safe-integer bounds change nothing).
+  absl::StatusOr<int32_t> Integer(const Json& s, const std::string& loc) {
+    constexpr int64_t kLimit = 999'999'999'999'999;  // 15 digits
+    int64_t lo = -kLimit, hi = kLimit;
+    bool bounded = false;
+    for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+      if (!s.contains(key)) continue;
+      const Json& v = s[key];
+      if (!v.is_number()) return Error(absl::StrCat(loc, "/", key), "expected a number");
+      const double d = v.get<double>();
+      const std::string k = key;
+      // The integers the bound allows: minimum 2.5 -> from 3; exclusiveMinimum 2 -> from 3.
+      double bound = k == "minimum" ? std::ceil(d) : k == "maximum" ? std::floor(d)
+                     : k == "exclusiveMinimum" ? std::floor(d) + 1 : std::ceil(d) - 1;
+      bound = std::clamp(bound, -1e18, 1e18);
+      const auto b = static_cast<int64_t>(bound);
+      if (k == "minimum" || k == "exclusiveMinimum") {
+        lo = std::max(lo, b);
+      } else {
+        hi = std::min(hi, b);
+      }
+      bounded = true;
+    }
+    if (!bounded) return JsonInteger(p_);
+    if (lo > hi) return Error(loc, absl::StrCat("no integer of at most 15 digits lies in [", lo, ", ", hi, "]"));
+    return JsonIntegerRange(p_, lo, hi);
   }
 
   // `e` as a call of a new rule (so several uses share one compiled copy).

@@ -19,6 +19,10 @@ if (!tailor || !sharedDir || !clientDir) {
 const require = createRequire(path.join(path.resolve(clientDir), 'package.json'));
 const openaiModule = require('openai');
 const OpenAI = openaiModule.OpenAI ?? openaiModule.default ?? openaiModule;
+// The client's structured-output helper: a zod schema turned into response_format, and the
+// reply parsed back into message.parsed.
+const { zodResponseFormat } = require('openai/helpers/zod');
+const { z } = require('zod');
 
 const KEY = 'sk-node-test';
 const MODEL = 'stories-node';
@@ -164,6 +168,22 @@ async function run(port, toolPort) {
     assert.deepEqual(Object.keys(person), ['name', 'age']);
     assert.equal(typeof person.name, 'string');
     assert.ok(Number.isInteger(person.age), `age ${person.age}`);
+  }
+
+  // The same through the client's own helper: zod's schema (its integers carry the safe-integer
+  // minimum/maximum, a non-negative one minimum 0), chat.completions.parse, message.parsed.
+  const Pet = z.object({ kind: z.enum(['cat', 'dog', 'bird']), name: z.string(), legs: z.number().int().min(0).max(8) });
+  const Owner = z.object({ name: z.string(), age: z.number().int(), pets: z.array(Pet).max(3), city: z.string().nullable() });
+  for (const seed of [4, 5]) {
+    const parsed = await client.chat.completions.parse({
+      model: MODEL, messages: [{ role: 'user', content: 'An owner and pets' }], max_tokens: 150, temperature: 1.0, seed,
+      response_format: zodResponseFormat(Owner, 'owner'),
+    });
+    const choice = parsed.choices[0];
+    assert.equal(choice.finish_reason, 'stop');
+    assert.ok(choice.message.parsed, `not parsed: ${choice.message.content}`);
+    const owner = Owner.parse(choice.message.parsed);  // throws unless it fits the schema
+    for (const pet of owner.pets) assert.ok(pet.legs >= 0 && pet.legs <= 8, `legs ${pet.legs}`);
   }
 
   // Tool calls: tool_choice required (non-streamed), a named function through the client's
