@@ -19,6 +19,9 @@
 //   properties are generated, which is valid under all three; a schema value is unsupported;
 //   an object schema with no properties and additionalProperties not false is ANY object),
 //   items (one schema; absent: any values), minItems, maxItems (<= 1024), enum, const, anyOf,
+//   minimum / maximum / exclusiveMinimum / exclusiveMaximum for integers (exact; integers have at
+//   most 15 digits anyway, so the safe-integer bounds zod emits change nothing; on numbers they
+//   are unsupported),
 //   $defs / definitions with $ref ("#", "#/$defs/x", "#/definitions/x", any JSON pointer into the
 //   root; recursion allowed), and description, title, default, examples, $schema, $id, $comment
 //   (ignored). `{}` and `true` mean any JSON value.
