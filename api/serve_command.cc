@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "api/agent_check.h"
 #include "api/commands.h"
 #include "api/flags.h"
 #include "api/http_server.h"
@@ -37,6 +38,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"served-model-name", true, {}, "the model name clients use (default: the package's)"},
       {"kv-cache-mb", true, {}, "KV cache size in MiB (default: the package's largest batch)"},
       {"http-threads", true, {}, "HTTP worker threads = concurrent requests served (default 64)"},
+      {"agent-port", true, {}, "also answer HAProxy's agent-check on this TCP port (ready/drain and a weight from the queue)"},
       {"chat-template", true, {}, "a preset (llama-2, mistral, zephyr, chatml, plain) or a Jinja file (default: the model's own)"},
       {"max-body-mb", true, {}, "largest request body in MiB (default 8; larger: 413)"},
       {"seed", true, {}, "seed for requests without one (default: random)"},
@@ -51,6 +53,7 @@ struct ServeArgs {
   // After SIGTERM/SIGINT: how long requests in flight may take to finish before the rest are
   // cancelled.
   std::chrono::milliseconds shutdown_timeout{30000};
+  int agent_port = -1;  // -1: no agent-check server
 };
 
 absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const Environment& env) {
@@ -76,6 +79,10 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   TAILOR_ASSIGN_OR_RETURN(a.session.served_model_name, flags.GetString("served-model-name", ""));
   TAILOR_ASSIGN_OR_RETURN(a.session.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 1, int64_t{1} << 30));
   TAILOR_ASSIGN_OR_RETURN(int64_t threads, flags.GetInt("http-threads", 64, 1, 4096));
+  if (flags.Has("agent-port")) {
+    TAILOR_ASSIGN_OR_RETURN(int64_t agent_port, flags.GetInt("agent-port", 0, 0, 65535));
+    a.agent_port = static_cast<int>(agent_port);
+  }
   a.http.threads = static_cast<int>(threads);
   TAILOR_ASSIGN_OR_RETURN(a.session.chat_template, flags.GetString("chat-template", ""));
   TAILOR_ASSIGN_OR_RETURN(int64_t body_mb, flags.GetInt("max-body-mb", 8, 1, 4096));
@@ -101,6 +108,18 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Bind(a.http));
   std::cerr << "tailor serve: loading " << a.session.package_dir << " (http://" << a.http.host << ":"
             << server->port() << "/health answers 503 until it is ready)" << std::endl;
+  // HAProxy's agent-check: reads the state below from its own thread.
+  std::atomic<ServingSession*> ready{nullptr};
+  std::atomic<bool> draining{false};
+  std::unique_ptr<AgentCheckServer> agent;
+  if (a.agent_port >= 0) {
+    TAILOR_ASSIGN_OR_RETURN(agent, AgentCheckServer::Start(a.http.host, a.agent_port, [&ready, &draining] {
+      ServingSession* s = ready.load();
+      if (s == nullptr || draining) return AgentStatusLine(s != nullptr, draining, 0, 1);
+      return AgentStatusLine(true, false, s->stats().num_waiting, s->max_running());
+    }));
+    std::cerr << "tailor serve: agent-check on " << a.http.host << ":" << agent->port() << std::endl;
+  }
   absl::Status run_status;
   std::atomic<bool> run_returned{false};
   std::thread runner([&] {
@@ -126,6 +145,7 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
   });
   const pthread_t waiter_id = waiter.native_handle();
   auto finish = [&](absl::Status status) {
+    agent.reset();  // before the session goes
     // Run() may not have reached its accept loop yet (an error right after binding): stop it
     // once it has, or once it returned by itself.
     server->Stop();
@@ -151,6 +171,7 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
     }
   }
   server->SetSession(session->get());
+  ready = session->get();
   std::cerr << "tailor serve: listening on http://" << a.http.host << ":" << server->port() << " (model "
             << (*session)->model_name() << ", chat template " << (*session)->chat_template().name() << ", "
             << a.http.threads << " HTTP threads)" << std::endl;
@@ -162,6 +183,7 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
             << (*session)->sequences_in_flight() << " sequences in flight (up to "
             << a.shutdown_timeout.count() / 1000.0 << " s; a second signal cancels them now)" << std::endl;
   server->SetDraining();
+  draining = true;
   const auto deadline = std::chrono::steady_clock::now() + a.shutdown_timeout;
   bool idle = false;
   while (!idle) {
