@@ -42,6 +42,36 @@ std::string TokenText(const Tokenizer& tok, int32_t id) {
   return out;
 }
 
+// The logprobs of an echoed prompt: its first token unscored, then the engine's scores of the
+// others. SentencePiece drops the dummy-prefix space of the text's first piece: so do the tokens
+// (and that position's alternatives), so that they spell `echoed` and text_offset counts it.
+std::vector<service::TokenLogprob> EchoLogprobs(const Tokenizer& tok, std::span<const int32_t> prompt,
+                                                std::span<const PromptTokenLogprob> scored,
+                                                const std::string& echoed) {
+  std::vector<service::TokenLogprob> out;
+  service::TokenLogprob first;
+  first.token = TokenText(tok, prompt[0]);
+  first.unscored = true;
+  out.push_back(std::move(first));
+  for (const PromptTokenLogprob& p : scored) {
+    service::TokenLogprob lp;
+    lp.token = TokenText(tok, p.token);
+    lp.logprob = p.logprob;
+    for (const TokenLogprob& t : p.top_logprobs) lp.top.push_back({TokenText(tok, t.token), t.logprob});
+    out.push_back(std::move(lp));
+  }
+  if (tok.add_dummy_prefix() && (echoed.empty() || echoed[0] != ' ')) {
+    auto lead = std::find_if(out.begin(), out.end(), [](const service::TokenLogprob& t) { return !t.token.empty(); });
+    if (lead != out.end() && lead->token[0] == ' ') {
+      lead->token.erase(0, 1);
+      for (auto& alt : lead->top) {
+        if (!alt.token.empty() && alt.token[0] == ' ') alt.token.erase(0, 1);
+      }
+    }
+  }
+  return out;
+}
+
 // The model's generation_config.json as the values of fields a request omits. do_sample false
 // (as transformers reads it) makes the default greedy whatever the temperature says.
 void ApplySamplingDefaults(const ModelConfig::SamplingDefaults& d, service::ParseLimits* limits) {
@@ -163,36 +193,7 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
     if (ch.echo_pending && !ch.finished) {
       ch.echo_pending = false;
       echoed = std::move(ch.echo_text);
-      if (want_logprobs) {
-        const Tokenizer& tok = session->tokenizer();
-        service::TokenLogprob first;
-        first.token = TokenText(tok, ch.prompt[0]);
-        first.unscored = true;
-        d.logprobs.push_back(std::move(first));
-        // SentencePiece drops the dummy-prefix space of the text's first piece: so do the
-        // tokens, so that they spell the echoed text and text_offset counts it.
-        bool strip_space = tok.add_dummy_prefix() && (echoed.empty() || echoed[0] != ' ');
-        if (strip_space && !d.logprobs[0].token.empty()) {
-          strip_space = false;
-          if (d.logprobs[0].token[0] == ' ') d.logprobs[0].token.erase(0, 1);
-        }
-        for (const PromptTokenLogprob& p : e.prompt_logprobs) {
-          service::TokenLogprob lp;
-          lp.token = TokenText(tok, p.token);
-          lp.logprob = p.logprob;
-          for (const TokenLogprob& t : p.top_logprobs) lp.top.push_back({TokenText(tok, t.token), t.logprob});
-          if (strip_space && !lp.token.empty()) {
-            strip_space = false;
-            if (lp.token[0] == ' ') {
-              lp.token.erase(0, 1);
-              for (auto& alt : lp.top) {
-                if (!alt.token.empty() && alt.token[0] == ' ') alt.token.erase(0, 1);
-              }
-            }
-          }
-          d.logprobs.push_back(std::move(lp));
-        }
-      }
+      if (want_logprobs) d.logprobs = EchoLogprobs(session->tokenizer(), ch.prompt, e.prompt_logprobs, echoed);
     }
     if (e.token >= 0 && !ch.finished) {
       const auto now = std::chrono::steady_clock::now();
