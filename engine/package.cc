@@ -9,6 +9,7 @@
 #include "common/checksum.h"
 #include "common/status_macros.h"
 #include "engine/ops.h"
+#include "engine/package_trust.h"
 #include "kernels/q8_kernels.h"
 #include "nlohmann/json.hpp"
 
@@ -255,10 +256,12 @@ absl::Status WriteManifest(const Package& p) {
       {"kv", {{"dtype", std::string(DTypeName(p.kv_dtype))}, {"block", p.kv_block}}},
       {"specializations", specs}};
   if (p.calibration) m["calibration"] = CalibrationJson(*p.calibration);
+  m[kManifestChecksumField] = std::string(16, '0');  // sealed below: the checksum of this text
+  TAILOR_ASSIGN_OR_RETURN(const std::string sealed, SealManifestText(m.dump(2) + "\n"));
   const fs::path tmp = p.dir / "manifest.json.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << m.dump(2) << "\n";
+    out << sealed;
     if (!out) return absl::InternalError(absl::StrCat(tmp.string(), ": cannot write"));
   }
   std::error_code ec;
@@ -275,6 +278,9 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
                                             ": not a tailor package (no manifest.json); make one "
                                             "with `tailor compile`"));
   }
+  // Nothing is read from a package that others may change (package_trust.h).
+  TAILOR_RETURN_IF_ERROR(CheckNotWritableByOthers(dir));
+  TAILOR_RETURN_IF_ERROR(CheckNotWritableByOthers(manifest_path));
   TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(manifest_path));
   json m = json::parse(text, nullptr, false);
   if (m.is_discarded() || !m.is_object()) {
@@ -289,6 +295,8 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
         mf, ": package version ", version, " is not supported by this tailor (it reads version ",
         kPackageVersion, "); recompile the package with `tailor compile`"));
   }
+  // Integrity before any other field is read: every byte of the manifest as compile wrote it.
+  TAILOR_RETURN_IF_ERROR(VerifyManifestText(text, mf));
   auto p = std::make_unique<Package>();
   p->dir = dir;
   const json& fp = m.value("fingerprint", json::object());
@@ -368,6 +376,7 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   TAILOR_ASSIGN_OR_RETURN(p->weights_checksum, r.Get<std::string>(w, "checksum", "weights."));
   // Weights: size, every tensor inside, checksum.
   const fs::path wpath = dir / "weights.bin";
+  TAILOR_RETURN_IF_ERROR(CheckPackageFile(dir, "weights.bin", "weights.file"));
   TAILOR_ASSIGN_OR_RETURN(p->weights_file, MappedFile::Open(wpath));
   const int64_t wsize = static_cast<int64_t>(p->weights_file->size());
   if (wsize != p->weights.total_bytes) {
@@ -389,6 +398,7 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
   TAILOR_ASSIGN_OR_RETURN(p->tokenizer_file, r.Get<std::string>(tok, "file", "tokenizer."));
   TAILOR_ASSIGN_OR_RETURN(p->tokenizer_checksum, r.Get<std::string>(tok, "checksum", "tokenizer."));
   {
+    TAILOR_RETURN_IF_ERROR(CheckPackageFile(dir, p->tokenizer_file, "tokenizer.file"));
     TAILOR_ASSIGN_OR_RETURN(auto tf, MappedFile::Open(dir / p->tokenizer_file));
     if (ChecksumHex(tf->bytes()) != p->tokenizer_checksum) {
       return absl::InvalidArgumentError(absl::StrCat((dir / p->tokenizer_file).string(),
@@ -440,6 +450,8 @@ absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const fs::path& dir) {
       TAILOR_ASSIGN_OR_RETURN(ps.kernel_source, r.Get<std::string>(s["kernel"], "source", pre + "kernel."));
       TAILOR_ASSIGN_OR_RETURN(ps.kernel_object, r.Get<std::string>(s["kernel"], "object", pre + "kernel."));
       TAILOR_ASSIGN_OR_RETURN(ps.kernel_checksum, r.Get<std::string>(s["kernel"], "checksum", pre + "kernel."));
+      // Where the runtime dlopen()s it: inside the package, and nobody else's to change.
+      TAILOR_RETURN_IF_ERROR(CheckPackageFile(dir, ps.kernel_object, pre + "kernel.object"));
     } else if (p->target == Target::kGenerated) {
       return r.Error(pre + "kernel", "is missing for a package with generated kernels");
     }

@@ -5,7 +5,8 @@
 //   tokenizer.model  the SentencePiece model (also for GGUF / llama2.c vocabularies), or
 //   tokenizer.json   the Hugging Face tokenizer (also for GGUF gpt2 vocabularies)
 //   kernels/         generated sources and shared objects (--target generated)
-// A package contains native code: open only packages from a trusted source.
+// A package contains native code: open only packages from a trusted source. Every file loaded is
+// checked against the manifest's checksums, and refused when others may write it (package_trust.h).
 #ifndef TAILOR_ENGINE_PACKAGE_H_
 #define TAILOR_ENGINE_PACKAGE_H_
 
@@ -26,7 +27,8 @@
 namespace tailor {
 
 // 2: named tensors (weights.tensors), the model's family, rotary frequencies, special tokens.
-inline constexpr int kPackageVersion = 2;
+// 3: manifest_checksum, the manifest's checksum of itself (package_trust.h).
+inline constexpr int kPackageVersion = 3;
 
 enum class Target { kGenerated, kNative };
 
@@ -85,8 +87,9 @@ struct Package {
   std::vector<Specialization> Specializations() const;
 };
 
-// Reads and checks a package: manifest syntax and version, weights size and checksum, tokenizer
-// checksum, kernel objects present. Errors name the file and what is wrong.
+// Reads and checks a package: ownership and permissions of the directory and every file it
+// loads, manifest checksum, syntax and version, weights size and checksum, tokenizer checksum,
+// kernel object paths inside the package. Errors name the file and what is wrong.
 absl::StatusOr<std::unique_ptr<Package>> OpenPackage(const std::filesystem::path& dir);
 
 // Writes dir/manifest.json (atomically: a temporary file renamed).

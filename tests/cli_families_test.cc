@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/package_trust.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -208,7 +209,7 @@ TEST_F(FamiliesServe, BrokenTemplateAndTokenizerAreClearErrors) {
   const std::string package = Compile("tiny-qwen3", "qwen3", tmp);
   Json manifest = Json::parse(testing_util::ReadAll(package + "/manifest.json"));
   manifest["chat_template"] = "{% for m in messages %}{{ m.content }{% endfor %}";
-  testing_util::WriteAll(package + "/manifest.json", manifest.dump());
+  testing_util::WriteAll(package + "/manifest.json", SealManifestText(manifest.dump()).value());
   ServeProcess server({"--package", package});
   ASSERT_GT(server.port(), 0) << server.stderr_text();
   int status = 0;
@@ -221,7 +222,7 @@ TEST_F(FamiliesServe, BrokenTemplateAndTokenizerAreClearErrors) {
   // A template that raises: its message, as a 400.
   EXPECT_EQ(server.Stop(), 0) << server.stderr_text();
   manifest["chat_template"] = "{{ raise_exception('Conversation roles must alternate') }}";
-  testing_util::WriteAll(package + "/manifest.json", manifest.dump());
+  testing_util::WriteAll(package + "/manifest.json", SealManifestText(manifest.dump()).value());
   ServeProcess again({"--package", package});
   ASSERT_GT(again.port(), 0) << again.stderr_text();
   r = Post(again.port(), "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}}, &status);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <random>
 
+#include "engine/package_trust.h"
 #include "engine/runtime.h"
 #include "engine/sequence_runner.h"
 #include "gmock/gmock.h"
@@ -317,7 +318,10 @@ class DamagedPackage : public ::testing::Test {
   void EditManifest(const std::function<void(nlohmann::json&)>& edit) {
     auto j = nlohmann::json::parse(testing_util::ReadAll(dir_ / "manifest.json"));
     edit(j);
-    testing_util::WriteAll(dir_ / "manifest.json", j.dump());
+    // Resealed (its manifest_checksum recomputed), so that what is checked is the edit itself.
+    auto sealed = SealManifestText(j.dump());
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    testing_util::WriteAll(dir_ / "manifest.json", *sealed);
   }
   testing_util::TempDir tmp_;
   fs::path dir_;
