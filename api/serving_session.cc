@@ -143,6 +143,7 @@ class ActiveRequest {
   int32_t engine_left = 0;
   std::optional<ApiError> error;
   std::atomic<bool> cancel_requested{false};
+  std::atomic<bool> timed_out{false};  // cancelled by CancelIfOverdue()
 
   void OnEvent(size_t c, const TokenEvent& e);
 
@@ -238,7 +239,12 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
         // Cancelled, aborted or failed: the choice ends without a finish reason.
         ch.finished = true;
         if (!error) {
-          if (e.finish == FinishReason::kCancelled) {
+          if (e.finish == FinishReason::kCancelled && timed_out) {
+            error = ApiError::RequestTimeout(absl::StrCat(
+                "The request ran longer than this server allows (tailor serve --request-timeout ",
+                std::chrono::duration<double>(session->options_.request_timeout).count(),
+                " s) and was cancelled."));
+          } else if (e.finish == FinishReason::kCancelled) {
             ApiError err;
             err.http_status = 499;
             err.message = "The request was cancelled.";
@@ -276,7 +282,7 @@ void ActiveRequest::OnEvent(size_t c, const TokenEvent& e) {
       session->metrics().AddPromptTokens(prompt_tokens);
       session->metrics().AddGenerationTokens(done.usage.completion_tokens);
       if (error) {
-        session->metrics().RecordRequest(error->http_status == 499 ? "abort" : "error");
+        session->metrics().RecordRequest(error->http_status == 499 || error->http_status == 408 ? "abort" : "error");
       } else {
         session->metrics().RecordRequest("ok");
       }
@@ -339,6 +345,11 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
   };
   eo.log = options.log;
   TAILOR_ASSIGN_OR_RETURN(s->core_, EngineCore::Start(*s->runtime_, std::move(eo)));
+  if (options.max_prompt_tokens > s->limits().max_ctx_len) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-prompt-tokens ", options.max_prompt_tokens,
+                                                   " is more than the package's largest ctx_len (",
+                                                   s->limits().max_ctx_len, "): no prompt that long fits"));
+  }
   return s;
 }
 
@@ -515,6 +526,11 @@ ApiResult<std::shared_ptr<ActiveRequest>> ServingSession::Start(const OpenAiRequ
   std::vector<SamplingOptions> sampling;
   for (size_t p = 0; p < prompts->size(); ++p) {
     const std::vector<int32_t>& ids = (*prompts)[p];
+    if (options_.max_prompt_tokens > 0 && static_cast<int64_t>(ids.size()) > options_.max_prompt_tokens) {
+      return ApiError::InvalidRequest(
+          prompt_param, absl::StrCat("The prompt has ", ids.size(), " tokens but this server accepts at most ",
+                                     options_.max_prompt_tokens, " (tailor serve --max-prompt-tokens)"));
+    }
     ApiResult<int32_t> max_tokens = service::ResolveMaxTokens(
         request.sampling, static_cast<int64_t>(ids.size()), limits().max_ctx_len, prompt_param);
     if (!max_tokens.ok()) return max_tokens.error();
@@ -599,6 +615,17 @@ void ServingSession::Cancel(ActiveRequest& request) {
   }
 }
 
+bool ServingSession::CancelIfOverdue(ActiveRequest& request) {
+  if (request.timed_out) return true;
+  if (options_.request_timeout.count() <= 0 ||
+      std::chrono::steady_clock::now() - request.start < options_.request_timeout) {
+    return false;
+  }
+  request.timed_out = true;  // before Cancel: the engine's cancel events read it
+  Cancel(request);
+  return true;
+}
+
 ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& request,
                                                           const std::function<bool()>& abandoned) {
   struct Collected {
@@ -643,15 +670,18 @@ ApiResult<service::ResponseJson> ServingSession::Complete(const OpenAiRequest& r
   });
   if (!started.ok()) return started.error();
   std::unique_lock<std::mutex> lock(col->mu);
-  if (abandoned) {
+  if (abandoned || options_.request_timeout.count() > 0) {
     bool cancelled = false;
     while (!col->cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return col->done; })) {
-      if (!cancelled && abandoned()) {
+      if (cancelled) continue;
+      lock.unlock();
+      if (CancelIfOverdue(**started)) {
         cancelled = true;
-        lock.unlock();
+      } else if (abandoned && abandoned()) {
+        cancelled = true;
         Cancel(**started);
-        lock.lock();
       }
+      lock.lock();
     }
   } else {
     col->cv.wait(lock, [&] { return col->done; });

@@ -66,6 +66,14 @@ struct ServingOptions {
   // whose costs were given (--cost-table): those stay as given.
   bool learn_costs = true;
   service::ParseLimits parse_limits;
+  // The most tokens a prompt may have (tailor serve --max-prompt-tokens): a longer one is a 400
+  // naming the limit. 0: the package's largest ctx_len (the context itself refuses longer ones).
+  // Open() refuses a value above the largest ctx_len.
+  int64_t max_prompt_tokens = 0;
+  // How long a request may run, queued time included (tailor serve --request-timeout); one that
+  // runs longer is cancelled by CancelIfOverdue() (Complete() calls it) and ends with a 408
+  // error, code "request_timeout". 0: no limit.
+  std::chrono::milliseconds request_timeout{0};
   std::function<void(const std::string&)> log;  // warnings and step errors; any thread
 };
 
@@ -132,13 +140,18 @@ class ServingSession {
   // event follows with an error of code "cancelled" unless every choice had finished. Returns at
   // once; safe to call more than once and from a callback.
   void Cancel(ActiveRequest& request);
+  // Cancels `request` if it has run longer than options.request_timeout since Start(); its kDone
+  // event then carries a 408 "request_timeout" error. True if it did (now or before). Cheap: call
+  // it while polling.
+  bool CancelIfOverdue(ActiveRequest& request);
 
   // Start() + wait: the non-streamed response body (text_completion or chat.completion).
   // Blocks the calling thread until every choice ends: never call it from a SessionCallback or
   // an engine callback (they run on the loop thread it waits for). A cancelled or aborted
   // request returns its error (503 at shutdown).
   // `abandoned` (optional) is polled every 50 ms while waiting: once it returns true (the client
-  // went away) the request is cancelled and its KV blocks freed.
+  // went away) the request is cancelled and its KV blocks freed. A request past
+  // options.request_timeout is cancelled the same way and returns the 408 error.
   service::ApiResult<service::ResponseJson> Complete(const service::OpenAiRequest& request,
                                                      const std::function<bool()>& abandoned = nullptr);
 

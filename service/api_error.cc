@@ -54,6 +54,10 @@ ApiError ApiError::QueueFull(absl::string_view message) {
   return Make(429, message, "rate_limit_error", "", "queue_full");
 }
 
+ApiError ApiError::RequestTimeout(absl::string_view message) {
+  return Make(408, message, "timeout_error", "", "request_timeout");
+}
+
 ApiError ApiError::Internal(absl::string_view message) {
   return Make(500, message, "server_error", "", "");
 }

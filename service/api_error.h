@@ -34,6 +34,9 @@ struct ApiError {
   static ApiError MethodNotAllowed(absl::string_view message);
   // 413 for a body over `limit_bytes`; code "request_too_large".
   static ApiError PayloadTooLarge(size_t limit_bytes);
+  // 408 for a request that ran past the server's time limit (tailor serve --request-timeout) and
+  // was cancelled; type "timeout_error", code "request_timeout".
+  static ApiError RequestTimeout(absl::string_view message);
   // 429 when the waiting queue is full; type "rate_limit_error", code "queue_full".
   static ApiError QueueFull(absl::string_view message = "The server's request queue is full; retry later.");
   // 500 server_error.

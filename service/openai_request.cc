@@ -351,9 +351,19 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
   if (max_v != nullptr) {
     // Completions accept 0 (score the prompt with echo + logprobs, as evaluation harnesses do).
     if (auto e = ReadIntIn(*max_v, max_key, chat ? 1 : 0, std::numeric_limits<int32_t>::max(), &i64)) return e;
+    if (limits.max_tokens_limit && i64 > *limits.max_tokens_limit) {
+      return ApiError::InvalidRequest(
+          max_key, absl::StrCat("'", max_key, "' is ", i64, " but this server generates at most ",
+                                *limits.max_tokens_limit, " tokens per choice (tailor serve --max-tokens-limit)"));
+    }
     s.max_tokens = static_cast<int32_t>(i64);
   } else if (limits.default_max_tokens || !chat) {
     s.max_tokens = limits.default_max_tokens.value_or(limits.default_completion_max_tokens);
+    s.max_tokens_is_default = true;
+  }
+  if (limits.max_tokens_limit && (!s.max_tokens || *s.max_tokens > *limits.max_tokens_limit)) {
+    // A default (or chat's "the rest of the context") within the server's limit.
+    s.max_tokens = *limits.max_tokens_limit;
     s.max_tokens_is_default = true;
   }
 
@@ -417,7 +427,14 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const Json& body, const P
     }
   }
   if (const Json* v = Find(body, "n")) {
-    if (auto e = ReadIntIn(*v, "n", 1, limits.max_n, &i64)) return e;
+    if (auto e = ReadInt64(*v, "n", &i64)) return e;
+    if (i64 < 1) {
+      return ApiError::InvalidRequest("n", absl::StrCat("'n' must be between 1 and ", limits.max_n, ", got ", i64));
+    }
+    if (i64 > limits.max_n) {
+      return ApiError::InvalidRequest("n", absl::StrCat("'n' is ", i64, " but this server allows at most ", limits.max_n,
+                                                        " choices per prompt (tailor serve --max-n)"));
+    }
     req->n = static_cast<int32_t>(i64);
   }
   if (const Json* v = Find(body, "best_of")) {

@@ -107,7 +107,11 @@ struct OpenAiRequest {
 };
 
 struct ParseLimits {
-  int32_t max_n = 16;
+  int32_t max_n = 16;  // `n` (choices per prompt): tailor serve --max-n
+  // The largest max_tokens / max_completion_tokens a request may ask for (tailor serve
+  // --max-tokens-limit): more is a 400 naming the field; a default is clamped to it. nullopt:
+  // only the context limits it.
+  std::optional<int32_t> max_tokens_limit;
   int32_t max_stop = 4;
   int32_t max_completion_logprobs = 5;  // completions `logprobs`
   int32_t max_top_logprobs = 20;        // chat `top_logprobs`

@@ -11,6 +11,7 @@
 namespace tailor::service {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
@@ -92,6 +93,34 @@ TEST(OpenAiRequest, CompletionDefaultMaxTokensIsConfigurable) {
   ParseLimits limits;
   limits.default_completion_max_tokens = 256;
   EXPECT_EQ(ParseOk(Endpoint::kCompletions, R"({"prompt": ""})", limits).sampling.max_tokens, 256);
+}
+
+// tailor serve --max-tokens-limit: an explicit value above it is a 400 naming the field and the
+// limit; defaults (completions' 16, chat's "the rest of the context") are clamped to it.
+TEST(OpenAiRequest, MaxTokensLimit) {
+  ParseLimits limits;
+  limits.max_tokens_limit = 8;
+  auto r = ParseOpenAiRequest(Endpoint::kCompletions, R"({"prompt": "x", "max_tokens": 9})", limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().http_status, 400);
+  EXPECT_EQ(r.error().param, "max_tokens");
+  EXPECT_THAT(r.error().message, AllOf(HasSubstr("is 9"), HasSubstr("at most 8"), HasSubstr("--max-tokens-limit")));
+  r = ParseOpenAiRequest(Endpoint::kChatCompletions,
+                         R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 100})", limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().param, "max_completion_tokens");
+  EXPECT_EQ(ParseOk(Endpoint::kCompletions, R"({"prompt": "x", "max_tokens": 8})", limits).sampling.max_tokens, 8);
+  OpenAiRequest d = ParseOk(Endpoint::kCompletions, R"({"prompt": "x"})", limits);
+  EXPECT_EQ(d.sampling.max_tokens, 8);
+  EXPECT_TRUE(d.sampling.max_tokens_is_default);
+  OpenAiRequest chat = ParseOk(Endpoint::kChatCompletions, R"({"messages": [{"role": "user", "content": "x"}]})", limits);
+  EXPECT_EQ(chat.sampling.max_tokens, 8);
+  EXPECT_TRUE(chat.sampling.max_tokens_is_default);
+  limits.max_n = 3;
+  r = ParseOpenAiRequest(Endpoint::kCompletions, R"({"prompt": "x", "n": 4})", limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().param, "n");
+  EXPECT_THAT(r.error().message, AllOf(HasSubstr("is 4"), HasSubstr("at most 3"), HasSubstr("--max-n")));
 }
 
 // The model's generation_config.json fills the sampling fields a request omits; given ones win.
