@@ -85,7 +85,8 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<FlagSpec>& specs,
     if (spec == nullptr) {
       std::vector<std::string> known;
       for (const auto& s : specs) known.push_back("--" + s.name);
-      return absl::InvalidArgumentError(absl::StrCat("unknown option '", a, "' (known: ",
+      // `typed`, not `a`: never echo a value (an --api-key=... mistyped as --apikey=... stays unsaid).
+      return absl::InvalidArgumentError(absl::StrCat("unknown option '", typed, "' (known: ",
                                                      absl::StrJoin(known, " "), ")"));
     }
     if (spec->takes_value) {

@@ -12,10 +12,12 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <utility>
 
@@ -43,13 +45,61 @@ void SendJson(httplib::Response& res, const service::ResponseJson& body) {
   res.set_content(service::DumpJson(body), kJson);
 }
 
+// Whether `given` equals the key. Constant time in what the client sends: one pass over every
+// byte of the key whatever `given` holds (no exit at the first mismatch, none on a length
+// mismatch), so the time taken depends on the key's length only, never on how much of it a
+// guess got right. A length mismatch fails the comparison on its own.
 bool SameKey(const std::string& given, const std::string& expected) {
-  // Compares every byte whatever the first mismatch (no timing hint of the key's prefix).
-  if (given.size() != expected.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  volatile unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    // Past given's end, its terminating NUL (given[size()] is valid): no branch on the key.
+    const unsigned char a = static_cast<unsigned char>(given[i < given.size() ? i : given.size()]);
+    diff = diff | static_cast<unsigned char>(a ^ static_cast<unsigned char>(expected[i]));
+  }
   return diff == 0;
 }
+
+// Set on the threads that answer connections over HttpServerOptions::max_connections: the
+// pre-routing handler answers 503 there.
+thread_local bool t_over_capacity = false;
+
+// httplib's task queue (each accepted connection is one task: read requests and answer them
+// until the connection closes) with a cap: at most `max_connections` tasks queued or running in
+// the worker pool. A task over the cap runs on two overflow threads, marked with
+// t_over_capacity, which read its request and answer 503 at once: a client sees the refusal
+// instead of waiting unseen for a worker. httplib gives a task no access to its socket, hence
+// answering through the handler rather than on the socket here.
+class CappedConnectionQueue : public httplib::TaskQueue {
+ public:
+  CappedConnectionQueue(int threads, int max_connections)
+      : pool_(static_cast<size_t>(threads)), overflow_(2), max_connections_(max_connections) {}
+
+  void enqueue(std::function<void()> fn) override {
+    if (open_.fetch_add(1) >= max_connections_) {
+      open_.fetch_sub(1);
+      overflow_.enqueue([fn = std::move(fn)] {
+        t_over_capacity = true;
+        fn();
+        t_over_capacity = false;
+      });
+      return;
+    }
+    pool_.enqueue([this, fn = std::move(fn)] {
+      fn();
+      open_.fetch_sub(1);
+    });
+  }
+  void shutdown() override {
+    pool_.shutdown();
+    overflow_.shutdown();
+  }
+
+ private:
+  httplib::ThreadPool pool_;
+  httplib::ThreadPool overflow_;
+  std::atomic<int> open_{0};  // connections queued or served by pool_
+  const int max_connections_;
+};
 
 // One streamed request: the engine's loop thread appends SSE text, an HTTP worker writes it.
 struct StreamState {
@@ -166,11 +216,23 @@ class HttpServer::Impl {
 
 void HttpServer::Impl::Install() {
   const int threads = options_.threads;
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  const int max_connections = options_.max_connections;
+  server_.new_task_queue = [threads, max_connections] { return new CappedConnectionQueue(threads, max_connections); };
   server_.set_payload_max_length(options_.max_body_bytes);
   server_.set_keep_alive_timeout(2);  // bounds how long an idle connection delays shutdown
 
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (t_over_capacity) {
+      ApiError e = ApiError::Unavailable(absl::StrCat("The server already has its limit of ", options_.max_connections,
+                                                      " connections open (tailor serve --max-connections); retry "
+                                                      "shortly."));
+      e.code = "too_many_connections";
+      SendError(res, e);
+      res.set_header("Retry-After", "1");
+      res.set_header("Connection", "close");
+      if (ServingSession* s = ready_.load()) s->metrics().RecordRequest("5xx");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.method == "OPTIONS") {
       // A CORS preflight (or a plain OPTIONS): answered here, before authentication, since
       // browsers never send credentials with it. The CORS headers come from the post-routing
@@ -338,6 +400,8 @@ void HttpServer::Impl::Stream(service::Endpoint endpoint, const service::OpenAiR
       [state, session](size_t, httplib::DataSink& sink) -> bool {
         std::string chunk;
         bool done = false;
+        // Past --request-timeout: cancelled, and its last event (an error, 408) follows.
+        if (auto r = state->request.lock()) session->CancelIfOverdue(*r);
         {
           std::unique_lock<std::mutex> lock(state->mu);
           state->cv.wait_for(lock, std::chrono::milliseconds(200),

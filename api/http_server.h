@@ -7,7 +7,10 @@
 //   POST /v1/completions          text completions (stream: server-sent events)
 //   POST /v1/chat/completions     chat completions
 // Errors use OpenAI's body {"error": {...}}: 400 naming the param, 401 (when an API key is set),
-// 404 (route or model), 405, 413 (body over max_body_bytes), 429 (queue full), 500, 503.
+// 404 (route or model), 405, 408 (past the session's request_timeout), 413 (body over
+// max_body_bytes), 429 (queue full), 500, 503 (loading, draining, or over max_connections).
+// The API key is compared in constant time (no early exit, whatever the lengths) and never
+// written anywhere.
 // A client that disconnects has its request cancelled (its KV blocks are freed): streams when a
 // write fails, non-streamed requests when their socket reports the peer closed (polled).
 // CORS (allowed_origins): a preflight OPTIONS from an allowed origin gets 204 with the
@@ -38,6 +41,10 @@ struct HttpServerOptions {
   std::vector<std::string> allowed_origins;
   size_t max_body_bytes = size_t{8} << 20;
   int threads = 64;  // worker threads = the most requests (streams included) served at once
+  // The most connections open at once, served or waiting for a worker thread. Connections over
+  // it are answered 503 (OpenAI error body, code "too_many_connections", Retry-After: 1,
+  // Connection: close) by a separate pair of threads, instead of waiting unseen.
+  int max_connections = 512;
 };
 
 class HttpServer {

@@ -7,8 +7,11 @@
 // fail with EPIPE instead).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <iostream>
 #include <mutex>
@@ -32,7 +35,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"package", true, {}, "compiled package (default: the package setup.sh built)"},
       {"host", true, {}, "address to listen on (default 127.0.0.1)"},
       {"port", true, {}, "TCP port (default 8000; 0: any free port, printed on stderr)"},
-      {"api-key", true, {}, "require 'Authorization: Bearer KEY' on every route but /health"},
+      {"api-key", true, {}, "require 'Authorization: Bearer KEY' on every route but /health (default: $TAILOR_API_KEY, which ps does not show; none if unset)"},
       {"allowed-origins", true, {}, "CORS: comma-separated origins (https://app.example.com) or * whose browser pages may call the API (default none)"},
       {"max-queue", true, {}, "sequences that may wait beyond the running batch (default: no limit; 0: none)"},
       {"served-model-name", true, {}, "the model name clients use (default: the package's)"},
@@ -43,6 +46,11 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"max-body-mb", true, {}, "largest request body in MiB (default 8; larger: 413)"},
       {"seed", true, {}, "seed for requests without one (default: random)"},
       {"shutdown-timeout", true, {}, "seconds requests in flight may take to finish after SIGTERM/SIGINT before the rest are cancelled (default 30)"},
+      {"max-prompt-tokens", true, {}, "most tokens a prompt may have (default: the package's largest ctx_len); longer: 400"},
+      {"max-tokens-limit", true, {}, "largest max_tokens a request may ask for, and the cap on defaults (default: none but the context); larger: 400"},
+      {"max-n", true, {}, "largest n (choices per prompt) a request may ask for (default 16); larger: 400"},
+      {"request-timeout", true, {}, "seconds a request may run, waiting included, before it is cancelled with a 408 error (default 600; 0: no limit)"},
+      {"max-connections", true, {}, "connections open at once, served or waiting for an HTTP thread; more are answered 503 with Retry-After (default 512)"},
   };
   return *specs;
 }
@@ -65,7 +73,10 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   TAILOR_ASSIGN_OR_RETURN(a.http.host, flags.GetString("host", "127.0.0.1"));
   TAILOR_ASSIGN_OR_RETURN(int64_t port, flags.GetInt("port", 8000, 0, 65535));
   a.http.port = static_cast<int>(port);
-  TAILOR_ASSIGN_OR_RETURN(a.http.api_key, flags.GetString("api-key", ""));
+  // From the environment rather than the command line keeps the key out of `ps` and /proc/PID/cmdline.
+  const char* env_key = std::getenv("TAILOR_API_KEY");
+  TAILOR_ASSIGN_OR_RETURN(a.http.api_key, flags.GetString("api-key", env_key != nullptr ? env_key : ""));
+  if (flags.Has("api-key") && a.http.api_key.empty()) return absl::InvalidArgumentError("--api-key: must not be empty");
   TAILOR_ASSIGN_OR_RETURN(std::string origins, flags.GetString("allowed-origins", ""));
   for (absl::string_view o : absl::StrSplit(origins, ',', absl::SkipWhitespace())) {
     const std::string origin(absl::StripAsciiWhitespace(o));
@@ -91,6 +102,18 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   a.session.seed = static_cast<uint64_t>(seed);
   TAILOR_ASSIGN_OR_RETURN(double shutdown_s, flags.GetDouble("shutdown-timeout", 30.0, 0.0, 86400.0));
   a.shutdown_timeout = std::chrono::milliseconds(static_cast<int64_t>(shutdown_s * 1000.0));
+  // Limits a public endpoint needs (each refusal names its flag).
+  TAILOR_ASSIGN_OR_RETURN(a.session.max_prompt_tokens, flags.GetInt("max-prompt-tokens", 0, 1, INT32_MAX));
+  if (flags.Has("max-tokens-limit")) {
+    TAILOR_ASSIGN_OR_RETURN(int64_t limit, flags.GetInt("max-tokens-limit", 0, 1, INT32_MAX));
+    a.session.parse_limits.max_tokens_limit = static_cast<int32_t>(limit);
+  }
+  TAILOR_ASSIGN_OR_RETURN(int64_t max_n, flags.GetInt("max-n", 16, 1, 1024));
+  a.session.parse_limits.max_n = static_cast<int32_t>(max_n);
+  TAILOR_ASSIGN_OR_RETURN(double timeout_s, flags.GetDouble("request-timeout", 600.0, 0.0, 30.0 * 86400.0));
+  a.session.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000.0));
+  TAILOR_ASSIGN_OR_RETURN(int64_t max_connections, flags.GetInt("max-connections", 512, 1, 1 << 20));
+  a.http.max_connections = static_cast<int>(max_connections);
   a.session.log = [](const std::string& m) { std::cerr << "tailor serve: " << m << "\n"; };
   if (flags.Has("served-model-name") && a.session.served_model_name.empty()) {
     return absl::InvalidArgumentError("--served-model-name: must not be empty");
@@ -104,7 +127,24 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
 // SIGTERM/SIGINT drains: /health and new requests get 503, requests in flight finish within
 // --shutdown-timeout, the rest are cancelled (each with its proper end); a second signal cancels
 // at once. Exit status 0 either way.
+// Each connection holds a descriptor: raises the soft RLIMIT_NOFILE (up to the hard one) to what
+// --max-connections needs, and warns when even the hard limit is short (connections past it
+// wait in the kernel's backlog instead of getting their 503).
+void RaiseDescriptorLimit(const HttpServerOptions& http) {
+  const rlim_t need = static_cast<rlim_t>(http.max_connections) + static_cast<rlim_t>(http.threads) + 256;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= need) return;
+  lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? need : std::min(need, lim.rlim_max);
+  setrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < need) {
+    std::cerr << "tailor serve: warning: --max-connections " << http.max_connections << " needs about " << need
+              << " file descriptors but this process may open " << lim.rlim_cur
+              << " (ulimit -n); lower --max-connections or raise the limit" << std::endl;
+  }
+}
+
 absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
+  RaiseDescriptorLimit(a.http);
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Bind(a.http));
   std::cerr << "tailor serve: loading " << a.session.package_dir << " (http://" << a.http.host << ":"
             << server->port() << "/health answers 503 until it is ready)" << std::endl;
@@ -175,6 +215,18 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
   std::cerr << "tailor serve: listening on http://" << a.http.host << ":" << server->port() << " (model "
             << (*session)->model_name() << ", chat template " << (*session)->chat_template().name() << ", "
             << a.http.threads << " HTTP threads)" << std::endl;
+  // The limits in force (never the API key itself: only whether one is required).
+  const service::ParseLimits& pl = (*session)->parse_limits();
+  std::cerr << "tailor serve: limits: --max-prompt-tokens "
+            << (a.session.max_prompt_tokens > 0 ? a.session.max_prompt_tokens : (*session)->limits().max_ctx_len)
+            << ", --max-tokens-limit "
+            << (pl.max_tokens_limit ? absl::StrCat(*pl.max_tokens_limit) : std::string("none (the context)"))
+            << ", --max-n " << pl.max_n << ", --request-timeout "
+            << (a.session.request_timeout.count() > 0
+                    ? absl::StrCat(std::chrono::duration<double>(a.session.request_timeout).count(), " s")
+                    : std::string("none"))
+            << ", --max-connections " << a.http.max_connections << ", --max-body-mb " << (a.http.max_body_bytes >> 20)
+            << "; API key " << (a.http.api_key.empty() ? "not required" : "required") << std::endl;
   {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return signals > 0; });
