@@ -9,8 +9,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 N=3 PORT=18090 PACKAGE="$ROOT/build/default-package" REPEATS=1 OUT="${OUT:-/tmp}"
-TRACE_FLAGS=(--requests 300 --rate 40 --prompt-len lognormal:32:0.5 --output-len lognormal:32:0.5
-             --shared-prefix-fraction 0.5 --num-prefixes 48 --prefix-len 128 --seed 7)
+TRACE_FLAGS=(--requests 600 --rate 30 --prompt-len lognormal:32:0.5 --output-len lognormal:32:0.5
+             --shared-prefix-fraction 0.5 --num-prefixes 48 --prefix-len 128 --max-total-len 320 --seed 7)
 while [ $# -gt 0 ]; do
   case "$1" in
     --replicas) N="$2"; shift 2 ;;

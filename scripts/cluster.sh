@@ -34,7 +34,7 @@ usage() {
 # True when PID is alive and runs the command we started (guards against a reused pid).
 ours() {
   local pid="$1" what="$2"
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$what"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$what"
 }
 
 # HAProxy's statistics as CSV (empty when HAProxy is not answering).
