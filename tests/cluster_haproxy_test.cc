@@ -5,6 +5,8 @@
 //              plus slack, and sends it nothing afterwards (server counters, stats socket);
 //   Drain:     SIGTERM instead: all 200, zero retries and redispatches, the replica exits 0;
 //   Restart:   a killed replica started again on its ports is UP again and gets requests;
+//   Prefix:    with the prefix policy, requests with the same prompt land on the same replica,
+//              and different prompts spread over the replicas;
 //   Streaming: a stream whose replica is killed mid-way ends promptly for the client. HAProxy
 //              cannot replay or rewrite a response that has started, so "clean" means: the
 //              connection is closed within a second, without `data: [DONE]` and without the
@@ -31,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -276,7 +279,7 @@ class ClusterTest : public ::testing::Test {
     replace("@SERVERS@\n", servers);
     replace("@BIND@", "127.0.0.1:" + std::to_string(port_));
     replace("@RUN_DIR@", dir_.path().string());
-    replace("@POLICY@", "leastconn");
+    replace("@POLICY@", policy_);
     replace("@PREFIX_CHARS@", "64");
     const std::string cfg_path = (dir_.path() / "haproxy.cfg").string();
     std::ofstream(cfg_path) << cfg;
@@ -300,7 +303,7 @@ class ClusterTest : public ::testing::Test {
     return "haproxy log: " + s.str();
   }
 
-  std::map<std::string, ServerStat> Stats() { return ShowStat(socket_, "tailor_leastconn"); }
+  std::map<std::string, ServerStat> Stats() { return ShowStat(socket_, "tailor_" + policy_); }
   static std::string Name(int i) { return "r" + std::to_string(i + 1); }
 
   // Waits until server i's status starts with `status`.
@@ -322,6 +325,7 @@ class ClusterTest : public ::testing::Test {
     }
   }
 
+  std::string policy_ = "leastconn";  // the backend the frontend uses
   std::string haproxy_;
   std::string package_;
   TempDir dir_;
@@ -411,6 +415,32 @@ TEST_F(ClusterTest, RestartedReplicaIsUpAgainAndServes) {
   auto results = RunLoad(port_, 12, kConcurrency, [](int) {});
   ExpectAllAnswered(results);
   EXPECT_GT(Stats()[Name(1)].sessions, before) << "the restarted replica got no requests";
+}
+
+class PrefixClusterTest : public ClusterTest {
+ protected:
+  PrefixClusterTest() { policy_ = "prefix"; }
+};
+
+TEST_F(PrefixClusterTest, SamePromptSameReplica) {
+  std::set<std::string> used;
+  for (int p = 0; p < 6; ++p) {
+    const auto before = Stats();
+    for (int k = 0; k < 3; ++k) {
+      const Result r = Complete(port_, p);
+      ASSERT_EQ(r.status, 200) << r.text;
+      EXPECT_EQ(r.text, expected_[p]);
+    }
+    const auto after = Stats();
+    std::string chosen;
+    for (int i = 0; i < kReplicas; ++i) {
+      const int64_t got = after.at(Name(i)).sessions - before.at(Name(i)).sessions;
+      EXPECT_TRUE(got == 0 || got == 3) << "prompt " << p << ": " << Name(i) << " got " << got << " of its 3 requests";
+      if (got == 3) chosen = Name(i);
+    }
+    used.insert(chosen);
+  }
+  EXPECT_GE(used.size(), 2u) << "six prompts all hashed to one replica";
 }
 
 // A raw HTTP/1.1 client: what the client sees, byte for byte.
