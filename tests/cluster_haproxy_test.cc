@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/serve_process.h"
@@ -304,7 +305,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   std::map<std::string, ServerStat> Stats() { return ShowStat(socket_, "tailor_" + policy_); }
-  static std::string Name(int i) { return "r" + std::to_string(i + 1); }
+  static std::string Name(int i) { return absl::StrCat("r", i + 1); }
 
   // Waits until server i's status starts with `status`.
   bool WaitForStatus(int i, const std::string& status, Clock::duration timeout) {
