@@ -191,7 +191,8 @@ class HttpServer::Impl {
   ServingSession& session() const { return *ready_.load(); }
 
   std::atomic<ServingSession*> ready_{nullptr};
-  std::atomic<bool> draining_{false};
+  std::atomic<bool> draining_{false};    // new requests refused
+  std::atomic<bool> announced_{false};   // /health says draining (set with draining_ too)
   const HttpServerOptions options_;
   BacklogServer server_;
   int port_ = 0;
@@ -297,7 +298,7 @@ void HttpServer::Impl::Install() {
   });
 
   server_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    if (draining_) {
+    if (draining_ || announced_) {
       res.status = 503;
       res.set_content("{\"status\":\"draining\"}", kJson);
     } else if (ready_.load() == nullptr) {
@@ -473,7 +474,12 @@ absl::Status HttpServer::Run() {
 
 void HttpServer::SetSession(ServingSession* session) { impl_->ready_ = session; }
 
-void HttpServer::SetDraining() { impl_->draining_ = true; }
+void HttpServer::SetDraining() {
+  impl_->announced_ = true;
+  impl_->draining_ = true;
+}
+
+void HttpServer::AnnounceDraining() { impl_->announced_ = true; }
 
 void HttpServer::Stop() {
   impl_->stopped_ = true;

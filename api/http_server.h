@@ -61,6 +61,10 @@ class HttpServer {
   // Before exit: /health answers 503 {"status": "draining"} and new requests get 503, while the
   // requests in flight (streams included) go on. Any thread.
   void SetDraining();
+  // The first step of a drain behind a load balancer: /health answers 503 {"status": "draining"}
+  // (the balancer stops sending) while new requests are still served, for those it sends before
+  // its next health check. SetDraining() then refuses them. Any thread.
+  void AnnounceDraining();
   ~HttpServer();
 
   int port() const;  // the bound port

@@ -51,6 +51,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"max-n", true, {}, "largest n (choices per prompt) a request may ask for (default 16); larger: 400"},
       {"request-timeout", true, {}, "seconds a request may run, waiting included, before it is cancelled with a 408 error (default 600; 0: no limit)"},
       {"max-connections", true, {}, "connections open at once, served or waiting for an HTTP thread; more are answered 503 with Retry-After (default 512)"},
+      {"drain-delay", true, {}, "seconds after SIGTERM/SIGINT during which /health and the agent already say draining but new requests are still served, so a load balancer stops sending before they are refused (default 0)"},
   };
   return *specs;
 }
@@ -61,6 +62,8 @@ struct ServeArgs {
   // After SIGTERM/SIGINT: how long requests in flight may take to finish before the rest are
   // cancelled.
   std::chrono::milliseconds shutdown_timeout{30000};
+  // After SIGTERM/SIGINT, before new requests are refused: /health and the agent say draining.
+  std::chrono::milliseconds drain_delay{0};
   int agent_port = -1;  // -1: no agent-check server
 };
 
@@ -114,6 +117,8 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   a.session.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000.0));
   TAILOR_ASSIGN_OR_RETURN(int64_t max_connections, flags.GetInt("max-connections", 512, 1, 1 << 20));
   a.http.max_connections = static_cast<int>(max_connections);
+  TAILOR_ASSIGN_OR_RETURN(double drain_delay_s, flags.GetDouble("drain-delay", 0.0, 0.0, 3600.0));
+  a.drain_delay = std::chrono::milliseconds(static_cast<int64_t>(drain_delay_s * 1000.0));
   a.session.log = [](const std::string& m) { std::cerr << "tailor serve: " << m << "\n"; };
   if (flags.Has("served-model-name") && a.session.served_model_name.empty()) {
     return absl::InvalidArgumentError("--served-model-name: must not be empty");
@@ -123,10 +128,6 @@ absl::StatusOr<ServeArgs> ParseArgs(const std::vector<std::string>& args, const 
   return a;
 }
 
-// Binds first, so that /health answers (503) while the package loads; then serves. The first
-// SIGTERM/SIGINT drains: /health and new requests get 503, requests in flight finish within
-// --shutdown-timeout, the rest are cancelled (each with its proper end); a second signal cancels
-// at once. Exit status 0 either way.
 // Each connection holds a descriptor: raises the soft RLIMIT_NOFILE (up to the hard one) to what
 // --max-connections needs, and warns when even the hard limit is short (connections past it
 // wait in the kernel's backlog instead of getting their 503).
@@ -143,6 +144,11 @@ void RaiseDescriptorLimit(const HttpServerOptions& http) {
   }
 }
 
+// Binds first, so that /health answers (503) while the package loads; then serves. The first
+// SIGTERM/SIGINT drains: /health and new requests get 503 (new requests only after --drain-delay,
+// while a load balancer notices), requests in flight finish within --shutdown-timeout, the rest
+// are cancelled (each with its proper end); a second signal cancels at once. Exit status 0 either
+// way.
 absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
   RaiseDescriptorLimit(a.http);
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Bind(a.http));
@@ -234,6 +240,16 @@ absl::Status Serve(const ServeArgs& a, const sigset_t& stop_signals) {
   std::cerr << "tailor serve: " << (first_signal == SIGINT ? "SIGINT" : "SIGTERM") << ": draining "
             << (*session)->sequences_in_flight() << " sequences in flight (up to "
             << a.shutdown_timeout.count() / 1000.0 << " s; a second signal cancels them now)" << std::endl;
+  if (a.drain_delay.count() > 0) {
+    // Behind a load balancer: it polls /health (or the agent), so requests it sends before its
+    // next check are still served rather than refused and retried elsewhere.
+    server->AnnounceDraining();
+    draining = true;
+    std::cerr << "tailor serve: /health says draining; new requests still served for "
+              << a.drain_delay.count() / 1000.0 << " s (--drain-delay)" << std::endl;
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, a.drain_delay, [&] { return signals >= 2; });
+  }
   server->SetDraining();
   draining = true;
   const auto deadline = std::chrono::steady_clock::now() + a.shutdown_timeout;

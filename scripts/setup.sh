@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config
       libabsl-dev libsentencepiece-dev nlohmann-json3-dev libcpp-httplib-dev libeigen3-dev
       libgtest-dev libgmock-dev libbenchmark-dev libreadline-dev libpcre2-dev libutf8proc-dev
-      curl ca-certificates)
+      curl ca-certificates haproxy)
 
 missing=()
 for p in "${PKGS[@]}"; do

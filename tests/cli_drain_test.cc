@@ -240,5 +240,36 @@ TEST(Disconnect, ADroppedNonStreamedRequestIsCancelledAndFreesItsBlocks) {
   EXPECT_EQ(server.Stop(SIGTERM), 0) << server.stderr_text();
 }
 
+
+// --drain-delay: after SIGTERM, /health says draining at once (a balancer stops sending) but
+// requests are still served for the delay; then they are refused and the process exits 0.
+TEST(Drain, DrainDelayServesWhileTheBalancerNotices) {
+  std::string err;
+  const std::string package = ServePackage(&err);
+  ASSERT_FALSE(package.empty()) << err;
+  ServeProcess server({"--package", package, "--drain-delay", "2"});
+  ASSERT_GT(server.port(), 0) << server.stderr_text();
+  httplib::Client c("127.0.0.1", server.port());
+  const auto signalled = Clock::now();
+  kill(server.pid(), SIGTERM);
+  bool announced = false;
+  while (!announced && Clock::now() - signalled < std::chrono::seconds(1)) {
+    auto h = c.Get("/health");
+    announced = h && h->status == 503 && h->body.find("draining") != std::string::npos;
+  }
+  ASSERT_TRUE(announced) << server.stderr_text();
+  auto during = c.Post("/v1/completions", R"({"prompt": "Once", "max_tokens": 2})", "application/json");
+  ASSERT_TRUE(during);
+  EXPECT_EQ(during->status, 200) << during->body;
+  EXPECT_LT(Clock::now() - signalled, std::chrono::seconds(2)) << "too slow to test inside the delay";
+  std::this_thread::sleep_for(std::chrono::seconds(2) - (Clock::now() - signalled) + std::chrono::milliseconds(300));
+  auto after = c.Post("/v1/completions", R"({"prompt": "Once", "max_tokens": 2})", "application/json");
+  if (after) {
+    EXPECT_EQ(after->status, 503) << after->body;  // or no connection: the server has exited
+  }
+  EXPECT_EQ(server.Wait(), 0) << server.stderr_text();
+  EXPECT_THAT(server.stderr_text(), HasSubstr("--drain-delay"));
+}
+
 }  // namespace
 }  // namespace tailor

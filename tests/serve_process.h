@@ -20,12 +20,12 @@ namespace tailor::testing_util {
 
 class ServeProcess {
  public:
-  // Starts `tailor serve <args> --port 0`. port() is 0 if it did not start listening within
-  // `timeout` (stderr() says why).
+  // Starts `tailor serve <args> --port PORT` (0: any free port). port() is 0 if it did not start
+  // listening within `timeout` (stderr() says why).
   explicit ServeProcess(std::vector<std::string> args,
-                        std::chrono::seconds timeout = std::chrono::seconds(60)) {
+                        std::chrono::seconds timeout = std::chrono::seconds(60), int port = 0) {
     args.insert(args.begin(), {TAILOR_BINARY, "serve"});
-    args.insert(args.end(), {"--port", "0"});
+    args.insert(args.end(), {"--port", std::to_string(port)});
     int err_pipe[2];
     if (pipe(err_pipe) != 0) return;
     pid_ = fork();
