@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Compiles build/default-package from stories260K with configs/default-specializations.json.
+# Compiles build/default-package from stories260K with configs/default-specializations.json
+# (BUILD_DIR=build-asan: that build's tailor makes build-asan/default-package, the package its
+# tests use).
 # The model comes from ../shared/models/stories260K when present; otherwise it is downloaded
 # from karpathy/tinyllamas on Hugging Face into build/models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=build/default-package
+BUILD="${BUILD_DIR:-build}"
+OUT="$BUILD/default-package"
 SPEC=configs/default-specializations.json
 SHARED=../shared/models/stories260K
 if [ -f "$SHARED/stories260K.bin" ] && [ -f "$SHARED/tok512.model" ]; then
@@ -28,9 +31,9 @@ else
   done
 fi
 # Rebuild only when the package is missing or older than its inputs or the compiler.
-if [ -f "$OUT/manifest.json" ] && [ "$OUT/manifest.json" -nt "$SPEC" ] && [ "$OUT/manifest.json" -nt build/tailor ]; then
+if [ -f "$OUT/manifest.json" ] && [ "$OUT/manifest.json" -nt "$SPEC" ] && [ "$OUT/manifest.json" -nt "$BUILD/tailor" ]; then
   echo "setup: $OUT is up to date" >&2
   exit 0
 fi
 rm -rf "$OUT"
-./build/tailor compile --model "$MODEL" --tokenizer "$TOK" --specializations "$SPEC" --out "$OUT"
+"./$BUILD/tailor" compile --model "$MODEL" --tokenizer "$TOK" --specializations "$SPEC" --out "$OUT"

@@ -102,7 +102,7 @@ void Histogram::Observe(double v) {
   if (std::isnan(v)) return;
   size_t i = 0;
   while (i < bounds_->size() && v > (*bounds_)[i]) ++i;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (i < counts_.size()) ++counts_[i];
   sum_ += v;
   ++count_;
@@ -110,7 +110,7 @@ void Histogram::Observe(double v) {
 
 Histogram::Snapshot Histogram::Take() const {
   Snapshot s;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   uint64_t running = 0;
   for (uint64_t c : counts_) {
     running += c;
@@ -134,7 +134,7 @@ std::unique_ptr<Histogram> Family<Histogram>::MakeChild() {
 
 template <typename Child>
 Child* Family<Child>::Labels(const std::vector<std::string>& values) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (values.size() != label_names_.size()) {
     if (detached_ == nullptr) detached_ = MakeChild();
     return detached_.get();
@@ -148,7 +148,7 @@ template <typename Child>
 void Family<Child>::Render(const char* type, std::string* out) const {
   absl::StrAppend(out, "# HELP ", name_, " ", EscapeHelp(help_), "\n");
   absl::StrAppend(out, "# TYPE ", name_, " ", type, "\n");
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [values, child] : children_) {
     if constexpr (std::is_same_v<Child, Histogram>) {
       const Histogram::Snapshot s = child->Take();
@@ -205,7 +205,7 @@ absl::Status MetricsRegistry::CheckNew(absl::string_view name,
 absl::StatusOr<CounterFamily*> MetricsRegistry::AddCounter(absl::string_view name,
                                                            absl::string_view help,
                                                            std::vector<std::string> label_names) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status s = CheckNew(name, label_names); !s.ok()) return s;
   const bool unlabelled = label_names.empty();
   counters_.emplace_back(
@@ -218,7 +218,7 @@ absl::StatusOr<CounterFamily*> MetricsRegistry::AddCounter(absl::string_view nam
 absl::StatusOr<GaugeFamily*> MetricsRegistry::AddGauge(absl::string_view name,
                                                        absl::string_view help,
                                                        std::vector<std::string> label_names) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status s = CheckNew(name, label_names); !s.ok()) return s;
   const bool unlabelled = label_names.empty();
   gauges_.emplace_back(
@@ -231,7 +231,7 @@ absl::StatusOr<GaugeFamily*> MetricsRegistry::AddGauge(absl::string_view name,
 absl::StatusOr<HistogramFamily*> MetricsRegistry::AddHistogram(
     absl::string_view name, absl::string_view help, std::vector<double> bounds,
     std::vector<std::string> label_names) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status s = CheckNew(name, label_names); !s.ok()) return s;
   for (const std::string& l : label_names) {
     if (l == "le") {
@@ -258,7 +258,7 @@ absl::StatusOr<HistogramFamily*> MetricsRegistry::AddHistogram(
 
 std::string MetricsRegistry::Render() const {
   std::string out;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const Entry& e : order_) {
     switch (e.kind) {
       case 0:
@@ -372,7 +372,7 @@ void ServerMetrics::RecordSpecExecution(absl::string_view spec, int64_t used_slo
   spec_latency_->Labels(labels)->Observe(latency_seconds);
   double ratio = 0;
   {
-    absl::MutexLock lock(&spec_mu_);
+    std::lock_guard<std::mutex> lock(spec_mu_);
     auto& [padded, total] = spec_slots_[labels[0]];
     if (total_slots > 0) {
       padded += std::max<int64_t>(0, total_slots - std::max<int64_t>(0, used_slots));

@@ -18,7 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include <mutex>
 
 namespace tailor::service {
 
@@ -60,7 +60,9 @@ class Histogram {
 
  private:
   const std::vector<double>* bounds_;  // owned by the family; strictly increasing, finite
-  mutable absl::Mutex mu_;
+  // std::mutex, not absl::Mutex (here and below): ThreadSanitizer sees only instrumented locks, and
+  // Debian's abseil is not instrumented.
+  mutable std::mutex mu_;
   std::vector<uint64_t> counts_ ABSL_GUARDED_BY(mu_);  // non-cumulative, per bound
   double sum_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t count_ ABSL_GUARDED_BY(mu_) = 0;
@@ -92,7 +94,7 @@ class Family {
   const std::string help_;
   const std::vector<std::string> label_names_;
   const std::vector<double> bounds_;  // histograms only
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::vector<std::string>, std::unique_ptr<Child>> children_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Child> detached_ ABSL_GUARDED_BY(mu_);
 };
@@ -127,7 +129,7 @@ class MetricsRegistry {
   absl::Status CheckNew(absl::string_view name, const std::vector<std::string>& label_names)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   // Registration order; the families own their children.
   std::vector<std::unique_ptr<CounterFamily>> counters_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<GaugeFamily>> gauges_ ABSL_GUARDED_BY(mu_);
@@ -202,7 +204,7 @@ class ServerMetrics {
   GaugeFamily* spec_cost_ = nullptr;
 
   // Per-spec slot totals for the padding ratio.
-  absl::Mutex spec_mu_;
+  std::mutex spec_mu_;
   std::map<std::string, std::pair<int64_t, int64_t>, std::less<>> spec_slots_
       ABSL_GUARDED_BY(spec_mu_);  // spec -> (padded, total)
 };
