@@ -91,6 +91,10 @@ std::string ResultKey(const std::optional<std::string>& custom_id, int64_t line_
 absl::StatusOr<std::vector<InputLine>> ReadInput(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("--input ", path.string(), ": cannot open"));
+  return ReadInput(in, path.string());
+}
+
+absl::StatusOr<std::vector<InputLine>> ReadInput(std::istream& in, const std::string& source) {
   std::vector<InputLine> lines;
   absl::flat_hash_map<std::string, int64_t> first_line;  // custom_id -> line
   std::string text;
@@ -104,7 +108,7 @@ absl::StatusOr<std::vector<InputLine>> ReadInput(const fs::path& path) {
       auto [it, inserted] = first_line.emplace(*line.custom_id, number);
       if (!inserted) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "--input ", path.string(), ": custom_id \"", *line.custom_id, "\" appears twice (lines ", it->second,
+            "--input ", source, ": custom_id \"", *line.custom_id, "\" appears twice (lines ", it->second,
             " and ", number, "); every request needs its own custom_id"));
       }
     } else {
@@ -112,7 +116,7 @@ absl::StatusOr<std::vector<InputLine>> ReadInput(const fs::path& path) {
     }
     lines.push_back(std::move(line));
   }
-  if (in.bad()) return absl::InternalError(absl::StrCat("--input ", path.string(), ": read error"));
+  if (in.bad()) return absl::InternalError(absl::StrCat("--input ", source, ": read error"));
   return lines;
 }
 

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <istream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -46,6 +47,8 @@ std::string ResultKey(const std::optional<std::string>& custom_id, int64_t line_
 // used twice is refused (InvalidArgument naming the id and both lines); an unreadable file is
 // NotFound naming the path.
 absl::StatusOr<std::vector<InputLine>> ReadInput(const std::filesystem::path& path);
+// The same over a stream of JSONL; `source` names it in errors.
+absl::StatusOr<std::vector<InputLine>> ReadInput(std::istream& in, const std::string& source);
 
 struct ResumeInfo {
   absl::flat_hash_set<std::string> done;  // keys of the results already written

@@ -11,6 +11,10 @@ using json = nlohmann::json;
 
 absl::StatusOr<std::vector<ExecInput>> ReadExecInputs(const std::string& path) {
   TAILOR_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  return ParseExecInputs(text, path);
+}
+
+absl::StatusOr<std::vector<ExecInput>> ParseExecInputs(std::string_view text, const std::string& path) {
   const json doc = json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("inputs") || !doc["inputs"].is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": expected {\"inputs\": [...]}"));

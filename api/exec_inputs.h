@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,6 +21,8 @@ struct ExecInput {
 // rows, each row as many positions as ids. Errors (InvalidArgument) name `path`, the input and
 // the key.
 absl::StatusOr<std::vector<ExecInput>> ReadExecInputs(const std::string& path);
+// The same over the file's text; `source` names it in errors.
+absl::StatusOr<std::vector<ExecInput>> ParseExecInputs(std::string_view text, const std::string& source);
 
 }  // namespace tailor
 

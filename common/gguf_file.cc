@@ -383,8 +383,12 @@ GgufFile::~GgufFile() = default;
 
 absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::filesystem::path& path) {
   TAILOR_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> file, MappedFile::Open(path));
+  return Parse(std::move(file));
+}
+
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::shared_ptr<const MappedFile> file) {
   auto g = std::unique_ptr<GgufFile>(new GgufFile());
-  g->path_ = path;
+  g->path_ = file->path();
   GgufParser parser(*file, g.get());
   TAILOR_RETURN_IF_ERROR(parser.Parse());
   g->file_ = std::move(file);

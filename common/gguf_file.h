@@ -54,6 +54,8 @@ class GgufFile {
   // malformed (bad magic, unsupported version, truncation, absurd counts, misaligned or
   // out-of-file tensor data, unknown value types, duplicate keys or tensor names).
   static absl::StatusOr<std::unique_ptr<GgufFile>> Open(const std::filesystem::path& path);
+  // Parses bytes already mapped (or held by MappedFile::FromBytes), named by file->path().
+  static absl::StatusOr<std::unique_ptr<GgufFile>> Parse(std::shared_ptr<const MappedFile> file);
 
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;

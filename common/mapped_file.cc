@@ -44,8 +44,16 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> MappedFile::Open(
   return std::shared_ptr<const MappedFile>(new MappedFile(path, data, size));
 }
 
+std::shared_ptr<const MappedFile> MappedFile::FromBytes(std::string_view bytes, std::filesystem::path path) {
+  auto owned = std::make_unique<std::byte[]>(bytes.size() + 1);  // +1: never a null array
+  std::memcpy(owned.get(), bytes.data(), bytes.size());
+  auto* f = new MappedFile(std::move(path), bytes.empty() ? nullptr : owned.get(), bytes.size());
+  f->owned_ = std::move(owned);
+  return std::shared_ptr<const MappedFile>(f);
+}
+
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+  if (data_ != nullptr && owned_ == nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
 }
 
 absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -18,6 +19,9 @@ class MappedFile {
   // Maps `path` read-only. Errors name the path: NotFound, or InvalidArgument for a directory.
   // An empty file maps to an empty span.
   static absl::StatusOr<std::shared_ptr<const MappedFile>> Open(const std::filesystem::path& path);
+  // The same view over a copy of `bytes` held in memory (no file): parsers that take a
+  // MappedFile read bytes that never were a file (fuzz targets, tests). `path` names it in errors.
+  static std::shared_ptr<const MappedFile> FromBytes(std::string_view bytes, std::filesystem::path path);
 
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -33,8 +37,9 @@ class MappedFile {
       : path_(std::move(path)), data_(data), size_(size) {}
 
   std::filesystem::path path_;
-  const std::byte* data_ = nullptr;
+  const std::byte* data_ = nullptr;  // mmap'ed, or into owned_
   size_t size_ = 0;
+  std::unique_ptr<std::byte[]> owned_;  // FromBytes: the copy data_ points into (nothing to unmap)
 };
 
 // Reads a whole (small) file into a string. Errors name the path.

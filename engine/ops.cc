@@ -121,11 +121,11 @@ bool AmxUsable() { return kern::amx::Available(); }
 CpuIsa HostCpuIsa() {
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                      __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+                      __builtin_cpu_supports("fma") && kern::CpuHasF16c();
   CpuIsa best = CpuIsa::kPortable;
   if (avx512) best = CpuIsa::kAvx512;
   // The AVX512-BF16 variants also run int8 matmuls with VNNI (every such CPU has it).
-  if (avx512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni")) {
+  if (avx512 && kern::CpuHasAvx512Bf16() && __builtin_cpu_supports("avx512vnni")) {
     best = AmxUsable() ? CpuIsa::kAmx : CpuIsa::kAvx512Bf16;
   }
   const char* cap = std::getenv("TAILOR_CPU_ISA");

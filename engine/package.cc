@@ -187,12 +187,12 @@ std::vector<std::string> HostCpuFeatures() {
   if (__builtin_cpu_supports(name)) out.push_back(name);
   TAILOR_FEATURE("avx2")
   TAILOR_FEATURE("fma")
-  TAILOR_FEATURE("f16c")
+  if (kern::CpuHasF16c()) out.push_back("f16c");
   TAILOR_FEATURE("avx512f")
   TAILOR_FEATURE("avx512dq")
   TAILOR_FEATURE("avx512bw")
   TAILOR_FEATURE("avx512vl")
-  TAILOR_FEATURE("avx512bf16")
+  if (kern::CpuHasAvx512Bf16()) out.push_back("avx512bf16");
   TAILOR_FEATURE("avx512vnni")
 #undef TAILOR_FEATURE
   if (AmxUsable()) {

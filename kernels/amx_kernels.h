@@ -22,9 +22,23 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <cpuid.h>
+
 #include "cpu_kernels.h"
 
 namespace tailor::kern {
+
+// Bit `bit` of CPUID leaf `leaf`, subleaf `subleaf`, register `reg` (0 EAX .. 3 EDX). F16C,
+// AVX512-BF16 and AMX are read here rather than with __builtin_cpu_supports, which has no names
+// for them in clang 14 (the fuzz build's compiler). The OS's consent is checked apart (AVX state by
+// __builtin_cpu_supports("avx2"/"avx512f"), AMX tile data by arch_prctl in amx::Available).
+inline bool CpuidBit(unsigned leaf, unsigned subleaf, int reg, int bit) {
+  unsigned r[4] = {};
+  if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return (r[reg] >> bit) & 1u;
+}
+inline bool CpuHasF16c() { return __builtin_cpu_supports("avx") && CpuidBit(1, 0, 2, 29); }
+inline bool CpuHasAvx512Bf16() { return __builtin_cpu_supports("avx512f") && CpuidBit(7, 1, 0, 5); }
 
 #define TAILOR_AMX_TARGET \
   __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512bf16,amx-tile,amx-bf16")))
@@ -36,13 +50,13 @@ namespace amx {
 // Whether this CPU has AMX-BF16 and Linux lets this process use the tiles (it enables tile data
 // per process on request: ARCH_REQ_XCOMP_PERM for XTILEDATA; asking again is harmless).
 inline bool Available() {
-  if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
+  if (!CpuidBit(7, 0, 3, 24) || !CpuidBit(7, 0, 3, 22)) return false;  // AMX-TILE, AMX-BF16
   constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
 // Whether the int8 tile instructions (q8_kernels.h's w8::amx) are usable too.
-inline bool Int8Available() { return __builtin_cpu_supports("amx-int8") && Available(); }
+inline bool Int8Available() { return CpuidBit(7, 0, 3, 25) && Available(); }  // AMX-INT8
 
 struct alignas(64) TileConfig {  // the LDTILECFG memory operand (palette 1)
   uint8_t palette = 1, start_row = 0;

@@ -91,8 +91,13 @@ absl::StatusOr<int32_t> RequiredInt(const GgufFile& g, const std::string& key,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Model>> LoadGguf(const fs::path& file, const LoadOptions& options) {
-  const std::string source = file.string();
   TAILOR_ASSIGN_OR_RETURN(auto g, GgufFile::Open(file));
+  return LoadGguf(std::move(g), options);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadGguf(std::unique_ptr<GgufFile> g, const LoadOptions& options) {
+  const fs::path file = g->path();
+  const std::string source = file.string();
   const std::string arch = g->GetString("general.architecture").value_or("");
   const ModelFamily* family = FamilyForGgufArchitecture(arch);
   if (family == nullptr) {

@@ -286,6 +286,15 @@ absl::Status ReadTokenizerConfig(const fs::path& path, Model* model) {
 
 }  // namespace
 
+absl::StatusOr<const ModelFamily*> ParseHfConfig(std::string_view text, const std::string& source,
+                                                  ModelConfig* c) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": malformed JSON (expected an object)"));
+  }
+  return ParseConfig(j, source, c);
+}
+
 absl::StatusOr<std::unique_ptr<Model>> LoadHuggingFace(const fs::path& dir,
                                                             const LoadOptions& options) {
   const std::string source = dir.string();
@@ -300,8 +309,9 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHuggingFace(const fs::path& dir,
     return absl::NotFoundError(absl::StrCat(
         source, ": not a model directory (no config.json; expected a Hugging Face directory)"));
   }
-  TAILOR_ASSIGN_OR_RETURN(json config, ReadJson(config_path));
-  TAILOR_ASSIGN_OR_RETURN(const ModelFamily* family, ParseConfig(config, config_path.string(), &model->config));
+  TAILOR_ASSIGN_OR_RETURN(std::string config_text, ReadFileToString(config_path));
+  TAILOR_ASSIGN_OR_RETURN(const ModelFamily* family,
+                          ParseHfConfig(config_text, config_path.string(), &model->config));
 
   if (fs::exists(dir / "generation_config.json")) {
     TAILOR_ASSIGN_OR_RETURN(json gen, ReadJson(dir / "generation_config.json"));

@@ -36,8 +36,14 @@ class Cursor {
 
 absl::StatusOr<std::unique_ptr<Model>> LoadLlama2c(const fs::path& file,
                                                         const LoadOptions& options) {
-  const std::string source = file.string();
   TAILOR_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(file));
+  return LoadLlama2c(std::move(mapped), options);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadLlama2c(std::shared_ptr<const MappedFile> mapped,
+                                                        const LoadOptions& options) {
+  const fs::path file = mapped->path();
+  const std::string source = file.string();
   const size_t size = mapped->size();
   int32_t h[7];
   size_t header_bytes = 28;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -25,7 +26,11 @@ int64_t DTypeSize(const std::string& dtype) {
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     const std::filesystem::path& path) {
   TAILOR_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
-  const std::string name = path.string();
+  return Parse(std::move(file));
+}
+
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::shared_ptr<const MappedFile> file) {
+  const std::string name = file->path().string();
   if (file->size() < 8) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, ": truncated safetensors file (", file->size(), " bytes; expected at least 8)"));
@@ -63,11 +68,21 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     }
     SafetensorsTensor t;
     t.dtype = entry["dtype"].get<std::string>();
-    int64_t count = 1;
+    // Elements. Every dtype takes at least a byte, so a count past the data section's size is
+    // refused (a header claiming 2^40 elements), and the product stops growing there: no
+    // overflow (<= 2^64 * 2^63 in 128 bits).
+    unsigned __int128 count = 1;
+    bool empty = false;
     for (const auto& d : entry["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) return bad("bad shape");
       t.shape.push_back(d.get<int64_t>());
-      count *= t.shape.back();
+      if (t.shape.back() == 0) empty = true;
+      if (count <= data_size) count *= static_cast<uint64_t>(t.shape.back());
+    }
+    if (empty) count = 0;
+    if (count > data_size) {
+      return bad(absl::StrCat("shape [", absl::StrJoin(t.shape, ", "), "] has more elements than the file's ",
+                              data_size, " data bytes can hold"));
     }
     const auto& offs = entry["data_offsets"];
     if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned()) {
@@ -78,10 +93,10 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
       return bad(absl::StrCat("data [", begin, ", ", end, ") lies beyond the end of the file (",
                               data_size, " data bytes): the file is truncated"));
     }
-    int64_t elem = DTypeSize(t.dtype);
-    if (elem != 0 && static_cast<uint64_t>(count * elem) != end - begin) {
+    const uint64_t elem = static_cast<uint64_t>(DTypeSize(t.dtype));
+    if (elem != 0 && static_cast<uint64_t>(count) * elem != end - begin) {
       return bad(absl::StrCat("holds ", end - begin, " bytes but shape and dtype ", t.dtype,
-                              " need ", count * elem));
+                              " need ", static_cast<uint64_t>(count) * elem));
     }
     t.data = data_begin + begin;
     t.nbytes = end - begin;

@@ -27,6 +27,8 @@ class SafetensorsFile {
  public:
   // Parses the header and checks every tensor's byte range against its shape, dtype and the file.
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::filesystem::path& path);
+  // The same over bytes already mapped (or held by MappedFile::FromBytes), named by file->path().
+  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Parse(std::shared_ptr<const MappedFile> file);
 
   const std::map<std::string, SafetensorsTensor>& tensors() const { return tensors_; }
   const std::shared_ptr<const MappedFile>& file() const { return file_; }

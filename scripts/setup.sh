@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config
       libabsl-dev libsentencepiece-dev nlohmann-json3-dev libcpp-httplib-dev libeigen3-dev
       libgtest-dev libgmock-dev libbenchmark-dev libreadline-dev libpcre2-dev libutf8proc-dev
-      curl ca-certificates haproxy)
+      curl ca-certificates haproxy
+      clang-14 libclang-rt-14-dev)  # the fuzz build (scripts/fuzz.sh): clang with libFuzzer
 
 missing=()
 for p in "${PKGS[@]}"; do

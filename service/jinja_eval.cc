@@ -397,8 +397,8 @@ absl::StatusOr<Value> Interpreter::CallMacro(const Stmt& def, Frame* closure, Ca
   }
   std::vector<std::pair<Value, Value>> extra_kw;
   for (auto& [key, value] : args.keyword) {
-    const auto it = std::find_if(params.begin(), params.end(),
-                                 [&](const MacroParam& p) { return p.name == key; });
+    const auto it = std::find_if(params.begin(), params.end(),  // (clang 14 cannot capture `key`)
+                                 [&name = key](const MacroParam& p) { return p.name == name; });
     if (it != params.end()) {
       const size_t index = static_cast<size_t>(it - params.begin());
       if (bound[index]) {

@@ -126,6 +126,24 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromTokenizerJson(
   return Wrap(std::move(hf), origin);
 }
 
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
+  const std::string src = gguf.path().string();
+  if (gguf.GetString("tokenizer.ggml.model") == "gpt2") {
+    TAILOR_ASSIGN_OR_RETURN(std::string text, tokenizer_internal::TokenizerJsonFromGguf(gguf));
+    TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HfTokenizer> hf, HfTokenizer::Create(std::move(text), src, {}));
+    return Wrap(std::move(hf), src);
+  }
+  TAILOR_ASSIGN_OR_RETURN(Vocabulary vocab, ReadGgufVocabulary(gguf));
+  TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, FromVocabulary(vocab, src));
+  for (const char* key : {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"}) {
+    if (!gguf.Has(key)) continue;
+    std::optional<bool> add = gguf.GetBool(key);
+    if (!add) return absl::InvalidArgumentError(absl::StrCat(src, ": metadata '", key, "' is not a bool"));
+    std::string_view(key).ends_with("bos_token") ? tok->set_add_bos(*add) : tok->set_add_eos(*add);
+  }
+  return tok;
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::filesystem::path& path,
                                                            int32_t expected_vocab_size) {
   const std::string src = path.string();
@@ -140,21 +158,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::filesystem
   std::unique_ptr<Tokenizer> tok;
   if (Magic(path) == "GGUF" || ext == ".gguf") {
     TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> gguf, GgufFile::Open(path));
-    if (gguf->GetString("tokenizer.ggml.model") == "gpt2") {
-      TAILOR_ASSIGN_OR_RETURN(std::string text, tokenizer_internal::TokenizerJsonFromGguf(*gguf));
-      TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<HfTokenizer> hf,
-                              HfTokenizer::Create(std::move(text), src, {}));
-      tok = Wrap(std::move(hf), src);
-    } else {
-      TAILOR_ASSIGN_OR_RETURN(Vocabulary vocab, ReadGgufVocabulary(*gguf));
-      TAILOR_ASSIGN_OR_RETURN(tok, FromVocabulary(vocab, src));
-      for (const char* key : {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"}) {
-        if (!gguf->Has(key)) continue;
-        std::optional<bool> add = gguf->GetBool(key);
-        if (!add) return absl::InvalidArgumentError(absl::StrCat(src, ": metadata '", key, "' is not a bool"));
-        std::string_view(key).ends_with("bos_token") ? tok->set_add_bos(*add) : tok->set_add_eos(*add);
-      }
-    }
+    TAILOR_ASSIGN_OR_RETURN(tok, FromGguf(*gguf));
   } else if (ext == ".bin") {
     absl::StatusOr<Vocabulary> vocab = ReadLlama2cVocabulary(path, expected_vocab_size);
     if (vocab.ok()) {

@@ -33,6 +33,7 @@ namespace tokenizer_internal {
 class SpTokenizer;
 class HfTokenizer;
 }  // namespace tokenizer_internal
+class GgufFile;
 
 // Immutable after construction (but for set_add_bos/set_add_eos, to be called before sharing);
 // every const method is safe to call from several threads.
@@ -53,6 +54,8 @@ class Tokenizer {
   // Builds a sentencepiece BPE model from `vocab`. `origin` names the source in errors.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromVocabulary(const Vocabulary& vocab,
                                                                    std::string_view origin);
+  // The vocabulary in a parsed GGUF file's metadata ("llama" or "gpt2"), as Load reads it.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& gguf);
   // Loads serialized ModelProto bytes (a .model file's content, or a SentencePiece Serialize()).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromSerializedModel(
       std::string_view model_proto_bytes, std::string_view origin);
