@@ -2,15 +2,19 @@
 // manifest.json beside fixed weights and tokenizer files. With TAILOR_FUZZ_PACKAGE set to a
 // package directory (scripts/fuzz.sh passes build/default-package), its weights.bin and
 // tokenizer.model are linked in, so that package's manifest (a seed) opens whole and mutations
-// reach every check; otherwise small placeholder files stand in.
+// reach every check; otherwise small placeholder files stand in. An input that carries a
+// "manifest_checksum" field is sealed first (SealManifestText), as `tailor compile` does, so that
+// mutations reach the checks after the checksum; inputs without it exercise the refusal.
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include "engine/package.h"
+#include "engine/package_trust.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
@@ -58,7 +62,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  WriteFile(g_package->dir / "manifest.json", std::string(tailor::fuzz::AsText(data, size)));
+  std::string text(tailor::fuzz::AsText(data, size));
+  if (auto sealed = tailor::SealManifestText(text); sealed.ok()) text = *std::move(sealed);
+  WriteFile(g_package->dir / "manifest.json", text);
   auto p = tailor::OpenPackage(g_package->dir);
   if (p.ok()) {
     TAILOR_FUZZ_CHECK(!(*p)->specs.empty());
