@@ -122,8 +122,12 @@ struct Clients {
       });
     }
   }
+  // Joins before the vectors the threads write are destroyed (an ASSERT may return early).
+  ~Clients() { Join(); }
   void Join() {
-    for (auto& t : threads) t.join();
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
   }
 };
 
