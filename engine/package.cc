@@ -8,8 +8,8 @@
 #include "absl/strings/str_join.h"
 #include "common/checksum.h"
 #include "common/status_macros.h"
-#include "engine/ops.h"
 #include "engine/package_trust.h"
+#include "kernels/amx_kernels.h"
 #include "kernels/q8_kernels.h"
 #include "nlohmann/json.hpp"
 
@@ -195,7 +195,7 @@ std::vector<std::string> HostCpuFeatures() {
   if (kern::CpuHasAvx512Bf16()) out.push_back("avx512bf16");
   TAILOR_FEATURE("avx512vnni")
 #undef TAILOR_FEATURE
-  if (AmxUsable()) {
+  if (kern::amx::Available()) {  // not AmxUsable(): ops.cc is not linked into the fuzz build
     out.push_back("amx-tile");
     out.push_back("amx-bf16");
   }

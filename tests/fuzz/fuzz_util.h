@@ -11,9 +11,20 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "absl/strings/string_view.h"
+
 namespace tailor::fuzz {
 
-inline std::string_view AsText(const uint8_t* data, size_t size) {
+// The input as text, for entry points taking std::string_view or absl::string_view: Debian's
+// abseil was built in C++17 mode, so under clang the two are different types.
+struct Text {
+  const char* data;
+  size_t size;
+  operator std::string_view() const { return {data, size}; }
+  operator absl::string_view() const { return {data, size}; }
+};
+
+inline Text AsText(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }
 
