@@ -93,6 +93,8 @@ absl::StatusOr<std::vector<Specialization>> ParseSpecConfig(absl::string_view te
     auto [line, col] = LineColumn(text, e.byte > 0 ? e.byte - 1 : 0);
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", line, ":", col, ": malformed JSON: ", e.what()));
+  } catch (const json::exception& e) {  // e.g. out_of_range 406: a number too large for a double
+    return absl::InvalidArgumentError(absl::StrCat(source, ": malformed JSON: ", e.what()));
   }
   if (!doc.is_object() || !doc.contains("specializations")) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -1,6 +1,7 @@
 // llama2.c checkpoints: the legacy export (7 int32 header, float32 weights, negative vocab_size
 // meaning an unshared classifier) and version 1 of the "ak42" export (256-byte header, fp32).
 // Both use rope on interleaved pairs, theta 10000, rms eps 1e-5; stories end with BOS.
+#include <cstdint>
 #include <cstring>
 #include <map>
 
@@ -71,7 +72,9 @@ absl::StatusOr<std::unique_ptr<Model>> LoadLlama2c(std::shared_ptr<const MappedF
     }
     std::memcpy(h, mapped->data(), 28);
     shared = h[5] > 0;
-    h[5] = h[5] < 0 ? -h[5] : h[5];
+    // A negative vocab size flags unshared classifier weights; INT32_MIN has no magnitude in
+    // int32 (negating it is undefined), so it becomes 0 and the check below refuses it.
+    if (h[5] < 0) h[5] = h[5] == INT32_MIN ? 0 : -h[5];
   }
   ModelConfig c;
   c.dim = h[0];

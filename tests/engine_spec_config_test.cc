@@ -36,6 +36,10 @@ TEST(SpecConfig, SeedFormatWithStringsAndIntegers) {
 TEST(SpecConfig, Errors) {
   ExpectError(R"({"specializations": [
   {"batch_size": "1", "seq_len": "1", "ctx_len": "512",}]})", {"spec.json:2:", "malformed JSON"});
+  // Found by the spec_config fuzz target: a number beyond double's range threw nlohmann's
+  // out_of_range (406), which the parse_error handler did not catch, and aborted `tailor compile`.
+  ExpectError(R"({"specializations": [{"batch_size": 33333e3333, "seq_len": 1, "ctx_len": 8}]})",
+              {"spec.json", "malformed JSON", "number overflow"});
   ExpectError(R"({"specializations": []})", {"empty"});
   ExpectError(R"({"specs": []})", {"\"specializations\""});
   ExpectError(R"({"specializations": [{"batch_size": "1", "seq_len": "1"}]})",
