@@ -128,6 +128,23 @@ int ServerProcess::Terminate(std::chrono::seconds timeout) {
   return -1;
 }
 
+int ServerProcess::Wait() {
+  if (!owned_ || pid_ <= 0) return -1;
+  if (exit_code_ >= 0) return exit_code_;
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  exit_code_ = ExitCodeOf(status);
+  if (drain_.joinable()) drain_.join();
+  return exit_code_;
+}
+
+int ServerProcess::Stop(int sig) {
+  if (!owned_ || pid_ <= 0) return -1;
+  if (exit_code_ >= 0) return exit_code_;
+  kill(pid_, sig);
+  return Wait();
+}
+
 std::string ServerProcess::stderr_text() {
   std::lock_guard<std::mutex> lock(mu_);
   return err_;

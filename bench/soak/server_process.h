@@ -1,6 +1,7 @@
 // The `tailor serve` process a soak drives: started as a child (stderr captured, the port read
 // from its "listening on http://HOST:PORT" line) or attached to by pid; its resident memory and
-// open descriptors read from /proc; stopped with SIGTERM and its exit status collected.
+// open descriptors read from /proc; stopped with SIGTERM and its exit status collected. The soak
+// and the end-to-end tests (tests/serve_process.h) both start servers with it.
 //
 // Thread-safety: stderr_text() may be called from any thread; the rest from one thread.
 #ifndef TAILOR_BENCH_SOAK_SERVER_PROCESS_H_
@@ -39,6 +40,10 @@ class ServerProcess {
   // SIGTERM, then waits up to `timeout`; the exit code (128 + signal if killed by one), or -1 if
   // it did not exit in time (it is then killed with SIGKILL).
   int Terminate(std::chrono::seconds timeout);
+  // For a started child: sends `sig` and waits (Stop), or only waits for it to exit (Wait, after
+  // a signal sent with kill(pid(), ...)); the exit code as above, -1 for an attached server.
+  int Stop(int sig);
+  int Wait();
   int exit_code() const { return exit_code_; }
   // The server's stderr so far (its last 64 KiB).
   std::string stderr_text();
