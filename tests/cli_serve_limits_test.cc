@@ -68,7 +68,9 @@ class ServeLimits : public ::testing::Test {
     ASSERT_GT(server_->port(), 0) << server_->stderr_text();
   }
   static void TearDownTestSuite() {
-    if (server_) EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->stderr_text();
+    if (server_) {
+      EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->stderr_text();
+    }
     delete server_;
     server_ = nullptr;
   }
@@ -131,28 +133,15 @@ TEST_F(ServeLimits, MaxN) {
   EXPECT_EQ(Body(r)["choices"].size(), 2u);
 }
 
-// A TCP connection that sends nothing: it holds its place (a worker thread, or the queue) until
-// the server's keep-alive timeout (2 s) or until closed.
-int OpenIdleConnection(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // --http-threads 2 --max-connections 3: two connections served, one waiting; a fourth gets 503
 // at once (JSON body, Retry-After, the flag named) instead of waiting. Once they close, requests
 // are served again. A burst of clients over the cap: every one gets an answer, 200 or 503.
 TEST_F(ServeLimits, MaxConnections) {
   std::vector<int> idle;
   for (int i = 0; i < 3; ++i) {
-    idle.push_back(OpenIdleConnection(server_->port()));
+    // Sends nothing: holds its place (a worker or the queue) until closed or the keep-alive
+    // timeout (2 s).
+    idle.push_back(testing_util::ConnectLoopback(server_->port()));
     ASSERT_GE(idle.back(), 0);
   }
   httplib::Client c("127.0.0.1", server_->port());

@@ -444,19 +444,6 @@ TEST_F(PrefixClusterTest, SamePromptSameReplica) {
   EXPECT_GE(used.size(), 2u) << "six prompts all hashed to one replica";
 }
 
-// A raw HTTP/1.1 client: what the client sees, byte for byte.
-int Connect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 double RunningOn(int port) {
   httplib::Client c("127.0.0.1", port);
@@ -467,7 +454,7 @@ double RunningOn(int port) {
 }
 
 TEST_F(ClusterTest, StreamCutByReplicaDeathEndsPromptly) {
-  const int fd = Connect(port_);
+  const int fd = testing_util::ConnectLoopback(port_);  // a raw HTTP/1.1 client: bytes as sent
   ASSERT_GE(fd, 0);
   // 16 choices of 480 tokens: seconds of streaming, so the kill lands mid-way.
   const std::string body =

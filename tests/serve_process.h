@@ -5,8 +5,13 @@
 #ifndef TAILOR_TESTS_SERVE_PROCESS_H_
 #define TAILOR_TESTS_SERVE_PROCESS_H_
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
+
+#include <cstdint>
 
 #include <chrono>
 #include <string>
@@ -42,6 +47,22 @@ class ServeProcess {
 
   soak::ServerProcess process_;
 };
+
+// A TCP connection to 127.0.0.1:port, for tests that speak raw bytes (or nothing) to a server;
+// the caller owns the descriptor. -1 if the connection failed.
+inline int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 }  // namespace tailor::testing_util
 
