@@ -191,6 +191,17 @@ TEST_F(LoadTest, TruncatedModelAtEveryCut) {
   }
 }
 
+// Found by the sentencepiece_model fuzz target: a piece starting with a NUL byte made the
+// library's trie builder throw, which ended the process. Now a clear error naming the file.
+TEST_F(LoadTest, APieceStartingWithNulIsRefusedNotThrown) {
+  const unsigned char model[] = {0x0a, 0x0e, 0x0a, 0x05, 0x3c, 0x75, 0x6e, 0x72, 0x00, 0x15, 0x00,
+                                 0x00, 0x00, 0x00, 0x18, 0x02, 0x0a, 0x0b, 0x0a, 0x04, 0x00, 0x00,
+                                 0x5d, 0x79, 0x15, 0x00, 0x00, 0xd6, 0x79, 0x12, 0x00, 0x1a, 0x00};
+  ExpectError(Tokenizer::FromSerializedModel(
+                  std::string_view(reinterpret_cast<const char*>(model), sizeof model), "nul.model"),
+              {"nul.model", "zero-length key"});
+}
+
 TEST_F(LoadTest, GarbageModel) {
   WriteAll(tmp_ / "g.model", "this is not a protobuf, just some text\n");
   ExpectError(Tokenizer::Load(tmp_ / "g.model", 512), {"g.model", "not a valid sentencepiece model"});

@@ -4,6 +4,9 @@
 
 #include <sentencepiece_processor.h>
 
+#include <exception>
+#include <string>
+
 namespace tailor::tokenizer_internal {
 
 struct SentencePieceBackend::Impl {
@@ -16,8 +19,16 @@ SentencePieceBackend::~SentencePieceBackend() = default;
 std::unique_ptr<SentencePieceBackend> SentencePieceBackend::Create(
     std::string_view serialized_model, std::string* error) {
   std::unique_ptr<SentencePieceBackend> backend(new SentencePieceBackend());
-  const sentencepiece::util::Status status =
-      backend->impl_->processor.LoadFromSerializedProto(serialized_model);
+  sentencepiece::util::Status status;
+  try {
+    status = backend->impl_->processor.LoadFromSerializedProto(serialized_model);
+  } catch (const std::exception& e) {
+    // The library throws for some malformed models rather than returning a status: its trie
+    // builder (Darts) refuses a piece that starts with a NUL byte ("zero-length key"), found by
+    // tests/fuzz/sentencepiece_model_fuzz.cc. The half-built processor is dropped with `backend`.
+    *error = std::string("the sentencepiece library refused it: ") + e.what();
+    return nullptr;
+  }
   if (!status.ok()) {
     *error = status.ToString();
     return nullptr;
