@@ -63,7 +63,9 @@ class ServeNewUser : public ::testing::Test {
     ASSERT_GT(server_->port(), 0) << server_->stderr_text();
   }
   static void TearDownTestSuite() {
-    if (server_) EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->stderr_text();
+    if (server_) {
+      EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->stderr_text();
+    }
     delete server_;
     server_ = nullptr;
   }
