@@ -195,7 +195,7 @@ std::vector<std::string> HostCpuFeatures() {
   if (kern::CpuHasAvx512Bf16()) out.push_back("avx512bf16");
   TAILOR_FEATURE("avx512vnni")
 #undef TAILOR_FEATURE
-  if (kern::amx::Available()) {  // not AmxUsable(): ops.cc is not linked into the fuzz build
+  if (kern::amx::Available()) {  // the kernel layer's check: reading a package needs no op runner
     out.push_back("amx-tile");
     out.push_back("amx-bf16");
   }

@@ -4,10 +4,7 @@
 // and --max-n (400), --request-timeout (408), --max-connections (503 with Retry-After). The API
 // key is checked exactly and never appears on stderr. The servers run a stories260K package
 // (ctx_len 512, native target) compiled by the executable.
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>

@@ -444,7 +444,6 @@ TEST_F(PrefixClusterTest, SamePromptSameReplica) {
   EXPECT_GE(used.size(), 2u) << "six prompts all hashed to one replica";
 }
 
-
 double RunningOn(int port) {
   httplib::Client c("127.0.0.1", port);
   auto r = c.Get("/metrics");
