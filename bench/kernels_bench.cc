@@ -6,8 +6,11 @@
 // cycled through a 600 MB pool, so decode rows (rows = 1) stream from memory as they do in a
 // model; counters: GB/s of weights, fraction of the bandwidth, GFLOP/s, fraction of the FMA peak.
 // Attention/<positions>: one token, 32 heads of 64, over paged f32 KV (cost grows with positions).
+// AttentionDecodeBatch/<kv type>/<sequences>/<positions>: a 110M decode batch's attention, all 12
+// layers, over a shuffled paged pool far larger than the cache (KV_GB/s against bw_GB/s).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -100,6 +103,44 @@ void Attention(benchmark::State& state) {
   state.counters["peak_GFLOP/s"] = OneCore().fma_gflop_per_s;
 }
 
+// A decode batch as a 110M model reads it: range(0) sequences, one token each at position
+// range(1) - 1, 12 heads of 64 (no GQA), every layer of 12 in turn, over a paged pool of 16-slot
+// blocks handed out in a shuffled order (as the KV-cache manager's free list does after a while);
+// KV type kKv. The pool holds the batch's blocks only, far larger than the last-level cache at
+// real sizes (b8 at 256 positions: 151 MB of f32, 42 MB of int8). KV_GB/s counts the K and V
+// bytes attention must read (int8: values and scales).
+template <int kKv>
+void AttentionDecodeBatch(benchmark::State& state) {
+  const int seqs = static_cast<int>(state.range(0)), positions = static_cast<int>(state.range(1));
+  constexpr int kHeads = 12, kHeadDim = 64, kBlock = 16, kLayers = 12;
+  const int per_seq = (positions + kBlock - 1) / kBlock, blocks = seqs * per_seq;
+  std::vector<std::byte> pool(static_cast<size_t>(kern::KvBlockBytes(kKv, kLayers, kBlock, kHeads, kHeadDim)) * blocks);
+  std::mt19937 rng(7);
+  for (size_t i = 0; i < pool.size(); i += 4) {  // finite values in every KV type (int8 scales included)
+    const uint32_t v = 0x3c003c00u + (rng() & 0x00ff00ffu);
+    std::memcpy(&pool[i], &v, 4);
+  }
+  std::vector<int32_t> table(blocks);
+  for (int b = 0; b < blocks; ++b) table[b] = b;
+  std::shuffle(table.begin(), table.end(), rng);
+  std::vector<float> q(static_cast<size_t>(seqs) * kHeads * kHeadDim, 0.1f), out(q.size());
+  std::vector<float> scores(kern::AttentionScratch(positions));
+  std::vector<int32_t> pos(seqs, positions - 1), row_of(seqs);
+  for (int m = 0; m < seqs; ++m) row_of[m] = m;
+  for (auto _ : state) {
+    for (int layer = 0; layer < kLayers; ++layer) {
+      kern::AttentionOp<kern::Avx512Isa, kKv>(seqs, kHeads, kHeads, kHeadDim, kBlock, per_seq, kLayers, layer, q.data(),
+                                              pos.data(), row_of.data(), table.data(), pool.data(), out.data(),
+                                              scores.data(), 0, kHeads);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double row_bytes = kKv == kern::kKvI8 ? kHeadDim + kern::kKvScaleBytes : kHeadDim * (kKv == kern::kWF32 ? 4.0 : 2.0);
+  state.counters["KV_GB/s"] = benchmark::Counter(
+      state.iterations() * 2.0 * seqs * positions * kHeads * kLayers * row_bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["bw_GB/s"] = OneCore().read_gb_per_s;
+}
+
 void MatMulArgs(benchmark::internal::Benchmark* b) {
   for (int rows : {1, 8, 64}) {
     for (int k : {768, 2048}) b->Args({rows, k});
@@ -131,6 +172,9 @@ void SampleTokenBench(benchmark::State& state) {
 
 BENCHMARK(SampleTokenBench)->Name("SampleToken")->ArgsProduct({{512, 32000, 128256}, {0, 1, 2}});
 BENCHMARK(Attention)->Args({64, 1})->Args({256, 1})->Args({1024, 1})->Args({320, 64})->UseRealTime();
+BENCHMARK(AttentionDecodeBatch<kern::kWF32>)->Name("AttentionDecodeBatch/f32")->Args({1, 256})->Args({8, 256})->UseRealTime();
+BENCHMARK(AttentionDecodeBatch<kern::kWF16>)->Name("AttentionDecodeBatch/f16")->Args({1, 256})->Args({8, 256})->UseRealTime();
+BENCHMARK(AttentionDecodeBatch<kern::kKvI8>)->Name("AttentionDecodeBatch/int8")->Args({1, 256})->Args({8, 256})->UseRealTime();
 
 }  // namespace
 }  // namespace tailor::bench

@@ -248,8 +248,9 @@ void CheckAttention(int head_dim, int block) {
       values.assign(keys.size(), 0);
       for (int p = 0; p <= pos[m]; ++p) {
         const int64_t blk = tables[row_of[m] * max_blocks + p / block];
-        const int64_t at = ((blk * kLayers + kLayer) * 2) * block * kv_dim + (p % block) * kv_dim +
-                           (h / (kHeads / kKvHeads)) * head_dim;
+        // The documented plane layout: [kv head, slot, head_dim].
+        const int64_t at = ((blk * kLayers + kLayer) * 2) * block * kv_dim +
+                           ((h / (kHeads / kKvHeads)) * block + p % block) * head_dim;
         for (int d = 0; d < head_dim; ++d) {
           keys[static_cast<size_t>(p) * head_dim + d] = kv_exact[at + d];
           values[static_cast<size_t>(p) * head_dim + d] = kv_exact[at + static_cast<int64_t>(block) * kv_dim + d];

@@ -79,8 +79,8 @@ struct Pool {
     return ((blk * kLayers + l) * 2 + kv) * plane();
   }
   const int8_t* Q(int l, int kv, int seq, int p, int h) const {
-    return reinterpret_cast<const int8_t*>(bytes.data() + Plane(l, kv, seq, p) + (p % block) * kv_dim() +
-                                           h * head_dim);
+    return reinterpret_cast<const int8_t*>(bytes.data() + Plane(l, kv, seq, p) +
+                                           (static_cast<int64_t>(h) * block + p % block) * head_dim);
   }
   // Which: 0 the scale, 1 the zero.
   float Param(int l, int kv, int seq, int p, int h, int which) const {
