@@ -3,7 +3,7 @@
 #
 #   scripts/cluster.sh start N [--package DIR] [--port P] [--policy leastconn|prefix]
 #       starts N replicas (each on a free port, with an agent-check port) and HAProxy on
-#       127.0.0.1:P (default 8080) with deploy/haproxy/haproxy.cfg.in; prints
+#       127.0.0.1:P (default 8080) with deploy/haproxy/haproxy.cfg.in (and sse_guard.lua); prints
 #       "balancer: http://127.0.0.1:P" on stdout once HAProxy sees every replica healthy.
 #   scripts/cluster.sh status
 #       one line per replica: "replica I pid PID port PORT up|down" (up: the process runs and
@@ -71,7 +71,7 @@ stop_all() {
     fi
   fi
   rm -f "$RUN/replicas" "$RUN/replicas.starting" "$RUN/haproxy.pid" "$RUN/haproxy.cfg" "$RUN/policy" "$RUN/port" \
-        "$RUN/haproxy.sock" "$RUN/stats-http.sock"
+        "$RUN/haproxy.sock" "$RUN/stats-http.sock" "$RUN/http.sock"
 }
 
 cmd_start() {
@@ -94,7 +94,7 @@ cmd_start() {
   [ -x "$BIN" ] || die "no tailor executable at $BIN (build it: cmake --build build --target tailor)"
   command -v haproxy >/dev/null || die "haproxy is not installed (Debian: apt-get install haproxy)"
   command -v curl >/dev/null || die "curl is not installed (Debian: apt-get install curl)"
-  [ -f "$TEMPLATE" ] || die "missing $TEMPLATE"
+  [ -f "$TEMPLATE" ] && [ -f "$(dirname "$TEMPLATE")/sse_guard.lua" ] || die "missing $TEMPLATE or sse_guard.lua next to it"
   if [ -f "$RUN/haproxy.pid" ] && ours "$(cat "$RUN/haproxy.pid")" haproxy; then
     die "a cluster is already running (state in $RUN): scripts/cluster.sh stop first"
   fi
@@ -137,9 +137,11 @@ cmd_start() {
   while read -r i pid hp ap; do
     servers+="    server r$i 127.0.0.1:$hp agent-port $ap"$'\n'
   done <"$RUN/replicas"
-  SERVERS="$servers" awk -v bind="127.0.0.1:$port" -v run="$RUN" -v policy="$policy" -v k="$PREFIX_CHARS" '
+  SERVERS="$servers" awk -v bind="127.0.0.1:$port" -v run="$RUN" -v policy="$policy" -v k="$PREFIX_CHARS" \
+      -v deploy="$(dirname "$TEMPLATE")" '
     $0 == "@SERVERS@" { printf "%s", ENVIRON["SERVERS"]; next }
-    { gsub(/@BIND@/, bind); gsub(/@RUN_DIR@/, run); gsub(/@POLICY@/, policy); gsub(/@PREFIX_CHARS@/, k); print }
+    { gsub(/@BIND@/, bind); gsub(/@RUN_DIR@/, run); gsub(/@POLICY@/, policy); gsub(/@PREFIX_CHARS@/, k)
+      gsub(/@DEPLOY_DIR@/, deploy); print }
   ' "$TEMPLATE" >"$RUN/haproxy.cfg"
   if ! haproxy -c -q -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 ||
      ! haproxy -D -p "$RUN/haproxy.pid" -f "$RUN/haproxy.cfg" >>"$RUN/haproxy.log" 2>&1; then

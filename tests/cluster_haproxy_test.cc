@@ -7,11 +7,12 @@
 //   Restart:   a killed replica started again on its ports is UP again and gets requests;
 //   Prefix:    with the prefix policy, requests with the same prompt land on the same replica,
 //              and different prompts spread over the replicas;
-//   Streaming: a stream whose replica is killed mid-way ends promptly for the client. HAProxy
-//              cannot replay or rewrite a response that has started, so "clean" means: the
-//              connection is closed within a second, without `data: [DONE]` and without the
-//              final chunk, so an HTTP client reports a truncated response (curl exit 18, an
-//              openai client an APIConnectionError) instead of waiting.
+//   Streaming: a stream whose replica is killed mid-way ends promptly for the client with an
+//              explicit error: HAProxy cannot replay a response that has started, so
+//              deploy/haproxy/sse_guard.lua ends it with an SSE event carrying an OpenAI `error`
+//              object (type server_error, code 502) and the last chunk. The client's body is a
+//              complete chunked body (every event before the error one whole, no `data: [DONE]`)
+//              and the connection is closed within a second.
 // Skipped (GTEST_SKIP) only when no haproxy executable is installed; CI installs it.
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -282,6 +283,7 @@ class ClusterTest : public ::testing::Test {
     replace("@RUN_DIR@", dir_.path().string());
     replace("@POLICY@", policy_);
     replace("@PREFIX_CHARS@", "64");
+    replace("@DEPLOY_DIR@", (std::filesystem::path(__FILE__).parent_path().parent_path() / "deploy/haproxy").string());
     const std::string cfg_path = (dir_.path() / "haproxy.cfg").string();
     std::ofstream(cfg_path) << cfg;
     log_path_ = (dir_.path() / "haproxy.log").string();
@@ -452,7 +454,38 @@ double RunningOn(int port) {
   return std::stod(m[1]);
 }
 
-TEST_F(ClusterTest, StreamCutByReplicaDeathEndsPromptly) {
+// Decodes a chunked body into `body`; true when it ends with the last (empty) chunk and nothing
+// follows it, else false with what is wrong in `error`.
+bool DecodeChunked(const std::string& raw, std::string* body, std::string* error) {
+  size_t pos = 0;
+  while (true) {
+    const size_t eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos) {
+      *error = absl::StrCat("no chunk-size line at byte ", pos, " of ", raw.size());
+      return false;
+    }
+    const std::string size_line = raw.substr(pos, eol - pos);
+    if (size_line.empty() || size_line.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      *error = absl::StrCat("bad chunk-size line at byte ", pos, ": '", size_line.substr(0, 40), "'");
+      return false;
+    }
+    const size_t size = std::stoul(size_line, nullptr, 16);
+    pos = eol + 2;
+    if (size == 0) {
+      if (raw.compare(pos, std::string::npos, "\r\n") == 0) return true;
+      *error = absl::StrCat("after the last chunk: '", raw.substr(pos, 40), "'");
+      return false;
+    }
+    if (raw.size() < pos + size + 2 || raw.compare(pos + size, 2, "\r\n") != 0) {
+      *error = absl::StrCat("chunk of ", size, " bytes at byte ", pos, " cut off (", raw.size() - pos, " left)");
+      return false;
+    }
+    body->append(raw, pos, size);
+    pos += size + 2;
+  }
+}
+
+TEST_F(ClusterTest, StreamCutByReplicaDeathEndsWithAnErrorEvent) {
   const int fd = testing_util::ConnectLoopback(port_);  // a raw HTTP/1.1 client: bytes as sent
   ASSERT_GE(fd, 0);
   // 16 choices of 480 tokens: seconds of streaming, so the kill lands mid-way.
@@ -489,13 +522,41 @@ TEST_F(ClusterTest, StreamCutByReplicaDeathEndsPromptly) {
   close(fd);
   EXPECT_TRUE(n == 0 || n == -1) << "the client still had an open connection 10 s after the replica died";
   EXPECT_LE(ended_after, milliseconds(1000));
-  EXPECT_EQ(got.find("data: [DONE]"), std::string::npos) << "the stream claims to be complete";
-  // Chunked framing without its last (empty) chunk: HTTP clients report a truncated body.
-  std::string lower = got.substr(0, got.find("\r\n\r\n"));
-  for (char& c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  EXPECT_NE(lower.find("transfer-encoding: chunked"), std::string::npos) << lower;
-  EXPECT_NE(got.substr(got.size() >= 5 ? got.size() - 5 : 0), "0\r\n\r\n");
-  std::cerr << "stream ended for the client " << ended_after.count() << " ms after its replica was killed\n";
+  const size_t head_end = got.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << got.substr(0, 200);
+  std::string head = got.substr(0, head_end);
+  for (char& c : head) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  EXPECT_NE(head.find("transfer-encoding: chunked"), std::string::npos) << head;
+  EXPECT_NE(head.find("content-type: text/event-stream"), std::string::npos) << head;
+  // A complete chunked body (not a truncated one), whose events are whole: the completion's
+  // chunks, then the error event sse_guard.lua adds, and no `data: [DONE]`.
+  std::string events_text, error;
+  ASSERT_TRUE(DecodeChunked(got.substr(head_end + 4), &events_text, &error))
+      << error << "; the response ends with: " << got.substr(got.size() > 300 ? got.size() - 300 : 0);
+  EXPECT_EQ(events_text.find("data: [DONE]"), std::string::npos) << "the stream claims to be complete";
+  std::vector<std::string> events;
+  for (size_t at = 0, end; at < events_text.size(); at = end + 2) {
+    end = events_text.find("\n\n", at);
+    ASSERT_NE(end, std::string::npos) << "an event without its blank line: " << events_text.substr(at, 200);
+    events.push_back(events_text.substr(at, end - at));
+  }
+  ASSERT_GE(events.size(), 2u) << events_text;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    ASSERT_EQ(events[i].rfind("data: ", 0), 0u) << "event " << i << ": " << events[i];
+    const Json chunk = Json::parse(events[i].substr(6), nullptr, false);
+    ASSERT_FALSE(chunk.is_discarded()) << "event " << i << " is not JSON: " << events[i];
+    ASSERT_TRUE(chunk.contains("choices")) << "event " << i << ": " << events[i];
+  }
+  const std::string& last = events.back();
+  ASSERT_EQ(last.rfind("data: ", 0), 0u) << last;
+  const Json error_event = Json::parse(last.substr(6), nullptr, false);
+  ASSERT_FALSE(error_event.is_discarded()) << last;
+  ASSERT_TRUE(error_event.contains("error")) << "the stream does not end with an error event: " << last;
+  EXPECT_EQ(error_event["error"].value("type", ""), "server_error") << last;
+  EXPECT_EQ(error_event["error"].value("code", 0), 502) << last;
+  EXPECT_NE(error_event["error"].value("message", "").find("mid-stream"), std::string::npos) << last;
+  std::cerr << "stream ended for the client " << ended_after.count() << " ms after its replica was killed, with "
+            << events.size() - 1 << " completion events and the error event\n";
 }
 
 }  // namespace
