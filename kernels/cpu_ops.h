@@ -186,8 +186,8 @@ inline void RopeOp(HQ n_heads, HK n_kv_heads, HD head_dim, float* q, float* k, c
 // kKvI8: a plane is [n_kv_heads, block_size, head_dim] int8 values q (the same places, in
 //   bytes), then [n_kv_heads, block_size] KvScales (f32 scale, f32 zero: 8 bytes each, at
 //   block_size * kv_dim + 8 * (h * block_size + s): a head's scales share cache lines, as
-//   attention reads them one head at a time): 1 + 8 / head_dim bytes per element. Per (slot, kv head), over the head's
-//   head_dim values x (QuantizeKvHead): min/max quantization, value = zero + scale * q with
+//   attention reads them one head at a time): 1 + 8 / head_dim bytes per element. Per (slot,
+//   kv head), over the head's head_dim values x (QuantizeKvHead): min/max quantization, value = zero + scale * q with
 //   q in [-128, 127]. K heads are stored rotated: x = RotateKvHead(k) (a Hadamard transform,
 //   which spreads K's outlier dimensions over the head); attention rotates each query the same
 //   way (RotateKvQuery), so q . k is unchanged in exact arithmetic. V is stored as is.
@@ -527,19 +527,20 @@ TAILOR_AVX512_TARGET inline void AttendSet(int head_dim, const Query* qs, int nq
   __m512 vmax[kQueries];
   float inv[kQueries];
   alignas(64) float buf[kTile * kC * 16];
+  auto tile_end = [stride](int t0) { return stride < t0 + kTile ? stride : t0 + kTile; };
   for (int i = 0; i < nq; ++i) vmax[i] = _mm512_set1_ps(-INFINITY);
   for (int v = 0; v < 2; ++v) {
     if (v == 1) {
       for (int i = 0; i < nq; ++i) inv[i] = ExpSum(qs[i].n, vmax[i], scores + i * stride);
     }
-    if (v == 0) PrefetchTile<kKv>(head_dim, pool, kv, false, 0, stride < kTile ? stride : kTile);
+    if (v == 0) PrefetchTile<kKv>(head_dim, pool, kv, false, 0, tile_end(0));
     for (int t0 = 0; t0 < stride; t0 += kTile) {
-      const int t_end = stride < t0 + kTile ? stride : t0 + kTile;
+      const int t_end = tile_end(t0);
       // The next tile's rows, or after K's last tile V's first.
       if (t_end < stride) {
-        PrefetchTile<kKv>(head_dim, pool, kv, v == 1, t_end, stride < t_end + kTile ? stride : t_end + kTile);
+        PrefetchTile<kKv>(head_dim, pool, kv, v == 1, t_end, tile_end(t_end));
       } else if (v == 0) {
-        PrefetchTile<kKv>(head_dim, pool, kv, true, 0, stride < kTile ? stride : kTile);
+        PrefetchTile<kKv>(head_dim, pool, kv, true, 0, tile_end(0));
       }
       if (nq > 1) CopyTile<kKv, kC>(head_dim, pool, kv, v == 1, t0, t_end, buf);
       for (int i = 0; i < nq; ++i) {

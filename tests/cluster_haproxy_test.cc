@@ -259,7 +259,8 @@ class ClusterTest : public ::testing::Test {
   }
 
   bool StartHaproxy() {
-    std::ifstream in(std::filesystem::path(__FILE__).parent_path().parent_path() / "deploy/haproxy/haproxy.cfg.in");
+    const std::filesystem::path deploy = std::filesystem::path(__FILE__).parent_path().parent_path() / "deploy/haproxy";
+    std::ifstream in(deploy / "haproxy.cfg.in");
     std::stringstream text;
     text << in.rdbuf();
     std::string cfg = text.str();
@@ -283,7 +284,7 @@ class ClusterTest : public ::testing::Test {
     replace("@RUN_DIR@", dir_.path().string());
     replace("@POLICY@", policy_);
     replace("@PREFIX_CHARS@", "64");
-    replace("@DEPLOY_DIR@", (std::filesystem::path(__FILE__).parent_path().parent_path() / "deploy/haproxy").string());
+    replace("@DEPLOY_DIR@", deploy.string());
     const std::string cfg_path = (dir_.path() / "haproxy.cfg").string();
     std::ofstream(cfg_path) << cfg;
     log_path_ = (dir_.path() / "haproxy.log").string();
