@@ -41,7 +41,8 @@ seed() {
                         "$SHARED"/models/tiny-mistral-f16/model.safetensors
                         "$SHARED"/models/tiny-llama-gqa-bf16-sharded/*.safetensors) ;;
     gguf) files=("$SHARED"/models/stories260K/stories260K.gguf
-                 "$SHARED"/models/tokenizers/ggml-vocab-llama-spm.gguf) ;;
+                 "$SHARED"/models/quant-test/quant-test-Q4_K_M.gguf)  # K-quant blocks
+          python3 tests/fuzz/make_gguf_seeds.py "$dir" ;;  # few-KB llama/qwen2 files
     llama2c) files=("$SHARED"/models/stories260K/stories260K.bin) ;;
     sentencepiece_model) files=("$SHARED"/models/stories260K/tok512.model) ;;
     package_manifest) files=("$ROOT"/build/default-package/manifest.json) ;;
