@@ -9,19 +9,23 @@ namespace tailor {
 namespace {
 
 constexpr uint64_t kPartsMask = 0xffff;
-// A job is "slow" when the caller, done with its own partitions, waited on the others for more
-// than this share of its own time plus kSlowFloor (a worker preempted by the OS mid-partition
-// costs a scheduler slice: milliseconds; an idle pool's imbalance is a few percent).
+// A job is "slow" when a worker's partition took longer than the caller's partitions (each, on
+// average) by more than this share plus kSlowFloor: a worker preempted by the OS mid-partition
+// costs a scheduler slice (milliseconds); an idle pool's imbalance is a few percent. A worker
+// that only started late (woken from its sleep: 50-200 us on a VM) is no sign: judged by the
+// caller's wait instead, such late claims sent an idle pool solo for a fifth of its jobs.
 constexpr double kSlowShare = 0.25;
 constexpr auto kSlowFloor = std::chrono::microseconds(100);
-// Windows of parallel jobs: contended when the caller thread ran less than kMinCpuShare of the
-// window's wall time (the OS gave its core to someone else: with another busy process, the
-// pool's threads and it share what is left) or kSlowJobs jobs were slow. Preemptions alone are
-// no sign: a low-priority background job preempts the pool briefly and often, and costs far
-// less than running on one thread. A window that spans an idle gap (longer than kMaxWindow) is
-// not judged. An idle machine shows none of these (bench/contention_bench).
-constexpr auto kWindow = std::chrono::milliseconds(5);
-constexpr auto kMaxWindow = std::chrono::milliseconds(20);
+// Windows of parallel jobs: contended when the caller thread's CPU time over the window was less
+// than kMinCpuShare of the wall time it spent inside Run() (the OS gave its core to someone else:
+// with another busy process, the pool's threads and it share what is left) or kSlowJobs jobs were
+// slow. The time between jobs is left out (a server idle between requests, a benchmark pausing
+// between steps: the caller sleeps there, which is no sign of contention; measured against the
+// window's wall time instead, such gaps sent an idle pool solo for 11-82% of its jobs in
+// package_bench). Preemptions alone are no sign either: a low-priority background job preempts
+// the pool briefly and often, and costs far less than running on one thread. An idle machine
+// shows none of these (bench/contention_bench).
+constexpr auto kWindow = std::chrono::milliseconds(5);  // of time inside Run()
 constexpr double kMinCpuShare = 0.8;
 constexpr int kSlowJobs = 2;
 constexpr auto kSoloFirst = std::chrono::milliseconds(20);
@@ -86,10 +90,19 @@ int ThreadPool::Claim(uint64_t generation) {
   return -1;
 }
 
-int ThreadPool::RunClaimed(uint64_t generation) {
+int ThreadPool::RunClaimed(uint64_t generation, bool worker) {
   int ran = 0;
   for (int p; (p = Claim(generation)) >= 0;) {
-    (*fn_)(p);
+    if (worker) {
+      const Clock::time_point start = Clock::now();
+      (*fn_)(p);
+      const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+      int64_t seen = worker_part_ns_.load(std::memory_order_relaxed);
+      while (ns > seen && !worker_part_ns_.compare_exchange_weak(seen, ns, std::memory_order_relaxed)) {
+      }
+    } else {
+      (*fn_)(p);
+    }
     ++ran;
     const int parts = Parts(job_.load(std::memory_order_relaxed));  // same job: it cannot end before done_
     if (done_.fetch_add(1) + 1 == parts && caller_sleeping_.load()) {
@@ -114,43 +127,51 @@ void ThreadPool::Run(int parts, const std::function<void(int)>& fn) {
   }
   fn_ = &fn;
   done_.store(0);
+  worker_part_ns_.store(0, std::memory_order_relaxed);  // published by job_'s store below
   const uint64_t generation = Generation(job_.load(std::memory_order_relaxed)) + 1;
   job_.store((generation << 32) | (static_cast<uint64_t>(parts) << 16));  // seq_cst: pairs with sleeping_
   if (sleeping_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }  // a worker between its check and its wait holds mu_
     work_cv_.notify_all();
   }
-  const int own = RunClaimed(generation);
+  const int own = RunClaimed(generation, /*worker=*/false);
   const Clock::time_point t1 = Clock::now();
   const auto finished = [&] { return done_.load() == parts; };
+  Clock::duration slept{};
   if (SpinWhile([&] { return !finished(); }, std::chrono::microseconds(options_.spin_us))) {
+    const Clock::time_point sleep_from = Clock::now();
     std::unique_lock<std::mutex> lock(mu_);
     caller_sleeping_.store(true);
     done_cv_.wait(lock, finished);
     caller_sleeping_.store(false);
+    slept = Clock::now() - sleep_from;
   }
   if (options_.adaptive) {
     const Clock::time_point t2 = Clock::now();
-    NoteJob(t2, t1 - t0, t2 - t1, own == parts);
+    // The workers' partitions happen-before done_ reached parts: worker_part_ns_ is theirs.
+    const auto longest = std::chrono::nanoseconds(worker_part_ns_.load(std::memory_order_relaxed));
+    NoteJob(t2, t2 - t0, own > 0 ? (t1 - t0) / own : Clock::duration::zero(), longest, slept, own == parts);
   }
 }
 
-void ThreadPool::NoteJob(Clock::time_point now, Clock::duration own, Clock::duration waited, bool unhelped) {
-  const bool slow = waited > kSlowFloor + std::chrono::duration_cast<Clock::duration>(own * kSlowShare);
+void ThreadPool::NoteJob(Clock::time_point now, Clock::duration wall, Clock::duration own_part,
+                         Clock::duration worker_part, Clock::duration slept, bool unhelped) {
+  const bool slow = own_part > Clock::duration::zero() &&
+                    worker_part > kSlowFloor + std::chrono::duration_cast<Clock::duration>(own_part * (1 + kSlowShare));
   if (slow) slow_waits_.fetch_add(1, std::memory_order_relaxed);
   if (unhelped) unhelped_jobs_.fetch_add(1, std::memory_order_relaxed);
   if (!window_open_) {  // the first parallel job after a solo stretch (or ever) opens a window
-    window_ = Window{now, ThreadCpuTime(), 0};
+    window_ = Window{ThreadCpuTime(), Clock::duration::zero(), 0};
     window_open_ = true;
     return;
   }
   window_.slow += slow ? 1 : 0;
-  const Clock::duration wall = now - window_.start;
-  if (wall < kWindow) return;
+  window_.in_run += wall - slept;
+  if (window_.in_run < kWindow) return;
   window_open_ = false;
-  if (wall > kMaxWindow) return;  // an idle gap inside: not a measurement
+  // The CPU time counts the caller's work between jobs too, which only errs towards "calm".
   const double cpu_share = std::chrono::duration<double>(ThreadCpuTime() - window_.cpu_at_start).count() /
-                           std::chrono::duration<double>(wall).count();
+                           std::chrono::duration<double>(window_.in_run).count();
   if (cpu_share >= kMinCpuShare && window_.slow < kSlowJobs) {
     solo_for_ = kSoloFirst;
     return;
@@ -175,7 +196,7 @@ void ThreadPool::WorkerLoop() {
     // through the destructor's only notification).
     seen = Generation(job_.load(std::memory_order_acquire));
     if (stop_.load()) return;
-    const int ran = RunClaimed(seen);
+    const int ran = RunClaimed(seen, /*worker=*/true);
     if (ran > 0) parts_by_workers_.fetch_add(ran, std::memory_order_relaxed);
   }
 }

@@ -71,9 +71,15 @@ class ThreadPool {
   void WorkerLoop();
   // Claims the next partition of job `generation`; -1 when none is left or the job is over.
   int Claim(uint64_t generation);
-  // Runs partitions of job `generation` until none is left; returns how many it ran.
-  int RunClaimed(uint64_t generation);
-  void NoteJob(Clock::time_point now, Clock::duration own, Clock::duration waited, bool unhelped);
+  // Runs partitions of job `generation` until none is left; returns how many it ran. A worker
+  // records its longest partition's time in worker_part_ns_.
+  int RunClaimed(uint64_t generation, bool worker);
+  // After a parallel job that ended at `now` after `wall` inside Run(): the caller's partitions
+  // took `own_part` each (zero if it ran none), the workers' longest `worker_part`; `slept` of the
+  // wall time the caller was asleep waiting for the workers (no CPU time then, and no sign of
+  // contention).
+  void NoteJob(Clock::time_point now, Clock::duration wall, Clock::duration own_part, Clock::duration worker_part,
+               Clock::duration slept, bool unhelped);
 
   const ThreadPoolOptions options_;
   std::vector<std::thread> workers_;
@@ -84,6 +90,7 @@ class ThreadPool {
   // valid until done_ reaches the job's partition count.
   const std::function<void(int)>* fn_ = nullptr;
   std::atomic<int> done_{0};        // partitions of the current job finished
+  std::atomic<int64_t> worker_part_ns_{0};  // the current job's longest partition run by a worker
   std::atomic<bool> stop_{false};
   std::atomic<int> sleeping_{0};    // workers asleep on work_cv_
   std::atomic<bool> caller_sleeping_{false};
@@ -92,13 +99,13 @@ class ThreadPool {
   std::condition_variable done_cv_;
 
   // Caller-only state (Run() is single-threaded): the contention detector. Parallel jobs are
-  // judged in windows of a few milliseconds: a caller thread that got less than its share of CPU
-  // time (another process took its core) or waits on a preempted worker mark a window contended,
-  // and the caller then runs alone for solo_for_ (doubling while contention lasts, back to its
-  // first value after a calm window).
+  // judged in windows of a few milliseconds spent inside Run(): a caller thread that got less than
+  // its share of CPU time there (another process took its core) or waits on a preempted worker
+  // mark a window contended, and the caller then runs alone for solo_for_ (doubling while
+  // contention lasts, back to its first value after a calm window).
   struct Window {
-    Clock::time_point start{};
-    std::chrono::nanoseconds cpu_at_start{0};
+    std::chrono::nanoseconds cpu_at_start{0};  // the caller's CPU time when the window opened
+    Clock::duration in_run{};                  // wall time inside Run() since then, not asleep
     int slow = 0;
   };
   Window window_;

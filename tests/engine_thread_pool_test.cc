@@ -93,6 +93,28 @@ TEST(ThreadPool, FallsBackToTheCallerWhenWorkersAreSlow) {
   EXPECT_EQ(s.jobs, 60);
 }
 
+TEST(ThreadPool, PausesBetweenJobsAreNoSignOfContention) {
+  // Short jobs with the caller asleep in between (a server idle between requests, a benchmark
+  // pausing between steps): the caller's CPU time against the wall time of a window with these
+  // pauses would say "contended"; judged by the time inside Run() (5 ms of it take hundreds of
+  // such jobs) the pool stays parallel, however loaded the machine.
+  ThreadPool pool(2, ThreadPoolOptions{.spin_us = 50, .adaptive = true});
+  for (int job = 0; job < 200; ++job) {
+    std::vector<std::atomic<int>> runs(2);
+    pool.Run(2, [&](int p) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(10);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      runs[p].fetch_add(1);
+    });
+    ASSERT_EQ(runs[0].load() + runs[1].load(), 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  const ThreadPoolStats s = pool.stats();
+  EXPECT_EQ(s.jobs, 200);
+  EXPECT_EQ(s.solo_jobs, 0);
+}
+
 TEST(ThreadPool, ThreadsForNeverExceedsParts) {
   EXPECT_EQ(ThreadPool::ThreadsFor(1), 1);
   EXPECT_GE(ThreadPool::ThreadsFor(64), 1);
