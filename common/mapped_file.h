@@ -31,6 +31,9 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // True when the bytes are a file mapping (Open), whose pages may be given back with
+  // MADV_DONTNEED (a later read faults them in again from the file); false for FromBytes.
+  bool file_backed() const { return owned_ == nullptr; }
 
  private:
   MappedFile(std::filesystem::path path, const std::byte* data, size_t size)

@@ -16,19 +16,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/checksum.h"
+#include "common/huge_pages.h"
 #include "common/status_macros.h"
 #include "engine/codegen.h"
 
 namespace tailor {
 namespace {
 
-void FreeAligned(std::byte* p) { std::free(p); }
-
-std::unique_ptr<std::byte[], void (*)(std::byte*)> AllocZeroed(int64_t bytes) {
-  const size_t size = static_cast<size_t>(std::max<int64_t>(64, (bytes + 63) / 64 * 64));
-  auto* p = static_cast<std::byte*>(std::aligned_alloc(64, size));
-  if (p != nullptr) std::memset(p, 0, size);
-  return {p, &FreeAligned};
+// Gives back the pages of [p, p + size) of a file mapping (whole pages inside the range only).
+void DropFilePages(const std::byte* p, size_t size) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t from = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t to = (reinterpret_cast<uintptr_t>(p) + size) / page * page;
+  if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
 }
 
 std::string ShapeList(std::span<const Specialization> specs) {
@@ -57,19 +57,13 @@ std::string ProgramKey(const Program& p, const OpConstants& k) {
 Runtime::~Runtime() {
   pool_.reset();
   for (void* h : dl_handles_) dlclose(h);
-  if (packed_ != nullptr) munmap(packed_, packed_size_);
 }
 
 // AMX tiles stream weights best from the blocked layout: each Packable bf16 matmul weight gets
 // its copy once (the same bits as from the row-major weights), packed in `parts` on the pool.
 absl::Status Runtime::PackAmxWeights(int parts) {
   const MappedFile& file = *package_->weights_file;
-  void* m = mmap(nullptr, file.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) {
-    return absl::ResourceExhaustedError(absl::StrCat("cannot map ", file.size(), " bytes for AMX weight tiles"));
-  }
-  packed_ = static_cast<std::byte*>(m);
-  packed_size_ = file.size();
+  TAILOR_ASSIGN_OR_RETURN(packed_, HugePageBuffer::Allocate(file.size(), /*touch=*/false));
   std::set<int64_t> done;
   for (const Program& prog : programs_) {
     for (const Op& op : prog.ops) {
@@ -78,7 +72,7 @@ absl::Status Runtime::PackAmxWeights(int parts) {
         continue;
       }
       const auto* w = reinterpret_cast<const uint16_t*>(file.data() + op.weight.offset);
-      auto* out = reinterpret_cast<uint16_t*>(packed_ + op.weight.offset);
+      auto* out = reinterpret_cast<uint16_t*>(packed_.data() + op.weight.offset);
       pool_->Run(parts, [&](int part) {  // 16-row blocks [b, e) each; block j's tiles sit at 16 j k
         int b, e;
         kern::Partition(op.n / 16, parts, part, &b, &e);
@@ -88,13 +82,10 @@ absl::Status Runtime::PackAmxWeights(int parts) {
       // The row-major pages are read again only by a partition that starts off a 16-row
       // boundary or by an embedding lookup: give them back (they stay in the page cache, and
       // a later read faults them in again), so the process holds one copy, not two.
-      const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-      const uintptr_t from = (reinterpret_cast<uintptr_t>(w) + page - 1) / page * page;
-      const uintptr_t to = (reinterpret_cast<uintptr_t>(w) + int64_t{2} * op.n * op.k) / page * page;
-      if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+      if (file.file_backed()) DropFilePages(reinterpret_cast<const std::byte*>(w), size_t{2} * op.n * op.k);
     }
   }
-  mprotect(packed_, packed_size_, PROT_READ);
+  packed_.Protect();
   return absl::OkStatus();
 }
 
@@ -213,16 +204,17 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   }
   blocks = std::min<int64_t>(blocks, INT32_MAX / 2);
   rt->num_blocks_ = static_cast<int32_t>(blocks);
-  rt->kv_ = AllocZeroed(blocks * rt->block_bytes_);
-  rt->arena_ = AllocZeroed(max_arena);
-  if (!rt->kv_ && options.kv_cache_mb > 0) {
+  absl::StatusOr<HugePageBuffer> kv = HugePageBuffer::Allocate(static_cast<size_t>(blocks * rt->block_bytes_));
+  if (!kv.ok() && options.kv_cache_mb > 0) {
     return absl::InvalidArgumentError(absl::StrCat("--kv-cache-mb ", options.kv_cache_mb,
                                                    ": cannot allocate that much memory"));
   }
-  if (!rt->kv_ || !rt->arena_) {
+  if (!kv.ok()) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", blocks * rt->block_bytes_,
-                                                     " bytes of KV cache and ", max_arena, " of arena"));
+                                                     " bytes of KV cache: ", kv.status().message()));
   }
+  rt->kv_ = *std::move(kv);
+  TAILOR_ASSIGN_OR_RETURN(rt->arena_, HugePageBuffer::Allocate(static_cast<size_t>(max_arena)));
 
   // Rope table in float64, stored as float: (cos, sin) of pos * inv_freq[i].
   const int half = c.head_dim / 2;
@@ -239,7 +231,17 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   rt->profile_ops_ = options.profile_ops;
   rt->after_op_ = options.after_op;
   rt->reset_op_seconds();
-  if (rt->isa_ == CpuIsa::kAmx) TAILOR_RETURN_IF_ERROR(rt->PackAmxWeights(max_ols));
+  if (rt->isa_ == CpuIsa::kAmx) {
+    TAILOR_RETURN_IF_ERROR(rt->PackAmxWeights(max_ols));
+  } else {
+    // Steps read the weights from a huge-page copy (common/huge_pages.h); the file's pages are
+    // given back slice by slice as they are copied (they stay in the page cache).
+    const MappedFile& file = *pkg.weights_file;
+    TAILOR_ASSIGN_OR_RETURN(rt->weights_copy_, HugePageBuffer::CopyOf(file.bytes(), [&](size_t at, size_t n) {
+                              if (file.file_backed()) DropFilePages(file.data() + at, n);
+                            }));
+    rt->weights_copy_.Protect();
+  }
   rt->scores_.resize(static_cast<size_t>(max_ols) * kern::AttentionScratch(max_ctx));
   for (const TensorRef& t : pkg.weights.tensors) {
     if ((t.dtype == DType::kQ8 || t.dtype == DType::kQ4 || t.dtype == DType::kW8) && !rt->q8_scratch_) {  // int8 matmuls quantize activations here
@@ -321,9 +323,10 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
     std::copy(row.block_table.begin(), row.block_table.begin() + used, tables_.begin() + r * prog.max_blocks);
     if (row.logits_to_keep > 0) keep_[r] = static_cast<int32_t>(r * s.seq_len + row.tokens.size() - 1);
   }
-  kern::OpArgs args{arena_.get(),   package_->weights_file->data(), kv_.get(), tokens_.data(),
-                    pos_.data(),    row_of_.data(), tables_.data(), keep_.data(),
-                    cos_sin_.data(), scores_.data(), packed_, q8_scratch_.get()};
+  const std::byte* weights = weights_copy_.data() != nullptr ? weights_copy_.data() : package_->weights_file->data();
+  kern::OpArgs args{arena_.data(),   weights,        kv_.data(),     tokens_.data(),
+                    pos_.data(),     row_of_.data(), tables_.data(), keep_.data(),
+                    cos_sin_.data(), scores_.data(), packed_.data(), q8_scratch_.get()};
   const bool gen = !generated_.empty();
   for (size_t i = 0; i < prog.ops.size(); ++i) {
     const Op& op = prog.ops[i];
@@ -342,7 +345,7 @@ absl::StatusOr<StepOutput> Runtime::Execute(const StepPlan& plan) {
   StepOutput out;
   out.logits.resize(plan.rows.size());
   const int32_t V = package_->config.vocab_size;
-  const float* logits = reinterpret_cast<const float*>(arena_.get() + prog.buffers[prog.logits_buffer].offset);
+  const float* logits = reinterpret_cast<const float*>(arena_.data() + prog.buffers[prog.logits_buffer].offset);
   for (size_t r = 0; r < plan.rows.size(); ++r) {
     if (plan.rows[r].logits_to_keep > 0) out.logits[r].assign(logits + r * V, logits + (r + 1) * V);
   }

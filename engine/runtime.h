@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/huge_pages.h"
 #include "engine/executor.h"
 #include "engine/ops.h"
 #include "engine/package.h"
@@ -86,15 +87,16 @@ class Runtime final : public Executor {
   std::unique_ptr<ThreadPool> pool_;
   int32_t num_blocks_ = 0;
   int64_t block_bytes_ = 0;
-  std::unique_ptr<std::byte[], void (*)(std::byte*)> kv_{nullptr, nullptr};
-  std::unique_ptr<std::byte[], void (*)(std::byte*)> arena_{nullptr, nullptr};
+  // The KV pool, the step arena and (except on AMX runtimes) a copy of the weights, on huge pages
+  // (common/huge_pages.h). weights_copy_ is read-only once copied.
+  HugePageBuffer kv_, arena_, weights_copy_;
   std::vector<float> cos_sin_;  // [max ctx_len, head_dim / 2, 2]
   std::vector<float> scores_;   // [threads, kern::AttentionScratch(max ctx_len)]
   std::unique_ptr<kern::q8::QuantizedRows[]> q8_scratch_;  // [threads] when int8 weights exist
-  // AMX only: anonymous mapping the size of the weights file holding, at each Packable bf16
-  // matmul weight's offset, its amx::PackWeights copy (other pages never touched); read-only.
-  std::byte* packed_ = nullptr;
-  size_t packed_size_ = 0;
+  // AMX only: the size of the weights file, holding at each Packable bf16 matmul weight's offset
+  // its amx::PackWeights copy (the other pages never touched nor read); read-only once packed. The
+  // row-major weights stay the file mapping's.
+  HugePageBuffer packed_;
   // Step inputs, sized for the largest specialization.
   std::vector<int32_t> tokens_, pos_, row_of_, tables_, keep_;
 };
