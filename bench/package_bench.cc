@@ -31,9 +31,6 @@ struct Row {
   double bytes_per_step = 0, flops_per_step = 0, gen_seconds = 0;
   std::vector<double> ratios;  // native / generated seconds of each turn, every round
   std::vector<double> bw_fractions, peak_fractions;  // per round, against that round's ceilings
-  // Of the generated runtime's parallel jobs while timed: how many its thread pool ran on the
-  // calling thread alone, judging the workers too slow (contention, engine/thread_pool.h).
-  int64_t jobs = 0, solo_jobs = 0;
 };
 
 // Long enough for the other runtime's pool workers to stop spinning (thread_pool.cc spins ~1 ms
@@ -97,7 +94,7 @@ int Main(int argc, char** argv) {
   RuntimeOptions gen_options, native_options;
   // The programs' speed, not the pool's fallback to one thread under contention (which
   // contention_bench measures): with the fallback on, the pauses between timed steps made an idle
-  // pool run 10-80% of its jobs on one thread (woken workers placed on the caller's core).
+  // pool run 10-80% of its jobs on one thread.
   gen_options.threads.adaptive = native_options.threads.adaptive = false;
   native_options.force_native = true;
   auto gen = Runtime::Open(package, gen_options);
@@ -145,16 +142,12 @@ int Main(int argc, char** argv) {
       fma_seen.push_back(now.fma_gflop_per_s);
       const StepPlan& plan = steps_of[i]->plan;
       double tg, tn;
-      const ThreadPoolStats before = (*gen)->thread_stats();
       if (!TimeSteps(**gen, **nat, plan, steps, &tg, &tn, &rows[i].ratios)) {
         std::fprintf(stderr, "package_bench: %s failed to run\n", rows[i].name.c_str());
         return 1;
       }
       const SpecShape& s = (*gen)->specializations()[i].shape;
       Row& row = rows[i];
-      const ThreadPoolStats after = (*gen)->thread_stats();
-      row.jobs += after.jobs - before.jobs;
-      row.solo_jobs += after.solo_jobs - before.solo_jobs;
       if (row.gen_seconds == 0 || tg < row.gen_seconds) row.gen_seconds = tg;
       row.gen_tokens_per_s = s.batch_size * s.seq_len / row.gen_seconds;
       row.native_tokens_per_s = std::max(row.native_tokens_per_s, s.batch_size * s.seq_len / tn);
@@ -170,8 +163,8 @@ int Main(int argc, char** argv) {
               threads, read_seen.size(), rounds, *read_lo, *read_hi, *fma_lo, *fma_hi);
   std::printf("package: %s (%s weights, %s KV)\n\n", package.c_str(), DTypeName(pkg.weight_dtype),
               DTypeName(pkg.kv_dtype));
-  std::printf("%-16s %4s %12s %10s %9s %10s %9s %10s %6s\n", "specialization", "ols", "tokens/s", "GB/s", "of_bw",
-              "GFLOP/s", "of_peak", "gen/native", "solo");
+  std::printf("%-16s %4s %12s %10s %9s %10s %9s %10s\n", "specialization", "ols", "tokens/s", "GB/s", "of_bw",
+              "GFLOP/s", "of_peak", "gen/native");
   nlohmann::json j = {{"machine", {{"threads", threads}, {"read_gb_per_s", Median(read_seen)},
                                    {"fma_gflop_per_s", Median(fma_seen)}, {"read_gb_per_s_all", read_seen},
                                    {"fma_gflop_per_s_all", fma_seen}}},
@@ -181,16 +174,14 @@ int Main(int argc, char** argv) {
     const double gbs = r.bytes_per_step / r.gen_seconds / 1e9, gfs = r.flops_per_step / r.gen_seconds / 1e9;
     const double of_bw = *std::max_element(r.bw_fractions.begin(), r.bw_fractions.end());
     const double of_peak = *std::max_element(r.peak_fractions.begin(), r.peak_fractions.end());
-    const double solo = r.jobs > 0 ? static_cast<double>(r.solo_jobs) / r.jobs : 0.0;
-    std::printf("%-16s %4d %12.1f %10.2f %8.1f%% %10.2f %8.1f%% %10.2f %5.0f%%\n", r.name.c_str(), r.ols,
-                r.gen_tokens_per_s, gbs, 100 * of_bw, gfs, 100 * of_peak, Median(r.ratios), 100 * solo);
+    std::printf("%-16s %4d %12.1f %10.2f %8.1f%% %10.2f %8.1f%% %10.2f\n", r.name.c_str(), r.ols,
+                r.gen_tokens_per_s, gbs, 100 * of_bw, gfs, 100 * of_peak, Median(r.ratios));
     j["specializations"].push_back({{"name", r.name}, {"ols", r.ols}, {"tokens_per_s", r.gen_tokens_per_s},
                                     {"native_tokens_per_s", r.native_tokens_per_s}, {"gb_per_s", gbs},
                                     {"fraction_of_bandwidth", of_bw}, {"fraction_of_bandwidth_rounds", r.bw_fractions},
                                     {"gflop_per_s", gfs}, {"fraction_of_fma_peak", of_peak},
                                     {"fraction_of_fma_peak_rounds", r.peak_fractions},
                                     {"generated_over_native", Median(r.ratios)},
-                                    {"solo_job_fraction", solo},
                                     {"generated_over_native_best", r.gen_tokens_per_s / r.native_tokens_per_s}});
   }
   if (profile) {  // where a step's time goes, by op kind (generated kernels, a clock read per op)
