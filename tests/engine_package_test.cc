@@ -443,5 +443,32 @@ TEST(EnginePackage, RecompilingReusesIdenticalKernels) {
   EXPECT_TRUE(fs::exists(tmp.path() / "kernels" / "b1_s1_c16_ols1.cc"));
 }
 
+// The runtime reads its own copy of the weights (common/huge_pages.h), taken after the checksum
+// check: rewriting the package's weights file under a running runtime changes nothing. (AMX
+// runtimes read row-major weights from the file mapping beside their packed tiles: skipped.)
+TEST(EnginePackage, WeightsFileRewrittenAfterOpenDoesNotChangeResults) {
+  if (HostCpuIsa() == CpuIsa::kAmx) GTEST_SKIP() << "AMX runtimes keep the file mapping";
+  testing_util::TempDir tmp;
+  const fs::path dir = tmp.path() / "pkg";
+  fs::copy(Stories(), dir, fs::copy_options::recursive);
+  auto rt = Open(dir);
+  ASSERT_NE(rt, nullptr);
+  std::mt19937 rng(5);
+  RandomPlan p = MakeRandomPlan(*rt, 0, rng);
+  auto before = rt->Execute(p.plan);
+  ASSERT_TRUE(before.ok()) << before.status();
+  {
+    const uintmax_t size = fs::file_size(dir / "weights.bin");
+    std::fstream f(dir / "weights.bin", std::ios::in | std::ios::out | std::ios::binary);
+    const std::string zeros(size, '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(size));
+    ASSERT_TRUE(f.good());
+  }
+  auto after = rt->Execute(p.plan);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(before->logits.size(), after->logits.size());
+  for (size_t r = 0; r < before->logits.size(); ++r) EXPECT_EQ(before->logits[r], after->logits[r]) << "row " << r;
+}
+
 }  // namespace
 }  // namespace tailor
