@@ -256,6 +256,21 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Open(const std::filesystem::pa
   return rt;
 }
 
+Runtime::Memory Runtime::memory() const {
+  Memory m;
+  m.weights_bytes = static_cast<int64_t>(package_->weights_file->size());
+  m.kv_bytes = static_cast<int64_t>(kv_.size());
+  int64_t huge = 0;
+  for (const HugePageBuffer* b : {&weights_copy_, &packed_, &kv_}) {
+    if (b->data() == nullptr) continue;
+    const int64_t h = HugePageBytesIn(b->data(), b->size());
+    if (h < 0) return m;
+    huge += h;
+  }
+  m.huge_page_bytes = huge;
+  return m;
+}
+
 absl::Status Runtime::Validate(const StepPlan& plan) const {
   if (plan.spec_index < 0 || plan.spec_index >= static_cast<int32_t>(specs_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("specialization index ", plan.spec_index,

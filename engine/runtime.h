@@ -62,6 +62,13 @@ class Runtime final : public Executor {
   bool uses_generated_kernels() const { return !generated_.empty(); }
   ThreadPoolStats thread_stats() const { return pool_->stats(); }
   int64_t kv_block_bytes() const { return block_bytes_; }
+  // What the runtime holds in memory: its weights (the huge-page copy, or on AMX runtimes the
+  // file mapping plus the packed tiles), its KV pool, and how much of those the kernel backs with
+  // huge pages now (-1: cannot tell). Reads /proc/self/smaps: for start-up reports, not per step.
+  struct Memory {
+    int64_t weights_bytes = 0, kv_bytes = 0, huge_page_bytes = -1;
+  };
+  Memory memory() const;
 
  private:
   // Fills packed_ (AMX runtimes), partitions on pool_ in `parts`.

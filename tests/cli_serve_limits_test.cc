@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -190,6 +191,23 @@ TEST_F(ServeLimits, MaxConnections) {
   EXPECT_EQ(other, 0);
   EXPECT_GE(ok, 1);
   EXPECT_EQ(ok + refused, 16);
+}
+
+// The start-up report of what the runtime holds: the package's weights, its KV pool, and how much
+// of them the kernel backs with huge pages (a number, or "unknown" where /proc cannot tell).
+TEST_F(ServeLimits, StartUpReportsMemoryAndHugePages) {
+  std::smatch m;
+  const std::regex line(R"(tailor serve: memory: weights ([0-9.]+) MiB, KV cache ([0-9.]+) MiB, on huge pages )"
+                        R"(([0-9.]+ MiB|unknown) \(2 MiB pages\))");
+  std::string err = server_->stderr_text();  // drained by another thread: the line follows "listening"
+  for (int i = 0; i < 200 && !std::regex_search(err, m, line); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    err = server_->stderr_text();
+  }
+  ASSERT_TRUE(std::regex_search(err, m, line)) << err;
+  const double weights_mib = static_cast<double>(fs::file_size(fs::path(Package()) / "weights.bin")) / 1048576.0;
+  EXPECT_NEAR(std::stod(m[1].str()), weights_mib, 0.051);
+  EXPECT_GT(std::stod(m[2].str()), 0.0);
 }
 
 // Wrong keys of every shape are refused (the comparison is exact whatever the length); the key
