@@ -13,7 +13,7 @@ constexpr uint64_t kPartsMask = 0xffff;
 // average) by more than this share plus kSlowFloor: a worker preempted by the OS mid-partition
 // costs a scheduler slice (milliseconds); an idle pool's imbalance is a few percent. A worker
 // that only started late (woken from its sleep: 50-200 us on a VM) is no sign: judged by the
-// caller's wait instead, such late claims sent an idle pool solo for a fifth of its jobs.
+// caller's wait instead, such late claims sent an idle pool solo for 7-36% of its jobs.
 constexpr double kSlowShare = 0.25;
 constexpr auto kSlowFloor = std::chrono::microseconds(100);
 // Windows of parallel jobs: contended when the caller thread's CPU time over the window was less
