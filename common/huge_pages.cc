@@ -15,26 +15,9 @@
 #include "absl/strings/str_cat.h"
 
 namespace tailor {
-namespace {
-
-// Under AddressSanitizer the buffers come from the heap, exact-sized, so that reads and writes
-// past their end are reported (a mapping rounded up to 2 MiB would hide them).
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kHeapBuffers = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kHeapBuffers = true;
-#else
-constexpr bool kHeapBuffers = false;
-#endif
-#else
-constexpr bool kHeapBuffers = false;
-#endif
-
-}  // namespace
 
 absl::StatusOr<HugePageBuffer> HugePageBuffer::Allocate(size_t bytes, bool touch) {
-  if constexpr (kHeapBuffers) {
+  if constexpr (kHugePageBuffersOnHeap) {
     const size_t size = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, size);
     if (p == nullptr) return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", bytes, " bytes of memory"));

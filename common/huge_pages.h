@@ -25,6 +25,20 @@ namespace tailor {
 
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
+// Under AddressSanitizer the buffers come from the heap, exact-sized, so that reads and writes
+// past their end are reported (a mapping rounded up to 2 MiB would hide them).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kHugePageBuffersOnHeap = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kHugePageBuffersOnHeap = true;
+#else
+inline constexpr bool kHugePageBuffersOnHeap = false;
+#endif
+#else
+inline constexpr bool kHugePageBuffersOnHeap = false;
+#endif
+
 // Owns one mapping; move-only; thread-safe to read (and to write disjoint bytes) concurrently.
 class HugePageBuffer {
  public:

@@ -15,17 +15,7 @@
 namespace tailor {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAsan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAsan = true;
-#else
-constexpr bool kAsan = false;
-#endif
-#else
-constexpr bool kAsan = false;
-#endif
+constexpr bool kAsan = kHugePageBuffersOnHeap;  // heap blocks under AddressSanitizer
 
 TEST(HugePageBuffer, IsAlignedZeroedAndWritable) {
   const size_t bytes = (size_t{5} << 20) + 123;
