@@ -62,7 +62,7 @@ int ThreadPool::ThreadsFor(int max_parts) {
   return std::max(1, std::min(max_parts, hw));
 }
 
-ThreadPool::ThreadPool(int threads, ThreadPoolOptions options) : options_(options), solo_for_(kSoloFirst) {
+ThreadPool::ThreadPool(int threads, ThreadPoolOptions options) : options_(options) {
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -120,7 +120,7 @@ void ThreadPool::Run(int parts, const std::function<void(int)>& fn) {
   }
   jobs_.fetch_add(1, std::memory_order_relaxed);
   const Clock::time_point t0 = Clock::now();
-  if (options_.adaptive && t0 < solo_until_) {
+  if (options_.adaptive && judge_.Solo(t0)) {
     solo_jobs_.fetch_add(1, std::memory_order_relaxed);
     for (int p = 0; p < parts; ++p) fn(p);
     return;
@@ -150,34 +150,37 @@ void ThreadPool::Run(int parts, const std::function<void(int)>& fn) {
     const Clock::time_point t2 = Clock::now();
     // The workers' partitions happen-before done_ reached parts: worker_part_ns_ is theirs.
     const auto longest = std::chrono::nanoseconds(worker_part_ns_.load(std::memory_order_relaxed));
-    NoteJob(t2, t2 - t0, own > 0 ? (t1 - t0) / own : Clock::duration::zero(), longest, slept, own == parts);
+    if (judge_.Note(t2, t2 - t0, own > 0 ? (t1 - t0) / own : Clock::duration::zero(), longest, slept, ThreadCpuTime)) {
+      slow_waits_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (own == parts) unhelped_jobs_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-void ThreadPool::NoteJob(Clock::time_point now, Clock::duration wall, Clock::duration own_part,
-                         Clock::duration worker_part, Clock::duration slept, bool unhelped) {
+bool ContentionJudge::Note(Clock::time_point now, Clock::duration wall, Clock::duration own_part,
+                           Clock::duration worker_part, Clock::duration slept,
+                           absl::FunctionRef<std::chrono::nanoseconds()> cpu_time) {
   const bool slow = own_part > Clock::duration::zero() &&
                     worker_part > kSlowFloor + std::chrono::duration_cast<Clock::duration>(own_part * (1 + kSlowShare));
-  if (slow) slow_waits_.fetch_add(1, std::memory_order_relaxed);
-  if (unhelped) unhelped_jobs_.fetch_add(1, std::memory_order_relaxed);
   if (!window_open_) {  // the first parallel job after a solo stretch (or ever) opens a window
-    window_ = Window{ThreadCpuTime(), Clock::duration::zero(), 0};
+    window_ = Window{cpu_time(), Clock::duration::zero(), 0};
     window_open_ = true;
-    return;
+    return slow;
   }
   window_.slow += slow ? 1 : 0;
   window_.in_run += wall - slept;
-  if (window_.in_run < kWindow) return;
+  if (window_.in_run < kWindow) return slow;
   window_open_ = false;
   // The CPU time counts the caller's work between jobs too, which only errs towards "calm".
-  const double cpu_share = std::chrono::duration<double>(ThreadCpuTime() - window_.cpu_at_start).count() /
+  const double cpu_share = std::chrono::duration<double>(cpu_time() - window_.cpu_at_start).count() /
                            std::chrono::duration<double>(window_.in_run).count();
   if (cpu_share >= kMinCpuShare && window_.slow < kSlowJobs) {
     solo_for_ = kSoloFirst;
-    return;
+    return slow;
   }
   solo_until_ = now + solo_for_;
   solo_for_ = std::min<Clock::duration>(solo_for_ * 2, kSoloMax);
+  return slow;
 }
 
 void ThreadPool::WorkerLoop() {

@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+
 namespace tailor {
 
 struct ThreadPoolOptions {
@@ -47,6 +49,37 @@ struct ThreadPoolStats {
   int64_t parts_by_workers = 0;
   int64_t slow_waits = 0;     // jobs where the caller waited on a preempted worker
   int64_t unhelped_jobs = 0;  // jobs whose partitions the caller ran all alone (workers late)
+};
+
+// The pool's contention detector, apart from the clocks (tests drive it with made-up times).
+// Parallel jobs are judged in windows of a few milliseconds spent inside Run(): a caller thread
+// that got less than its share of CPU time there (another process took its core), or jobs whose
+// worker partitions ran much longer than the caller's (a worker preempted mid-partition), mark a
+// window contended, and the caller then runs alone for a while (20 ms, doubling while contention
+// lasts, up to 1 s; back to 20 ms after a calm window). Not thread-safe: the caller's alone.
+class ContentionJudge {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // After a parallel job that ended at `now` after `wall` inside Run(): the caller's partitions
+  // took `own_part` each (zero if it ran none), the workers' longest `worker_part`; `slept` of the
+  // wall time the caller was asleep waiting for the workers (no CPU time then, and no sign of
+  // contention). `cpu_time` reads the caller thread's CPU time (called only when a window opens
+  // or closes: it is a system call). Returns whether the job was slow.
+  bool Note(Clock::time_point now, Clock::duration wall, Clock::duration own_part, Clock::duration worker_part,
+            Clock::duration slept, absl::FunctionRef<std::chrono::nanoseconds()> cpu_time);
+  // Whether jobs starting at `now` should run on the caller alone.
+  bool Solo(Clock::time_point now) const { return now < solo_until_; }
+
+ private:
+  struct Window {
+    std::chrono::nanoseconds cpu_at_start{0};  // the caller's CPU time when the window opened
+    Clock::duration in_run{};                  // wall time inside Run() since then, not asleep
+    int slow = 0;
+  };
+  Window window_;
+  bool window_open_ = false;
+  Clock::time_point solo_until_{};
+  Clock::duration solo_for_ = std::chrono::milliseconds(20);  // kSoloFirst (thread_pool.cc)
 };
 
 class ThreadPool {
@@ -74,12 +107,6 @@ class ThreadPool {
   // Runs partitions of job `generation` until none is left; returns how many it ran. A worker
   // records its longest partition's time in worker_part_ns_.
   int RunClaimed(uint64_t generation, bool worker);
-  // After a parallel job that ended at `now` after `wall` inside Run(): the caller's partitions
-  // took `own_part` each (zero if it ran none), the workers' longest `worker_part`; `slept` of the
-  // wall time the caller was asleep waiting for the workers (no CPU time then, and no sign of
-  // contention).
-  void NoteJob(Clock::time_point now, Clock::duration wall, Clock::duration own_part, Clock::duration worker_part,
-               Clock::duration slept, bool unhelped);
 
   const ThreadPoolOptions options_;
   std::vector<std::thread> workers_;
@@ -98,20 +125,7 @@ class ThreadPool {
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
 
-  // Caller-only state (Run() is single-threaded): the contention detector. Parallel jobs are
-  // judged in windows of a few milliseconds spent inside Run(): a caller thread that got less than
-  // its share of CPU time there (another process took its core) or waits on a preempted worker
-  // mark a window contended, and the caller then runs alone for solo_for_ (doubling while
-  // contention lasts, back to its first value after a calm window).
-  struct Window {
-    std::chrono::nanoseconds cpu_at_start{0};  // the caller's CPU time when the window opened
-    Clock::duration in_run{};                  // wall time inside Run() since then, not asleep
-    int slow = 0;
-  };
-  Window window_;
-  bool window_open_ = false;
-  Clock::time_point solo_until_{};
-  Clock::duration solo_for_{};
+  ContentionJudge judge_;  // caller-only (Run() is single-threaded)
   std::atomic<int64_t> jobs_{0}, solo_jobs_{0}, parts_by_workers_{0}, slow_waits_{0}, unhelped_jobs_{0};
 };
 

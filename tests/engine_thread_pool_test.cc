@@ -93,26 +93,92 @@ TEST(ThreadPool, FallsBackToTheCallerWhenWorkersAreSlow) {
   EXPECT_EQ(s.jobs, 60);
 }
 
-TEST(ThreadPool, PausesBetweenJobsAreNoSignOfContention) {
-  // Short jobs with the caller asleep in between (a server idle between requests, a benchmark
-  // pausing between steps): the caller's CPU time against the wall time of a window with these
-  // pauses would say "contended"; judged by the time inside Run() (5 ms of it take hundreds of
-  // such jobs) the pool stays parallel, however loaded the machine.
-  ThreadPool pool(2, ThreadPoolOptions{.spin_us = 50, .adaptive = true});
-  for (int job = 0; job < 200; ++job) {
-    std::vector<std::atomic<int>> runs(2);
-    pool.Run(2, [&](int p) {
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(10);
-      while (std::chrono::steady_clock::now() < until) {
-      }
-      runs[p].fetch_add(1);
-    });
-    ASSERT_EQ(runs[0].load() + runs[1].load(), 2);
-    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+// ContentionJudge, driven with made-up times: one job per Note(), `now` and the caller's CPU time
+// advanced by the test.
+struct JudgeClock {
+  ContentionJudge::Clock::time_point now{};
+  std::chrono::nanoseconds cpu{0};
+  // A job of `wall` inside Run() during which the caller got `cpu_used` of CPU time and slept
+  // `slept`; then `gap` outside Run() with no CPU time (asleep). Returns Note()'s "slow".
+  bool Job(ContentionJudge& judge, std::chrono::microseconds wall, std::chrono::microseconds cpu_used,
+           std::chrono::microseconds gap, std::chrono::microseconds own_part = std::chrono::microseconds(100),
+           std::chrono::microseconds worker_part = std::chrono::microseconds(100),
+           std::chrono::microseconds slept = std::chrono::microseconds(0)) {
+    now += wall;
+    cpu += cpu_used;
+    const bool slow = judge.Note(now, wall, own_part, worker_part, slept, [this] { return cpu; });
+    now += gap;
+    return slow;
   }
-  const ThreadPoolStats s = pool.stats();
-  EXPECT_EQ(s.jobs, 200);
-  EXPECT_EQ(s.solo_jobs, 0);
+};
+
+using std::chrono::microseconds;
+
+TEST(ContentionJudge, PausesBetweenJobsAreNoSignOfContention) {
+  // 20 us jobs on a caller that has its CPU throughout, 3 ms asleep between them (a server idle
+  // between requests, a benchmark pausing between steps): judged by wall time these windows
+  // would show a CPU share under 1%; inside Run() it is 100%.
+  ContentionJudge judge;
+  JudgeClock c;
+  for (int job = 0; job < 2000; ++job) {
+    c.Job(judge, microseconds(20), microseconds(20), microseconds(3000));
+    ASSERT_FALSE(judge.Solo(c.now)) << "job " << job;
+  }
+}
+
+TEST(ContentionJudge, CallerPreemptedInsideRunGoesSolo) {
+  // 1 ms jobs in which the caller ran half the time: the first full window (5 ms inside Run())
+  // sends the caller solo, for 20 ms, then 40 ms while it lasts.
+  ContentionJudge judge;
+  JudgeClock c;
+  int job = 0;
+  while (!judge.Solo(c.now) && job < 20) {
+    c.Job(judge, microseconds(1000), microseconds(500), microseconds(0));
+    ++job;
+  }
+  ASSERT_TRUE(judge.Solo(c.now)) << "never solo";
+  EXPECT_LE(job, 7);
+  c.now += std::chrono::milliseconds(19);
+  EXPECT_TRUE(judge.Solo(c.now));
+  c.now += std::chrono::milliseconds(2);
+  EXPECT_FALSE(judge.Solo(c.now));
+  for (int i = 0; i < 7 && !judge.Solo(c.now); ++i) c.Job(judge, microseconds(1000), microseconds(500), microseconds(0));
+  ASSERT_TRUE(judge.Solo(c.now));
+  c.now += std::chrono::milliseconds(39);
+  EXPECT_TRUE(judge.Solo(c.now)) << "the second stretch doubles";
+}
+
+TEST(ContentionJudge, SleepWhileWaitingOnWorkersIsNotLostCpu) {
+  // The caller blocks 500 us of each 1 ms job waiting on the workers (its partition 400 us, the
+  // workers' 550 us, having started late): no CPU then, and no contention.
+  ContentionJudge judge;
+  JudgeClock c;
+  for (int job = 0; job < 100; ++job) {
+    c.Job(judge, microseconds(1000), microseconds(500), microseconds(0), microseconds(400), microseconds(550),
+          microseconds(500));
+    ASSERT_FALSE(judge.Solo(c.now)) << "job " << job;
+  }
+}
+
+TEST(ContentionJudge, PreemptedWorkersAreSlowLateOnesAreNot) {
+  ContentionJudge judge;
+  JudgeClock c;
+  // A worker that started late (the job's wall is long) but whose partition took what the
+  // caller's did: not slow, however long the caller waited.
+  for (int job = 0; job < 50; ++job) {
+    ASSERT_FALSE(c.Job(judge, microseconds(2000), microseconds(2000), microseconds(0), microseconds(300),
+                       microseconds(320)));
+    ASSERT_FALSE(judge.Solo(c.now));
+  }
+  // Partitions of 3 ms on a worker against 300 us on the caller (preempted mid-partition): slow,
+  // and two in a window send the caller solo.
+  int job = 0;
+  while (!judge.Solo(c.now) && job < 10) {
+    EXPECT_TRUE(c.Job(judge, microseconds(3100), microseconds(3100), microseconds(0), microseconds(300),
+                      microseconds(3000)));
+    ++job;
+  }
+  EXPECT_TRUE(judge.Solo(c.now));
 }
 
 TEST(ThreadPool, ThreadsForNeverExceedsParts) {
