@@ -28,7 +28,6 @@ constexpr auto kSlowFloor = std::chrono::microseconds(100);
 constexpr auto kWindow = std::chrono::milliseconds(5);  // of time inside Run()
 constexpr double kMinCpuShare = 0.8;
 constexpr int kSlowJobs = 2;
-constexpr auto kSoloFirst = std::chrono::milliseconds(20);
 constexpr auto kSoloMax = std::chrono::milliseconds(1000);
 
 // CPU time of the calling thread so far.

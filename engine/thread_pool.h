@@ -79,7 +79,8 @@ class ContentionJudge {
   Window window_;
   bool window_open_ = false;
   Clock::time_point solo_until_{};
-  Clock::duration solo_for_ = std::chrono::milliseconds(20);  // kSoloFirst (thread_pool.cc)
+  static constexpr Clock::duration kSoloFirst = std::chrono::milliseconds(20);
+  Clock::duration solo_for_ = kSoloFirst;
 };
 
 class ThreadPool {
