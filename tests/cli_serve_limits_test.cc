@@ -73,6 +73,16 @@ class ServeLimits : public ::testing::Test {
     server_ = nullptr;
   }
   void SetUp() override { ASSERT_NE(server_, nullptr); }
+  // stderr once the start-up lines after "listening" (limits, memory: the last) have arrived;
+  // another thread drains it, so they may lag the port by milliseconds.
+  static std::string StartUpLines() {
+    std::string err = server_->stderr_text();
+    for (int i = 0; i < 200 && err.find("tailor serve: memory:") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      err = server_->stderr_text();
+    }
+    return err;
+  }
 
   static httplib::Result Post(const std::string& path, const Json& body, const std::string& key = kKey) {
     httplib::Client c("127.0.0.1", server_->port());
@@ -199,11 +209,7 @@ TEST_F(ServeLimits, StartUpReportsMemoryAndHugePages) {
   std::smatch m;
   const std::regex line(R"(tailor serve: memory: weights ([0-9.]+) MiB, KV cache ([0-9.]+) MiB, on huge pages )"
                         R"(([0-9.]+ MiB|unknown) \(2 MiB pages\))");
-  std::string err = server_->stderr_text();  // drained by another thread: the line follows "listening"
-  for (int i = 0; i < 200 && !std::regex_search(err, m, line); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    err = server_->stderr_text();
-  }
+  const std::string err = StartUpLines();
   ASSERT_TRUE(std::regex_search(err, m, line)) << err;
   const double weights_mib = static_cast<double>(fs::file_size(fs::path(Package()) / "weights.bin")) / 1048576.0;
   EXPECT_NEAR(std::stod(m[1].str()), weights_mib, 0.051);
@@ -224,7 +230,7 @@ TEST_F(ServeLimits, ApiKeyCheckedAndNeverLogged) {
   auto r = Post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 1}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
-  EXPECT_THAT(server_->stderr_text(), AllOf(HasSubstr("API key required"), Not(HasSubstr(key))));
+  EXPECT_THAT(StartUpLines(), AllOf(HasSubstr("API key required"), Not(HasSubstr(key))));
 
   // A mistyped flag with the key as its value: the error names the flag, not the value.
   CommandResult bad = RunTailor({"serve", "--package", Package(), "--apikey=" + key});
