@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -43,6 +44,8 @@ const std::vector<FlagSpec>& BatchFlags() {
       {"output", true, {}, "results (JSONL); results already there are kept and their requests skipped"},
       {"kv-cache-mb", true, {}, "KV cache size in MiB (default: enough for the largest specialization)"},
       {"max-in-flight", true, {}, "requests submitted at once (default: twice the largest batch_size)"},
+      {"admission", true, {}, "the order requests start in: longest-first (default: the largest max_tokens "
+                              "first, so the longest do not decode alone at the end) or arrival (the input's)"},
   };
   return *specs;
 }
@@ -53,6 +56,7 @@ struct BatchArgs {
   fs::path output;
   int64_t kv_cache_mb = 0;
   int64_t max_in_flight = 0;  // 0: 2 x max_running
+  AdmissionOrder admission = AdmissionOrder::kLongestFirst;
   uint64_t seed = 0;
 };
 
@@ -75,6 +79,11 @@ absl::StatusOr<BatchArgs> ParseBatchArgs(const std::vector<std::string>& args, c
   TAILOR_ASSIGN_OR_RETURN(a.package, PackageOrDefault(flags.Get("package"), "--package DIR"));
   TAILOR_ASSIGN_OR_RETURN(a.kv_cache_mb, flags.GetInt("kv-cache-mb", 0, 1, int64_t{1} << 30));
   TAILOR_ASSIGN_OR_RETURN(a.max_in_flight, flags.GetInt("max-in-flight", 0, 1, 4096));
+  if (auto v = flags.Get("admission")) {
+    auto order = ParseAdmissionOrder(*v);
+    if (!order.ok()) return absl::InvalidArgumentError(absl::StrCat("--admission: ", order.status().message()));
+    a.admission = *order;
+  }
   a.seed = env.random_seed;
   return a;
 }
@@ -148,6 +157,7 @@ absl::Status Batch(const BatchArgs& args) {
   so.package_dir = args.package;
   so.kv_cache_mb = args.kv_cache_mb;
   so.seed = args.seed;
+  so.admission = args.admission;
   so.log = [](const std::string& m) { std::cerr << "tailor: " << m << "\n"; };
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<ServingSession> session, ServingSession::Open(so));
   TAILOR_ASSIGN_OR_RETURN(std::unique_ptr<batch::ResultWriter> writer, batch::ResultWriter::Open(args.output));
@@ -197,6 +207,12 @@ absl::Status Batch(const BatchArgs& args) {
     jobs.push_back({line, std::move(*request)});
   }
 
+  if (args.admission == AdmissionOrder::kLongestFirst) {
+    // The most tokens first (no max_tokens: until the context is full); ties in input order.
+    // Results are written as they finish, each with its custom_id, whatever the order.
+    auto work = [](const Job& j) { return j.request.sampling.max_tokens.value_or(std::numeric_limits<int32_t>::max()); };
+    std::stable_sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) { return work(a) > work(b); });
+  }
   std::atomic<size_t> next{0};
   auto worker = [&] {
     while (!stop.load()) {

@@ -327,6 +327,7 @@ absl::StatusOr<std::unique_ptr<ServingSession>> ServingSession::Open(const Servi
   }
   s->eos_ids_ = eo.scheduler.eos_token_ids;
   eo.scheduler.seed = options.seed;
+  eo.scheduler.admission = options.admission;
   eo.scheduler.step_overhead_seconds = -1.0;  // measured while serving
   eo.scheduler.max_running = s->max_running_;
   eo.scheduler.learn_costs =

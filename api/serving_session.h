@@ -65,6 +65,9 @@ struct ServingOptions {
   // then avoids a specialization that runs slower here than it was measured). Off for packages
   // whose costs were given (--cost-table): those stay as given.
   bool learn_costs = true;
+  // The order waiting requests start in (scheduler.h). A server keeps arrival order; tailor
+  // batch, which knows every request up front, starts the longest first.
+  AdmissionOrder admission = AdmissionOrder::kArrival;
   service::ParseLimits parse_limits;
   // The most tokens a prompt may have (tailor serve --max-prompt-tokens): a longer one is a 400
   // naming the limit. 0: the package's largest ctx_len (the context itself refuses longer ones).

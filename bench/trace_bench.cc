@@ -3,10 +3,12 @@
 // hit rate and the specializations run, as a table (stdout) and as JSON (--json).
 //   build/trace_bench --package DIR --trace FILE [--mode realtime|afap] [--speed X]
 //                     [--policies cost-model,smallest,largest] [--repeats R] [--kv-cache-mb N]
-//                     [--max-running N] [--no-prefix-caching] [--warmup N] [--json FILE]
+//                     [--admission arrival,longest-first] [--max-running N] [--no-prefix-caching]
+//                     [--warmup N] [--json FILE]
 // realtime: each request is submitted at its arrival time / speed; afap: all at once (a full
-// queue: the throughput bound). Policies run interleaved R times; each policy's figures pool its
-// R runs. Every request runs greedily with ignore_eos, so outputs have the trace's lengths.
+// queue: the throughput bound). Every policy runs with every admission order (scheduler.h; a
+// longest-first run is labelled POLICY/lf), interleaved R times; each one's figures pool its R
+// runs. Every request runs greedily with ignore_eos, so outputs have the trace's lengths.
 // Exit codes: 0 done, 2 bad arguments, 1 a replay failed.
 #include <cstdio>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "bench/trace_replay.h"
 #include "scheduler/trace_simulator.h"
@@ -27,7 +30,8 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: trace_bench --package DIR --trace FILE [--mode realtime|afap (realtime)] [--speed X (1)]\n"
-    "                   [--policies cost-model,smallest,largest] [--repeats R (1)] [--kv-cache-mb N]\n"
+    "                   [--policies cost-model,smallest,largest] [--admission arrival,longest-first (arrival)]\n"
+    "                   [--repeats R (1)] [--kv-cache-mb N]\n"
     "                   [--max-running N] [--no-prefix-caching] [--no-learn-costs] [--warmup N (16)]\n"
     "                   [--json FILE] [--simulate]\n";
 
@@ -59,25 +63,33 @@ ReplayResult Pool(const std::vector<ReplayResult>& runs) {
   return all;
 }
 
+// One configuration to replay: a policy and an admission order.
+struct Variant {
+  SchedulePolicy policy;
+  AdmissionOrder admission;
+  std::string label;  // "cost-model", or "cost-model/lf" under longest-first
+};
+
 // --simulate: the same policies in virtual time (scheduler/trace_simulator.h) with the
 // package's cost table and the measured step overhead of a real replay's order (50 us): what the
 // cost model believes each policy costs, free of the machine's noise.
-int Simulate(const Runtime& rt, const std::vector<TraceRequest>& trace, const std::vector<SchedulePolicy>& policies,
+int Simulate(const Runtime& rt, const std::vector<TraceRequest>& trace, const std::vector<Variant>& variants,
              bool realtime) {
-  std::printf("%-12s %10s %10s %10s %10s %10s %10s %10s %9s %8s\n", "policy", "virt_s", "out_tok/s", "tot_tok/s",
+  std::printf("%-15s %10s %10s %10s %10s %10s %10s %10s %9s %8s\n", "policy", "virt_s", "out_tok/s", "tot_tok/s",
               "ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "padding", "steps");
   double first = 0;
-  for (SchedulePolicy policy : policies) {
+  for (const Variant& v : variants) {
     SimulationOptions o;
     o.realtime = realtime;
-    o.policy = policy;
+    o.policy = v.policy;
+    o.admission = v.admission;
     o.kv_block_size = rt.kv_block_size();
     o.num_kv_blocks = rt.num_kv_blocks();
     auto r = SimulateTrace(rt.specializations(), rt.costs(), trace, o);
     if (!r.ok()) return Fail(std::string(r.status().message()));
     if (first == 0) first = r->total_tokens_per_s;
-    std::printf("%-12s %10.3f %10.1f %10.1f %8.1fms %8.1fms %8.2fms %8.2fms %8.1f%% %8lld  %.3fx\n",
-                std::string(SchedulePolicyName(policy)).c_str(), r->wall_seconds, r->output_tokens_per_s,
+    std::printf("%-15s %10.3f %10.1f %10.1f %8.1fms %8.1fms %8.2fms %8.2fms %8.1f%% %8lld  %.3fx\n",
+                v.label.c_str(), r->wall_seconds, r->output_tokens_per_s,
                 r->total_tokens_per_s, r->ttft_p50_ms, r->ttft_p99_ms, r->tpot_p50_ms, r->tpot_p99_ms,
                 100 * r->padding_fraction, static_cast<long long>(r->steps), r->total_tokens_per_s / first);
     std::printf("  steps per spec:");
@@ -90,7 +102,8 @@ int Simulate(const Runtime& rt, const std::vector<TraceRequest>& trace, const st
 }
 
 int Main(int argc, char** argv) {
-  std::string package, trace_path, json_path, mode = "realtime", policies = "cost-model,smallest,largest";
+  std::string package, trace_path, json_path, mode = "realtime", policies = "cost-model,smallest,largest",
+              admissions = "arrival";
   ReplayOptions base;
   RuntimeOptions ro;
   int32_t repeats = 1, warmup = 16;
@@ -129,6 +142,8 @@ int Main(int argc, char** argv) {
       ok = absl::SimpleAtod(v, &base.speed) && base.speed > 0;
     } else if (flag == "--policies") {
       policies = v;
+    } else if (flag == "--admission") {
+      admissions = v;
     } else if (flag == "--repeats") {
       ok = absl::SimpleAtoi(v, &repeats) && repeats >= 1;
     } else if (flag == "--kv-cache-mb") {
@@ -144,11 +159,19 @@ int Main(int argc, char** argv) {
   }
   if (package.empty() || trace_path.empty()) return Fail("--package and --trace are required");
   base.realtime = mode == "realtime";
-  std::vector<SchedulePolicy> policy_list;
+  std::vector<AdmissionOrder> admission_list;
+  for (absl::string_view name : absl::StrSplit(admissions, ',')) {
+    auto a = ParseAdmissionOrder(name);
+    if (!a.ok()) return Fail(std::string(a.status().message()));
+    admission_list.push_back(*a);
+  }
+  std::vector<Variant> variants;
   for (absl::string_view name : absl::StrSplit(policies, ',')) {
     auto p = ParseSchedulePolicy(name);
     if (!p.ok()) return Fail(std::string(p.status().message()));
-    policy_list.push_back(*p);
+    for (AdmissionOrder a : admission_list) {
+      variants.push_back({*p, a, absl::StrCat(SchedulePolicyName(*p), a == AdmissionOrder::kLongestFirst ? "/lf" : "")});
+    }
   }
   auto trace = ReadTraceJsonl(trace_path);
   if (!trace.ok()) return Fail(std::string(trace.status().message()));
@@ -169,7 +192,7 @@ int Main(int argc, char** argv) {
               trace_path.c_str(), trace->size(), trace->empty() ? 0.0 : trace->back().arrival_s,
               static_cast<long long>(prompt_tokens), static_cast<long long>(output_tokens), mode.c_str(), base.speed,
               repeats, std::thread::hardware_concurrency());
-  if (simulate) return Simulate(**rt, *trace, policy_list, base.realtime);
+  if (simulate) return Simulate(**rt, *trace, variants, base.realtime);
   std::printf("absolute figures depend on the machine's load; compare policies within this run\n\n");
 
   if (warmup > 0 && !trace->empty()) {  // pages in weights and kernels, warms the caches
@@ -179,23 +202,26 @@ int Main(int argc, char** argv) {
     auto r = ReplayTrace(**rt, head, w);
     if (!r.ok()) return Fail(std::string(r.status().message()));
   }
-  std::vector<std::vector<ReplayResult>> runs(policy_list.size());
+  std::vector<std::vector<ReplayResult>> runs(variants.size());
   for (int32_t rep = 0; rep < repeats; ++rep) {
-    for (size_t p = 0; p < policy_list.size(); ++p) {
+    for (size_t p = 0; p < variants.size(); ++p) {
       ReplayOptions o = base;
-      o.policy = policy_list[p];
+      o.policy = variants[p].policy;
+      o.admission = variants[p].admission;
       auto r = ReplayTrace(**rt, *trace, o);
       if (!r.ok()) {
         std::fprintf(stderr, "trace_bench: %s\n", std::string(r.status().message()).c_str());
         return r.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
       }
-      std::fprintf(stderr, "trace_bench: %s run %d: %.3f s\n", std::string(SchedulePolicyName(o.policy)).c_str(),
-                   rep + 1, r->wall_seconds);
+      std::fprintf(stderr, "trace_bench: %s run %d: %.3f s\n", variants[p].label.c_str(), rep + 1, r->wall_seconds);
       runs[p].push_back(std::move(*r));
     }
   }
   std::vector<ReplaySummary> summaries;
-  for (size_t p = 0; p < policy_list.size(); ++p) summaries.push_back(Summarize(Pool(runs[p]), policy_list[p], **rt));
+  for (size_t p = 0; p < variants.size(); ++p) {
+    summaries.push_back(Summarize(Pool(runs[p]), variants[p].policy, **rt));
+    summaries.back().policy = variants[p].label;
+  }
   std::fputs(SummaryTable(summaries).c_str(), stdout);
 
   if (!json_path.empty()) {
@@ -216,6 +242,7 @@ int Main(int argc, char** argv) {
                         {"policies", nlohmann::json::array()}};
     for (size_t p = 0; p < summaries.size(); ++p) {
       nlohmann::json entry = SummaryJson(summaries[p]);
+      entry["admission"] = std::string(AdmissionOrderName(variants[p].admission));
       entry["run_wall_seconds"] = nlohmann::json::array();  // each repeat: shows the noise
       for (const ReplayResult& r : runs[p]) entry["run_wall_seconds"].push_back(r.wall_seconds);
       j["policies"].push_back(entry);

@@ -55,6 +55,7 @@ absl::StatusOr<ReplayResult> ReplayTrace(Executor& executor, const std::vector<T
   }
   EngineOptions eo;
   eo.scheduler.policy = options.policy;
+  eo.scheduler.admission = options.admission;
   eo.scheduler.step_overhead_seconds = -1.0;  // measured, as when serving
   eo.scheduler.max_running = options.max_running;
   eo.scheduler.enable_prefix_caching = options.enable_prefix_caching;

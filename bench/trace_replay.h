@@ -19,6 +19,7 @@ namespace tailor::bench {
 
 struct ReplayOptions {
   SchedulePolicy policy = SchedulePolicy::kCostModel;
+  AdmissionOrder admission = AdmissionOrder::kArrival;
   // True: each request is submitted at its arrival time (divided by `speed`); false: all are
   // submitted at once (as fast as possible: throughput under a full queue).
   bool realtime = true;

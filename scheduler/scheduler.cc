@@ -21,6 +21,17 @@ int32_t CeilDiv(int64_t a, int32_t b) { return static_cast<int32_t>((a + b - 1) 
 
 }  // namespace
 
+absl::StatusOr<AdmissionOrder> ParseAdmissionOrder(absl::string_view name) {
+  if (name == "arrival") return AdmissionOrder::kArrival;
+  if (name == "longest-first") return AdmissionOrder::kLongestFirst;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown admission order \"", name, "\": expected arrival or longest-first"));
+}
+
+absl::string_view AdmissionOrderName(AdmissionOrder order) {
+  return order == AdmissionOrder::kLongestFirst ? "longest-first" : "arrival";
+}
+
 RequestLimits LimitsOf(const Executor& executor) {
   RequestLimits limits;
   for (const auto& s : executor.specializations()) limits.max_ctx_len = std::max(limits.max_ctx_len, s.shape.ctx_len);
@@ -116,6 +127,9 @@ absl::Status Scheduler::Add(RequestId id, std::vector<int32_t> prompt, SamplingO
   seq->id = id;
   seq->order = next_order_++;
   seq->prompt_len = static_cast<int32_t>(prompt.size());
+  if (options_.admission == AdmissionOrder::kLongestFirst) {
+    seq->priority = -(int64_t{CeilDiv(seq->prompt_len, max_seq_len_)} + options.max_tokens);
+  }
   seq->tokens = std::move(prompt);
   seq->tokens.reserve(seq->tokens.size() + options.max_tokens);
   seq->sampler = std::make_unique<RequestSampler>(std::move(options), MixSeed(options_.seed ^ MixSeed(id)),
@@ -135,7 +149,9 @@ absl::Status Scheduler::Add(RequestId id, std::vector<int32_t> prompt, SamplingO
 
 void Scheduler::InsertByOrder(std::vector<Sequence*>& list, Sequence* seq) {
   auto pos = std::upper_bound(list.begin(), list.end(), seq,
-                              [](const Sequence* a, const Sequence* b) { return a->order < b->order; });
+                              [](const Sequence* a, const Sequence* b) {
+                                return a->priority != b->priority ? a->priority < b->priority : a->order < b->order;
+                              });
   list.insert(pos, seq);
 }
 
@@ -194,7 +210,7 @@ void Scheduler::Admit() {
     Sequence* seq = waiting_.front();
     // A prompt still to be scored is computed from its start: cached blocks have no logits.
     const PrefixMatch match = seq->NeedsPromptLogits() ? PrefixMatch{} : kv_.FindCachedPrefix(seq->tokens);
-    // Blocks for the cached prefix plus the first token to compute; strictly in order.
+    // Blocks for the cached prefix plus the first token to compute; strictly in priority order.
     if (!kv_.Allocate(seq->id, match.num_tokens + 1, &match)) break;
     seq->num_computed = match.num_tokens;
     if (seq->num_cached_prompt_tokens < 0) seq->num_cached_prompt_tokens = std::min(match.num_tokens, seq->prompt_len);
@@ -209,7 +225,8 @@ absl::Status Scheduler::Step() {
   ++stats_.num_rounds;
   preempted_this_round_ = false;
   const auto round_start = std::chrono::steady_clock::now();
-  // 1. Room for every running sequence's next token, oldest first; preempt the newest if not.
+  // 1. Room for every running sequence's next token, first in priority order first; preempt the
+  //    last if not.
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence* seq = running_[i];
     while (!kv_.Allocate(seq->id, seq->num_computed + 1)) {
@@ -218,7 +235,7 @@ absl::Status Scheduler::Step() {
       if (victim == seq) break;  // it was the newest: i now ends the loop
     }
   }
-  // 2. Admission, in submission order.
+  // 2. Admission, in priority order.
   if (!preempted_this_round_) Admit();
   // 3. The work: decode items (one token to go) and prefill items (chunks capped by free blocks).
   const int32_t B = limits_.kv_block_size;

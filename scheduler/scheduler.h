@@ -7,9 +7,10 @@
 //     when the pool runs out, the newest running sequence is preempted by recompute: its blocks
 //     are freed and it goes back to the waiting queue with prompt + generated tokens, keeping its
 //     sampler (and Rng state), so it resumes later with identical output;
-//  2. if nothing was preempted, waiting requests are admitted strictly in submission order
-//     (never skipping the head: no starvation) while fewer than max_running run and the pool
-//     holds blocks for their first token after the cached prefix;
+//  2. if nothing was preempted, waiting requests are admitted strictly in priority order (never
+//     skipping the head) while fewer than max_running run and the pool holds blocks for their
+//     first token after the cached prefix. Priority is submission order (AdmissionOrder::
+//     kArrival: no starvation), or the most rounds first (kLongestFirst, below);
 //  3. PlanRound (step_planner.h) splits the work into steps and picks each step's specialization;
 //     prefill chunks are capped by the blocks left;
 //  4. the steps run on the executor; rows that end their known tokens are sampled, and the
@@ -55,8 +56,23 @@ struct StepObservation {
 // step's Execute(); must be quick and must not call back into the Scheduler.
 using StepObserver = std::function<void(const StepObservation&)>;
 
+// The order in which waiting requests are admitted, and running ones keep their KV blocks (the
+// last in this order is preempted first, the first prefills first).
+//  - kArrival: submission order. What a server must do: a request waits only for older ones.
+//  - kLongestFirst: the most rounds first (ceil(prompt / the largest seq_len) + max_tokens; ties
+//    in submission order). For offline work whose lengths are known up front (tailor batch, a
+//    replayed trace): the longest requests start first instead of decoding alone at the end, at
+//    small batch sizes, once the queue is empty (longest-processing-time-first, the classic
+//    makespan rule). A short request may wait behind every longer one submitted before it runs.
+enum class AdmissionOrder { kArrival, kLongestFirst };
+
+// Accepts "arrival" and "longest-first".
+absl::StatusOr<AdmissionOrder> ParseAdmissionOrder(absl::string_view name);
+absl::string_view AdmissionOrderName(AdmissionOrder order);
+
 struct SchedulerOptions {
   SchedulePolicy policy = SchedulePolicy::kCostModel;
+  AdmissionOrder admission = AdmissionOrder::kArrival;
   // Most sequences running at once; 0: the largest batch_size among the specializations.
   int32_t max_running = 0;
   bool enable_prefix_caching = true;
@@ -137,6 +153,8 @@ class Scheduler {
   struct Sequence {
     RequestId id = 0;
     uint64_t order = 0;  // submission order: lower = older
+    // Lower runs first; ties by `order` (AdmissionOrder). 0 under kArrival.
+    int64_t priority = 0;
     std::vector<int32_t> tokens;  // prompt + generated
     int32_t prompt_len = 0;
     int32_t num_computed = 0;  // leading tokens whose KV is written
@@ -180,8 +198,8 @@ class Scheduler {
   int32_t max_seq_len_ = 1;
   KvCacheManager kv_;
   absl::flat_hash_map<RequestId, std::unique_ptr<Sequence>> seqs_;
-  std::vector<Sequence*> running_;  // by submission order
-  std::vector<Sequence*> waiting_;  // by submission order (preempted ones go back in place)
+  std::vector<Sequence*> running_;  // by (priority, submission order)
+  std::vector<Sequence*> waiting_;  // the same (preempted ones go back in place)
   uint64_t next_order_ = 0;
   bool preempted_this_round_ = false;
   std::vector<PendingEvent> events_;

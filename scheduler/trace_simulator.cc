@@ -150,6 +150,7 @@ absl::StatusOr<SimulationResult> SimulateTrace(std::span<const Specialization> s
   VirtualExecutor executor(specs, costs, vocab, options.kv_block_size, blocks, options.step_overhead_seconds, &clock);
   SchedulerOptions so;
   so.policy = options.policy;
+  so.admission = options.admission;
   so.max_running = options.max_running;
   so.enable_prefix_caching = options.enable_prefix_caching;
   so.step_overhead_seconds = options.step_overhead_seconds;

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/executor.h"
+#include "scheduler/scheduler.h"
 #include "scheduler/step_planner.h"
 #include "scheduler/trace.h"
 
@@ -33,6 +34,7 @@ struct SimulationOptions {
   // outside the executor: planning, sampling, bookkeeping).
   double step_overhead_seconds = 50e-6;
   SchedulePolicy policy = SchedulePolicy::kCostModel;
+  AdmissionOrder admission = AdmissionOrder::kArrival;
   int32_t kv_block_size = 16;  // positions per KV block
   // Size of the KV pool in blocks; 0: enough for the largest specialization's full batch (what
   // Runtime allocates without --kv-cache-mb).

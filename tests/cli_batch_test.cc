@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -149,6 +150,43 @@ TEST(CliBatch, UsageErrors) {
                  (tmp / "damaged.jsonl").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("line 1"));
+}
+
+// The custom_ids of a results file, in its line order.
+std::vector<std::string> ResultOrder(const fs::path& output) {
+  std::vector<std::string> ids;
+  std::istringstream in(ReadAll(output));
+  for (std::string line; std::getline(in, line);) ids.push_back(Json::parse(line)["custom_id"].get<std::string>());
+  return ids;
+}
+
+// With one request in flight, results come in the order requests start: the largest max_tokens
+// first by default (ties in input order), the input's order with --admission arrival. The
+// responses are the same either way.
+TEST(CliBatch, LongestFirstStartsTheLargestMaxTokensFirst) {
+  TempDir tmp;
+  WriteAll(tmp / "in.jsonl", CompletionLine("a", kPrompts[0], 2) + CompletionLine("b", kPrompts[1], 12) +
+                                 CompletionLine("c", kPrompts[2], 6) + CompletionLine("d", kPrompts[3], 12));
+  auto run = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"batch", "--package", Package(), "--input", (tmp / "in.jsonl").string(),
+                                     "--output", (tmp / out).string(), "--max-in-flight", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunTailor(args);
+  };
+  CommandResult r = run("longest.jsonl", {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ResultOrder(tmp / "longest.jsonl"), (std::vector<std::string>{"b", "d", "c", "a"}));
+  r = run("arrival.jsonl", {"--admission", "arrival"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ResultOrder(tmp / "arrival.jsonl"), (std::vector<std::string>{"a", "b", "c", "d"}));
+  std::map<std::string, Json> longest = Results(tmp / "longest.jsonl"), arrival = Results(tmp / "arrival.jsonl");
+  for (const char* id : {"a", "b", "c", "d"}) {
+    EXPECT_EQ(longest[id]["response"]["body"]["choices"][0]["text"],
+              arrival[id]["response"]["body"]["choices"][0]["text"]) << id;
+  }
+  r = run("bad.jsonl", {"--admission", "shortest"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, AllOf(HasSubstr("--admission"), HasSubstr("\"shortest\""), HasSubstr("longest-first")));
 }
 
 TEST(CliBatch, KilledRunResumesWithEveryRequestOnce) {

@@ -335,6 +335,53 @@ TEST(SchedulerTest, WaitingRequestsAreAdmittedInOrderWithoutStarvation) {
   for (size_t i = 1; i < later.size(); ++i) EXPECT_LE(first_step(later[i - 1]), first_step(later[i]));
 }
 
+// The requests in the order of their first step.
+std::vector<RequestId> FirstRunOrder(Harness& h) {
+  std::vector<RequestId> order;
+  for (const auto& step : h.executor().steps()) {
+    for (const auto& r : step.rows) {
+      if (std::find(order.begin(), order.end(), r.id) == order.end()) order.push_back(r.id);
+    }
+  }
+  return order;
+}
+
+// Longest-first: the most rounds (ceil(prompt / largest seq_len) + max_tokens) run first, ties in
+// submission order; the outputs are the reference's whatever the order.
+TEST(SchedulerTest, LongestFirstAdmitsTheMostRoundsFirst) {
+  SchedulerOptions o;
+  o.max_running = 1;
+  o.admission = AdmissionOrder::kLongestFirst;
+  Harness h(Fake({{1, 8, 64}, {1, 1, 64}}, {1.0, 0.5}), o);
+  std::vector<std::pair<RequestId, std::vector<int32_t>>> reqs;
+  auto add = [&](int32_t seed, int32_t prompt_len, int32_t max_tokens) {
+    reqs.push_back({h.Add(Prompt(seed, prompt_len), Greedy(max_tokens)), Prompt(seed, prompt_len)});
+    return reqs.back().first;
+  };
+  const RequestId a = add(80, 4, 3);   // 1 + 3 rounds
+  const RequestId b = add(81, 4, 9);   // 1 + 9
+  const RequestId c = add(82, 20, 4);  // 3 + 4
+  const RequestId d = add(83, 4, 6);   // 1 + 6: ties with c, submitted after it
+  const RequestId e = add(84, 4, 9);   // 1 + 9: ties with b
+  h.RunToCompletion();
+  EXPECT_EQ(FirstRunOrder(h), (std::vector<RequestId>{b, e, c, d, a}));
+  for (const auto& [id, p] : reqs) {
+    const int32_t n = id == a ? 3 : id == c ? 4 : id == d ? 6 : 9;
+    EXPECT_EQ(h.Tokens(id), ReferenceGreedy(p, n, kVocab)) << id;
+  }
+}
+
+// Under arrival order the same requests run in submission order.
+TEST(SchedulerTest, ArrivalOrderIsSubmissionOrder) {
+  SchedulerOptions o;
+  o.max_running = 1;
+  Harness h(Fake({{1, 8, 64}, {1, 1, 64}}, {1.0, 0.5}), o);
+  std::vector<RequestId> ids;
+  for (int32_t max_tokens : {3, 9, 4, 6}) ids.push_back(h.Add(Prompt(90 + max_tokens, 4), Greedy(max_tokens)));
+  h.RunToCompletion();
+  EXPECT_EQ(FirstRunOrder(h), ids);
+}
+
 TEST(SchedulerTest, RefusesRequestsThatCanNeverRun) {
   Harness h(Fake({{2, 8, 64}, {2, 1, 64}}, {1.0, 0.5}, 12, 4));
   absl::Status s = h.scheduler().Add(1, Prompt(1, 60), Greedy(10), nullptr);
@@ -456,6 +503,7 @@ TEST(SchedulerTest, RandomWorkloadsStayCorrect) {
     for (size_t i = 0; i < shapes.size(); ++i) costs.push_back(0.5 + rnd(100) / 10.0);
     SchedulerOptions o;
     o.policy = static_cast<SchedulePolicy>(trial % 3);
+    o.admission = (trial / 3) % 2 == 1 ? AdmissionOrder::kLongestFirst : AdmissionOrder::kArrival;
     o.enable_prefix_caching = trial % 4 != 3;
     o.max_running = 2 + rnd(8);
     const int32_t blocks = trial % 2 == 0 ? 40 : 400;

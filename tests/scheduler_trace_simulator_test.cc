@@ -108,6 +108,28 @@ TEST(TraceSimulator, RealtimeArrivals) {
   EXPECT_LT(afap->wall_seconds, 0.02);
 }
 
+// As fast as possible with two slots and one long request submitted last: in arrival order it
+// decodes alone at the end; longest first, the short ones run beside it.
+TEST(TraceSimulator, LongestFirstShortensTheTail) {
+  const std::vector<Specialization> specs = {Spec(2, 1, 64), Spec(2, 4, 64)};
+  const CostTable costs = CostTable::Fixed({1e-3, 1e-3});
+  const std::vector<TraceRequest> trace = {Request(0, 4, 3), Request(1, 4, 3), Request(2, 4, 3),
+                                           Request(3, 4, 3), Request(4, 4, 12)};
+  auto arrival = SimulateTrace(specs, costs, trace, NoOverhead());
+  SimulationOptions o = NoOverhead();
+  o.admission = AdmissionOrder::kLongestFirst;
+  auto longest = SimulateTrace(specs, costs, trace, o);
+  ASSERT_TRUE(arrival.ok()) << arrival.status();
+  ASSERT_TRUE(longest.ok()) << longest.status();
+  EXPECT_EQ(longest->generated_tokens, arrival->generated_tokens);
+  // Longest first: request 4 runs from the first round (12 tokens: its prompt step and 11
+  // decode steps), the four short ones two by two beside it in the other slot.
+  EXPECT_LE(longest->wall_seconds, 13e-3 + 1e-12);
+  // Arrival order: the short ones two at a time first, then request 4 alone for most of its
+  // steps.
+  EXPECT_GE(arrival->wall_seconds, 16e-3 - 1e-12);
+}
+
 // A shared prefix is served from the prefix cache the second time.
 TEST(TraceSimulator, PrefixCaching) {
   // The 4 prompt tokens left after a hit are cheaper token by token than in a 16-token step.
