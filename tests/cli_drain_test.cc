@@ -140,7 +140,10 @@ TEST(Drain, SigtermLetsRequestsInFlightFinishAndRefusesNewOnes) {
   std::string err;
   const std::string package = ServePackage(&err);
   ASSERT_FALSE(package.empty()) << err;
-  ServeProcess server({"--package", package});
+  // The 48 sequences take about 20 s to drain under TSan with a core taken: a timeout well past
+  // that, so that only a drain that stops finishing requests fails (the default 30 s is
+  // ShutdownTimeoutCancelsWhatIsLeft's business).
+  ServeProcess server({"--package", package, "--shutdown-timeout", "300"});
   ASSERT_GT(server.port(), 0) << server.stderr_text();
   const int port = server.port();
   Clients clients(port, 12);  // 48 sequences: 12 rounds of the b4 batch
