@@ -127,6 +127,17 @@ TEST(TraceReplay, GeneratedTraceReplaysUnderEveryPolicy) {
     for (const auto& [name, n] : s.steps_per_spec) steps += n;
     EXPECT_EQ(steps, s.steps);
   }
+  // Longest-first admission (trace_bench --admission longest-first) runs the same work.
+  ReplayOptions lf;
+  lf.realtime = false;
+  lf.admission = AdmissionOrder::kLongestFirst;
+  auto longest = ReplayTrace(**rt, *trace, lf);
+  ASSERT_TRUE(longest.ok()) << longest.status();
+  for (size_t i = 0; i < trace->size(); ++i) {
+    EXPECT_TRUE(longest->requests[i].ok);
+    EXPECT_EQ(longest->requests[i].generated, (*trace)[i].max_tokens);
+  }
+  EXPECT_EQ(longest->stats.kv.used_blocks, 0);
   const std::string table = SummaryTable(summaries);
   EXPECT_THAT(table, HasSubstr("cost-model"));
   EXPECT_THAT(table, HasSubstr("b2_s16_c256"));
